@@ -1,0 +1,25 @@
+"""``python -m sentiment_cli train|predict|eval ...``: the same commands as bce-train etc."""
+
+from __future__ import annotations
+
+import sys
+
+from . import cli
+
+COMMANDS = {"train": cli.train_main, "predict": cli.predict_main, "eval": cli.eval_main}
+
+
+def main() -> None:
+    if len(sys.argv) < 2 or sys.argv[1] not in COMMANDS:
+        sys.stderr.write(
+            "usage: python -m sentiment_cli {train,predict,eval} [OPTIONS] ...\n"
+            "       (the same as bce-train, bce-predict, bce-eval; add --help to any)\n"
+        )
+        raise SystemExit(0 if len(sys.argv) > 1 and sys.argv[1] in ("-h", "--help") else 2)
+    command = sys.argv.pop(1)
+    sys.argv[0] = f"bce-{command}"
+    COMMANDS[command]()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,410 @@
+"""The commands bce-train, bce-predict and bce-eval: options -> library calls -> output.
+
+Heavy libraries (torch, scikit-learn, pandas) are imported inside the commands, so ``--help``
+and option errors answer at once. Data goes to stdout; progress, notes and errors to stderr.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import signal
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+from .errors import DataError, SentimentError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+_APP_SETTINGS: dict[str, Any] = {
+    "add_completion": False,
+    "pretty_exceptions_enable": False,
+    "rich_markup_mode": None,
+    "context_settings": {"help_option_names": ["-h", "--help"]},
+}
+train_app = typer.Typer(**_APP_SETTINGS)
+predict_app = typer.Typer(**_APP_SETTINGS)
+eval_app = typer.Typer(**_APP_SETTINGS)
+
+
+def _stderr():  # type: ignore[no-untyped-def]
+    from rich.console import Console
+
+    return Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def error_line(message: str) -> None:
+    """The one line a user sees for an error."""
+    prog = Path(sys.argv[0]).name or "sentiment-cli"
+    sys.stderr.write(f"{prog}: error: {message}\n")
+    sys.stderr.flush()
+
+
+def handle_errors(func: F) -> F:
+    """Turn our errors into one line and an exit status; --debug shows the traceback."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        debug = bool(kwargs.get("debug"))
+        try:
+            return func(*args, **kwargs)
+        except SentimentError as err:
+            if debug:
+                raise
+            error_line(str(err))
+            raise typer.Exit(err.exit_code) from None
+        except BrokenPipeError:
+            _quiet_broken_pipe()
+        except KeyboardInterrupt:
+            error_line("interrupted")
+            raise typer.Exit(130) from None
+        except MemoryError:
+            error_line("out of memory; try --max-features, --min-df 2 or a smaller --batch-size")
+            raise typer.Exit(1) from None
+        except (typer.Exit, typer.Abort, SystemExit):
+            raise
+        except Exception as err:  # a bug or an unforeseen failure: still one line by default
+            if debug:
+                raise
+            error_line(f"unexpected {type(err).__name__}: {err} (run with --debug for details)")
+            raise typer.Exit(1) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _quiet_broken_pipe() -> None:
+    """The reader went away (| head): stop quietly, with the conventional SIGPIPE status."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except OSError:
+        pass
+    raise SystemExit(128 + signal.SIGPIPE)
+
+
+def _parse_ints(value: str, option: str) -> list[int]:
+    value = value.strip()
+    if value.lower() in ("", "none", "linear", "0"):
+        return []
+    try:
+        return [int(part) for part in value.replace(" ", "").split(",") if part]
+    except ValueError:
+        raise DataError(f"{option} takes comma-separated integers like 64,32, got {value!r}")
+
+
+def _parse_ngram(value: str) -> tuple[int, int]:
+    parts = _parse_ints(value, "--ngram-range")
+    if len(parts) == 1:
+        parts = parts * 2
+    if len(parts) != 2:
+        raise DataError(f"--ngram-range takes MIN,MAX like 1,2, got {value!r}")
+    return parts[0], parts[1]
+
+
+def _parse_pos_weight(value: str) -> str | float | None:
+    lowered = value.strip().lower()
+    if lowered in ("none", "off", ""):
+        return None
+    if lowered == "auto":
+        return "auto"
+    try:
+        return float(lowered)
+    except ValueError:
+        raise DataError(f"--pos-weight must be auto, none or a number, got {value!r}") from None
+
+
+DebugOption = Annotated[
+    bool, typer.Option("--debug", help="Show the Python traceback of an error.", hidden=True)
+]
+EncodingOption = Annotated[
+    str | None,
+    typer.Option("--encoding", help="Text encoding of the input (default UTF-8, BOM allowed); "
+                 "e.g. latin-1 or cp1252."),
+]
+DelimiterOption = Annotated[
+    str | None,
+    typer.Option("--delimiter", help="Field delimiter (default: sniffed from the header: , "
+                 "tab ; |). Use 'tab' for tabs."),
+]
+TextColumnOption = Annotated[
+    str | None,
+    typer.Option("--text-column", "-t", help="Text column (default: detected from text, "
+                 "review, sentence, content, comment, body)."),
+]
+
+
+@train_app.command(help="Train a text classifier from a labeled CSV/TSV file into a model folder.")
+@handle_errors
+def train(
+    data: Annotated[Path, typer.Argument(help="Labeled CSV/TSV file.", show_default=False)],
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="Model folder to write [default: models/<data stem>]."),
+    ] = None,
+    text_column: TextColumnOption = None,
+    label_column: Annotated[
+        list[str] | None,
+        typer.Option("--label-column", "-l", help="Label column (default: detected from label, "
+                     "sentiment, target, class, polarity, y). Repeat for multi-label."),
+    ] = None,
+    label_columns: Annotated[
+        str | None,
+        typer.Option("--label-columns", help="Several 0/1 label columns for multi-label: "
+                     "a,b,c or all-but-text."),
+    ] = None,
+    positive_label: Annotated[
+        str | None,
+        typer.Option("--positive-label", help="Which label value is the positive class, when it "
+                     "is not one of 1/true/yes/pos/positive."),
+    ] = None,
+    weight_column: Annotated[
+        str | None, typer.Option("--weight-column", help="Column of per-row loss weights.")
+    ] = None,
+    delimiter: DelimiterOption = None,
+    encoding: EncodingOption = None,
+    drop_invalid: Annotated[
+        bool, typer.Option("--drop-invalid", help="Skip rows with an empty text or unusable "
+                           "label (and count them) instead of stopping.")
+    ] = False,
+    val_data: Annotated[
+        Path | None, typer.Option("--val-data", help="Separate validation file (same columns).")
+    ] = None,
+    val_split: Annotated[
+        float, typer.Option("--val-split", help="Stratified validation fraction when no "
+                            "--val-data (0: none, no early stopping).")
+    ] = 0.1,
+    ngram_range: Annotated[str, typer.Option("--ngram-range", help="n-gram sizes MIN,MAX.")] = "1,2",
+    min_df: Annotated[
+        float, typer.Option("--min-df", help="Drop terms in fewer documents (count, or fraction "
+                            "< 1).")
+    ] = 1,
+    max_df: Annotated[
+        float, typer.Option("--max-df", help="Drop terms in more documents (fraction, or count).")
+    ] = 1.0,
+    max_features: Annotated[
+        int | None, typer.Option("--max-features", help="Keep the most frequent N terms.")
+    ] = None,
+    binary: Annotated[
+        bool, typer.Option("--binary/--no-binary", help="Presence (1) instead of counts.")
+    ] = True,
+    lowercase: Annotated[bool, typer.Option("--lowercase/--no-lowercase")] = True,
+    stop_words: Annotated[
+        str | None, typer.Option("--stop-words", help="'english' (negations are kept) or none.")
+    ] = None,
+    token_pattern: Annotated[
+        str | None, typer.Option("--token-pattern", help="Regular expression for tokens "
+                                 "[default: keeps negations, one-letter words, ! and ?].")
+    ] = None,
+    hidden: Annotated[
+        str, typer.Option("--hidden", help="Hidden layer sizes, e.g. 64,32; 'none' for a "
+                          "linear model.")
+    ] = "64",
+    dropout: Annotated[float, typer.Option("--dropout", help="Dropout after hidden layers.")] = 0.2,
+    lr: Annotated[float, typer.Option("--lr", help="Adam learning rate.")] = 1e-3,
+    weight_decay: Annotated[float, typer.Option("--weight-decay", help="L2 penalty.")] = 0.0,
+    batch_size: Annotated[int, typer.Option("--batch-size", help="Rows per step.")] = 64,
+    epochs: Annotated[int, typer.Option("--epochs", help="Most epochs to run.")] = 10,
+    patience: Annotated[
+        int, typer.Option("--patience", help="Stop after this many epochs without a better "
+                          "validation loss.")
+    ] = 2,
+    pos_weight: Annotated[
+        str, typer.Option("--pos-weight", help="Positive-class loss weight: auto "
+                          "(negatives/positives), a number, or none.")
+    ] = "none",
+    device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda or cuda:N.")] = "auto",
+    seed: Annotated[int, typer.Option("--seed", help="Seed for the split, init and order.")] = 0,
+    threshold: Annotated[
+        str, typer.Option("--threshold", help="Decision threshold stored in the model: a "
+                          "number, or auto (best --threshold-metric on validation).")
+    ] = "0.5",
+    threshold_metric: Annotated[
+        str, typer.Option("--threshold-metric", help="f1 or accuracy, for --threshold auto.")
+    ] = "f1",
+    calibrate: Annotated[
+        str, typer.Option("--calibrate", help="Probability calibration on validation: "
+                          "temperature or none.")
+    ] = "none",
+    force: Annotated[
+        bool, typer.Option("--force", "-f", help="Replace an existing model folder.")
+    ] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the final metrics as one JSON object.")
+    ] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress or notes.")] = False,
+    debug: DebugOption = False,
+) -> None:
+    from .features import SENTIMENT_TOKEN_PATTERN, VectorizerOptions
+    from .pipeline import TrainJob
+    from .render import TrainConsole, print_train_summary
+
+    labels = list(label_column or [])
+    if label_columns:
+        labels += [c.strip() for c in label_columns.split(",") if c.strip()]
+    job = TrainJob(
+        data=data,
+        output=output if output is not None else Path("models") / data.stem,
+        text_column=text_column,
+        label_columns=labels,
+        positive_label=positive_label,
+        weight_column=weight_column,
+        delimiter=delimiter,
+        encoding=encoding,
+        drop_invalid=drop_invalid,
+        val_data=val_data,
+        val_split=val_split,
+        vectorizer=VectorizerOptions(
+            ngram_range=_parse_ngram(ngram_range),
+            min_df=min_df,
+            max_df=max_df,
+            max_features=max_features,
+            binary=binary,
+            lowercase=lowercase,
+            stop_words=None if (stop_words or "none").lower() == "none" else stop_words.lower(),
+            token_pattern=token_pattern or SENTIMENT_TOKEN_PATTERN,
+        ),
+        threshold=threshold.strip().lower(),
+        threshold_metric=threshold_metric,
+        calibrate=calibrate.strip().lower(),
+        force=force,
+    )
+    from .train import TrainOptions
+
+    job.train = TrainOptions(
+        hidden=_parse_ints(hidden, "--hidden"),
+        dropout=dropout,
+        lr=lr,
+        weight_decay=weight_decay,
+        batch_size=batch_size,
+        epochs=epochs,
+        patience=patience,
+        pos_weight=_parse_pos_weight(pos_weight),
+        device=device,
+        seed=seed,
+    )
+    console = TrainConsole(quiet=quiet)
+    from .pipeline import run_training
+
+    with console:
+        summary = run_training(job, progress=console, note=console.note)
+    if as_json:
+        sys.stdout.write(json.dumps(summary, ensure_ascii=False) + "\n")
+    else:
+        print_train_summary(summary)
+
+
+@predict_app.command(help="Score texts with a trained model folder: arguments, stdin lines "
+                     "(one text per line) or a CSV/TSV column.")
+@handle_errors
+def predict(
+    model: Annotated[Path, typer.Argument(help="Model folder written by bce-train.")],
+    texts: Annotated[
+        list[str] | None,
+        typer.Argument(help="Texts to score; none or '-' reads one text per line from stdin.",
+                       show_default=False),
+    ] = None,
+    input_file: Annotated[
+        Path | None, typer.Option("--input", "-i", help="CSV/TSV file to score a column of.")
+    ] = None,
+    text_column: TextColumnOption = None,
+    keep_columns: Annotated[
+        bool, typer.Option("--keep-columns", help="Copy the --input file's other columns into "
+                           "the output.")
+    ] = False,
+    output_format: Annotated[
+        str | None,
+        typer.Option("--format", "-F", help="jsonl, csv, tsv, label or table [default: table on "
+                     "a terminal, jsonl otherwise]."),
+    ] = None,
+    threshold: Annotated[
+        float | None, typer.Option("--threshold", help="Override the model's stored threshold.")
+    ] = None,
+    batch_size: Annotated[
+        int, typer.Option("--batch-size", help="Texts scored (and output flushed) per batch.")
+    ] = 1024,
+    delimiter: DelimiterOption = None,
+    encoding: EncodingOption = None,
+    device: Annotated[str, typer.Option("--device", help="cpu, auto, cuda or cuda:N.")] = "cpu",
+    debug: DebugOption = False,
+) -> None:
+    from .render import run_predict
+
+    if batch_size < 1:
+        raise DataError("--batch-size must be at least 1")
+    if threshold is not None and not 0 <= threshold <= 1:
+        raise DataError(f"--threshold must be in [0, 1], got {threshold}")
+    run_predict(
+        model=model,
+        texts=list(texts or []),
+        input_file=input_file,
+        text_column=text_column,
+        keep_columns=keep_columns,
+        output_format=output_format,
+        threshold=threshold,
+        batch_size=batch_size,
+        delimiter=delimiter,
+        encoding=encoding,
+        device=device,
+    )
+
+
+@eval_app.command(help="Evaluate a model folder on a labeled CSV/TSV file.")
+@handle_errors
+def evaluate(
+    model: Annotated[Path, typer.Argument(help="Model folder written by bce-train.")],
+    data: Annotated[Path, typer.Argument(help="Labeled CSV/TSV file.")],
+    text_column: TextColumnOption = None,
+    label_column: Annotated[
+        list[str] | None, typer.Option("--label-column", "-l", help="Label column(s).")
+    ] = None,
+    threshold: Annotated[
+        float | None, typer.Option("--threshold", help="Override the model's stored threshold.")
+    ] = None,
+    delimiter: DelimiterOption = None,
+    encoding: EncodingOption = None,
+    drop_invalid: Annotated[
+        bool, typer.Option("--drop-invalid", help="Skip rows with empty text or bad labels.")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object on stdout.")] = False,
+    debug: DebugOption = False,
+) -> None:
+    from .evaluate import evaluate_file
+    from .render import print_eval
+
+    if threshold is not None and not 0 <= threshold <= 1:
+        raise DataError(f"--threshold must be in [0, 1], got {threshold}")
+    metrics = evaluate_file(
+        model,
+        data,
+        text_column=text_column,
+        label_columns=label_column or None,
+        delimiter=delimiter,
+        encoding=encoding,
+        drop_invalid=drop_invalid,
+        threshold=threshold,
+    )
+    if as_json:
+        sys.stdout.write(json.dumps(metrics, ensure_ascii=False) + "\n")
+    else:
+        print_eval(metrics)
+
+
+def _run(app: typer.Typer, prog: str) -> None:
+    app(prog_name=prog)
+
+
+def train_main() -> None:
+    _run(train_app, "bce-train")
+
+
+def predict_main() -> None:
+    _run(predict_app, "bce-predict")
+
+
+def eval_main() -> None:
+    _run(eval_app, "bce-eval")

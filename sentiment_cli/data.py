@@ -1,0 +1,382 @@
+"""Reading labeled CSV/TSV files: delimiter and column detection, label normalisation, checks.
+
+Everything here raises :class:`DataError` with a message that names the file, the column or the
+rows at fault and the option that fixes it; nothing prints.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import re
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from .errors import DataError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+TEXT_COLUMN_NAMES = ("text", "review", "sentence", "content", "comment", "body")
+LABEL_COLUMN_NAMES = ("label", "sentiment", "target", "class", "polarity", "y")
+# Pairs of label spellings understood without --positive-label: (negative, positive).
+KNOWN_LABEL_PAIRS = (
+    ("0", "1"),
+    ("-1", "1"),
+    ("false", "true"),
+    ("no", "yes"),
+    ("neg", "pos"),
+    ("negative", "positive"),
+)
+DEFAULT_ENCODING = "utf-8-sig"  # UTF-8, with or without a byte-order mark
+_SNIFF_BYTES = 64 * 1024
+_FLOAT_INT = re.compile(r"^[+-]?\d+\.0*$")
+
+
+@dataclass
+class Dataset:
+    """Texts with binary (n,) or multi-label (n, k) float32 targets, ready for vectorizing."""
+
+    texts: list[str]
+    y: np.ndarray
+    label_names: list[str]  # binary: [negative, positive]; multi-label: one name per column
+    source: str
+    text_column: str
+    label_columns: list[str]
+    weights: np.ndarray | None = None
+    dropped_rows: int = 0
+    multilabel: bool = False
+    class_counts: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def positive_label(self) -> str:
+        return self.label_names[-1]
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+
+def _check_path(path: Path) -> None:
+    if not path.exists():
+        raise DataError(f"{path}: no such file; check the path")
+    if path.is_dir():
+        raise DataError(f"{path} is a folder, not a data file; give the CSV/TSV file inside it")
+    if not os.access(path, os.R_OK):
+        raise DataError(f"{path} is not readable (permission denied); check its permissions")
+    if path.stat().st_size == 0:
+        raise DataError(f"{path} is empty; it needs a header row and at least one data row")
+
+
+def _decode_error(path: Path, encoding: str, err: UnicodeDecodeError) -> DataError:
+    bad = err.object[err.start : err.start + 1]
+    shown = f"byte 0x{bad[0]:02x}" if bad else "a byte"
+    name = "UTF-8" if encoding.replace("-", "").lower().startswith("utf8") else encoding
+    return DataError(
+        f"{path} is not valid {name} text ({shown}); if it was saved as latin-1 or cp1252 "
+        f"(common for older review files), pass --encoding latin-1 (or --encoding cp1252)"
+    )
+
+
+def sniff_delimiter(path: Path, encoding: str = DEFAULT_ENCODING) -> str:
+    """Guess the delimiter from the header line: tab, comma, semicolon or pipe."""
+    with open(path, "rb") as handle:
+        head = handle.read(_SNIFF_BYTES)
+    first_line = head.split(b"\n", 1)[0].decode(encoding, errors="replace")
+    counts = {sep: first_line.count(sep) for sep in ("\t", ",", ";", "|")}
+    best = max(counts, key=lambda sep: counts[sep])
+    if counts[best] == 0:
+        return "\t" if path.suffix.lower() in (".tsv", ".tab") else ","
+    return best
+
+
+def read_table(
+    path: str | os.PathLike[str],
+    delimiter: str | None = None,
+    encoding: str | None = None,
+) -> pd.DataFrame:
+    """Read a CSV/TSV file as strings, with no value turned into NaN.
+
+    Tab-separated files are read without quote handling (the TSV convention, and what GLUE-style
+    corpora need: a review that starts with a quote must not swallow the following lines).
+    """
+    import pandas as pd
+
+    path = Path(path)
+    _check_path(path)
+    encoding = encoding or DEFAULT_ENCODING
+    try:
+        "".encode(encoding)
+    except LookupError:
+        raise DataError(f"unknown --encoding {encoding!r}; try utf-8, latin-1 or cp1252") from None
+    try:
+        sep = delimiter if delimiter else sniff_delimiter(path, encoding)
+    except OSError as err:
+        raise DataError(f"{path}: cannot read ({err.strerror})") from None
+    sep = "\t" if sep in ("\\t", "tab", "TAB") else sep
+    if len(sep) != 1:
+        raise DataError(f"--delimiter must be one character (or 'tab'), got {sep!r}")
+    try:
+        frame = pd.read_csv(
+            path,
+            sep=sep,
+            encoding=encoding,
+            dtype=str,
+            keep_default_na=False,
+            na_filter=False,
+            quoting=csv.QUOTE_NONE if sep == "\t" else csv.QUOTE_MINIMAL,
+            engine="c",
+            skip_blank_lines=True,
+        )
+    except UnicodeDecodeError as err:
+        raise _decode_error(path, encoding, err) from None
+    except pd.errors.EmptyDataError:
+        raise DataError(f"{path} has no columns; it needs a header row and data rows") from None
+    except pd.errors.ParserError as err:
+        detail = str(err).strip().splitlines()[-1]
+        raise DataError(
+            f"{path} is not a well-formed {'TSV' if sep == chr(9) else 'CSV'} file ({detail}); "
+            f"check its quoting, or give the right --delimiter"
+        ) from None
+    except OSError as err:
+        raise DataError(f"{path}: cannot read ({err.strerror or err})") from None
+    frame.columns = [str(c).strip() for c in frame.columns]
+    if len(frame) == 0:
+        raise DataError(f"{path} has a header ({', '.join(frame.columns)}) but no data rows")
+    return frame
+
+
+def pick_column(
+    frame: pd.DataFrame, given: str | None, names: Sequence[str], role: str, flag: str, path: Path
+) -> str:
+    columns = list(frame.columns)
+    listing = ", ".join(repr(c) for c in columns)
+    if given is not None:
+        if given in columns:
+            return given
+        lowered = {c.lower(): c for c in columns}
+        if given.lower() in lowered:
+            return lowered[given.lower()]
+        raise DataError(f"{path} has no column {given!r} (given by {flag}); columns are: {listing}")
+    found = [c for c in columns if c.lower() in names]
+    if len(found) == 1:
+        return found[0]
+    if not found:
+        raise DataError(
+            f"{path}: no {role} column found among {listing}; name it with {flag} COLUMN"
+        )
+    raise DataError(
+        f"{path}: several columns could be the {role} ({', '.join(found)}); choose one with {flag}"
+    )
+
+
+def canonical_label(value: str) -> str:
+    """The spelling-insensitive key of a label: stripped, lower-cased, '1.0' read as '1'."""
+    key = value.strip().lower()
+    if _FLOAT_INT.match(key):
+        key = str(int(float(key)))
+    return key
+
+
+def _format_counts(counts: Counter[str], limit: int = 6) -> str:
+    shown = [f"{value!r} ({n})" for value, n in counts.most_common(limit)]
+    if len(counts) > limit:
+        shown.append(f"... {len(counts) - limit} more")
+    return ", ".join(shown)
+
+
+def _rows(mask: np.ndarray, limit: int = 5) -> str:
+    rows = (np.flatnonzero(mask) + 1).tolist()
+    shown = ", ".join(str(r) for r in rows[:limit])
+    return shown + (f" and {len(rows) - limit} more" if len(rows) > limit else "")
+
+
+def resolve_binary_labels(
+    values: Sequence[str], positive_label: str | None, column: str, where: str
+) -> tuple[np.ndarray, list[str], np.ndarray]:
+    """Map label strings to 0/1.
+
+    Returns (y, [negative name, positive name], valid mask). Blank values and values outside the
+    chosen pair are marked invalid; the caller decides whether that is an error.
+    """
+    keys = [canonical_label(v) for v in values]
+    counts = Counter(k for k in keys if k)
+    spelled: dict[str, Counter[str]] = {}
+    for raw, key in zip(values, keys, strict=True):
+        if key:
+            spelled.setdefault(key, Counter())[raw.strip()] += 1
+    shown = Counter({spelled[k].most_common(1)[0][0]: n for k, n in counts.items()})
+    if not counts:
+        raise DataError(f"{where}: the label column {column!r} is empty in every row")
+
+    if positive_label is not None:
+        pos_key = canonical_label(positive_label)
+        if pos_key not in counts:
+            raise DataError(
+                f"{where}: --positive-label {positive_label!r} does not occur in column "
+                f"{column!r}; its values are: {_format_counts(shown)}"
+            )
+        others = [k for k in counts if k != pos_key]
+        if not others:
+            raise DataError(
+                f"{where}: column {column!r} has one class only ({_format_counts(shown)}); "
+                f"a classifier needs examples of both classes"
+            )
+        if len(others) > 1:
+            known = [n for n, p in KNOWN_LABEL_PAIRS if p == pos_key and n in others]
+            if not known:
+                raise DataError(
+                    f"{where}: column {column!r} has {len(counts)} values "
+                    f"({_format_counts(shown)}); a binary model needs two: filter the file, or "
+                    f"use --label-columns for several 0/1 columns"
+                )
+            others = known[:1]
+        pair = (others[0], pos_key)
+    elif len(counts) == 1:
+        raise DataError(
+            f"{where}: column {column!r} has one class only ({_format_counts(shown)}); "
+            f"a classifier needs examples of both classes"
+        )
+    else:
+        present = set(counts)
+        matches = [p for p in KNOWN_LABEL_PAIRS if set(p) <= present]
+        if len(present) == 2 and matches:
+            pair = matches[0]
+        elif len(present) == 2:
+            a, b = sorted(present)
+            raise DataError(
+                f"{where}: cannot tell which value of column {column!r} is the positive class "
+                f"({_format_counts(shown)}); pass --positive-label {spelled[b].most_common(1)[0][0]!r}"
+                f" (or {spelled[a].most_common(1)[0][0]!r})"
+            )
+        elif matches:
+            pair = matches[-1]  # e.g. positive/negative/neutral: the extra value is invalid
+        else:
+            raise DataError(
+                f"{where}: column {column!r} has {len(counts)} values ({_format_counts(shown)}); "
+                f"a binary model needs two: filter the file, or use --label-columns for several "
+                f"0/1 columns"
+            )
+    key_array = np.asarray(keys, dtype=object)
+    valid = (key_array == pair[0]) | (key_array == pair[1])
+    y = (key_array == pair[1]).astype(np.float32)
+    names = [spelled[pair[0]].most_common(1)[0][0], spelled[pair[1]].most_common(1)[0][0]]
+    return y, names, valid
+
+
+def _weights(frame: pd.DataFrame, column: str, where: str) -> np.ndarray:
+    import pandas as pd
+
+    raw = frame[column]
+    numbers = pd.to_numeric(raw.str.strip(), errors="coerce").to_numpy(dtype=np.float64)
+    bad = ~np.isfinite(numbers) | (numbers < 0)
+    if bad.any():
+        raise DataError(
+            f"{where}: --weight-column {column!r} needs non-negative numbers; rows {_rows(bad)} "
+            f"are not (e.g. {raw.iloc[int(np.flatnonzero(bad)[0])]!r})"
+        )
+    return numbers.astype(np.float32)
+
+
+def load_dataset(
+    path: str | os.PathLike[str],
+    text_column: str | None = None,
+    label_columns: Sequence[str] | None = None,
+    positive_label: str | None = None,
+    weight_column: str | None = None,
+    delimiter: str | None = None,
+    encoding: str | None = None,
+    drop_invalid: bool = False,
+) -> Dataset:
+    """Read a labeled file into a :class:`Dataset`.
+
+    One label column gives the binary case; several give multi-label with one 0/1 target each.
+    Rows with a blank text or an unusable label are an error naming the rows, or, with
+    ``drop_invalid``, skipped and counted.
+    """
+    path = Path(path)
+    frame = read_table(path, delimiter=delimiter, encoding=encoding)
+    where = str(path)
+    text_col = pick_column(frame, text_column, TEXT_COLUMN_NAMES, "text", "--text-column", path)
+    if label_columns:
+        label_cols = [
+            pick_column(frame, c, LABEL_COLUMN_NAMES, "label", "--label-column", path)
+            for c in label_columns
+        ]
+    else:
+        label_cols = [
+            pick_column(frame, None, LABEL_COLUMN_NAMES, "label", "--label-column", path)
+        ]
+    if text_col in label_cols:
+        raise DataError(f"{where}: column {text_col!r} cannot be both the text and a label")
+    texts = frame[text_col].to_numpy(dtype=object)
+    valid = np.fromiter((bool(t.strip()) for t in texts), dtype=bool, count=len(texts))
+    blank_text = ~valid
+
+    multilabel = len(label_cols) > 1
+    if multilabel:
+        y = np.zeros((len(frame), len(label_cols)), dtype=np.float32)
+        names = []
+        for j, col in enumerate(label_cols):
+            keys = np.asarray([canonical_label(v) for v in frame[col]], dtype=object)
+            ok = np.isin(keys, ["0", "1", "false", "true", "no", "yes"])
+            if not ok.all() and not drop_invalid:
+                raise DataError(
+                    f"{where}: label column {col!r} must hold 0/1 values in multi-label mode; "
+                    f"rows {_rows(~ok)} do not (e.g. {frame[col].iloc[int(np.flatnonzero(~ok)[0])]!r})"
+                    f"; fix them or pass --drop-invalid"
+                )
+            y[:, j] = np.isin(keys, ["1", "true", "yes"])
+            valid &= ok
+            names.append(col)
+    else:
+        col = label_cols[0]
+        y, names, label_ok = resolve_binary_labels(
+            frame[col].tolist(), positive_label, col, where
+        )
+        if not drop_invalid and not label_ok.all():
+            bad = ~label_ok
+            blanks = int(sum(1 for v in frame[col].to_numpy()[bad] if not v.strip()))
+            what = f"{blanks} blank" if blanks == int(bad.sum()) else f"{int(bad.sum())} unusable"
+            raise DataError(
+                f"{where}: {what} label(s) in column {col!r} at rows {_rows(bad)} "
+                f"(row 1 = first data row); fix them or pass --drop-invalid to skip such rows"
+            )
+        valid &= label_ok
+    if not drop_invalid and blank_text.any():
+        raise DataError(
+            f"{where}: empty text in column {text_col!r} at rows {_rows(blank_text)} "
+            f"(row 1 = first data row); fix them or pass --drop-invalid to skip such rows"
+        )
+    weights = _weights(frame, weight_column, where) if weight_column else None
+    dropped = int((~valid).sum())
+    if dropped:
+        texts, y = texts[valid], y[valid]
+        weights = weights[valid] if weights is not None else None
+        if len(texts) == 0:
+            raise DataError(f"{where}: no usable rows remain after dropping {dropped} invalid rows")
+    if multilabel:
+        counts = {name: int(y[:, j].sum()) for j, name in enumerate(names)}
+    else:
+        counts = {names[0]: int((y == 0).sum()), names[1]: int((y == 1).sum())}
+        if min(counts.values()) == 0:
+            raise DataError(
+                f"{where}: after dropping invalid rows one class is left "
+                f"({', '.join(f'{k!r}: {v}' for k, v in counts.items())}); both classes are needed"
+            )
+    return Dataset(
+        texts=[str(t) for t in texts],
+        y=y,
+        label_names=names,
+        source=where,
+        text_column=text_col,
+        label_columns=label_cols,
+        weights=weights,
+        dropped_rows=dropped,
+        multilabel=multilabel,
+        class_counts=counts,
+    )

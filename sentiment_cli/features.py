@@ -1,0 +1,166 @@
+"""The bag-of-words features: scikit-learn's CountVectorizer, built from options, stored as JSON.
+
+The vectorizer is saved as its parameters plus the vocabulary in index order (plain JSON), never
+pickled, so loading a model folder cannot run code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .errors import BundleError, DataError
+
+if TYPE_CHECKING:
+    import scipy.sparse as sp
+    from sklearn.feature_extraction.text import CountVectorizer
+
+# scikit-learn's default pattern, r"(?u)\b\w\w+\b", drops one-letter words, "!" and "?", and cuts
+# "don't" into "don". For sentiment those matter, so the default keeps contractions whole
+# ("don't", "isn't"), the split negation of tokenised corpora ("does n't"), single letters, and
+# "!"/"?" as tokens of their own. README ("Choosing the defaults") has the measurements.
+SENTIMENT_TOKEN_PATTERN = r"(?u)n't|\w[\w']*|[!?]"
+SKLEARN_TOKEN_PATTERN = r"(?u)\b\w\w+\b"
+
+# Negations that scikit-learn's English stop list would remove: "not good" must not become "good".
+NEGATIONS = frozenset(
+    {"no", "not", "nor", "never", "none", "nothing", "nobody", "nowhere", "neither", "cannot",
+     "cant", "n't", "without"}
+)
+
+
+def english_stop_words() -> list[str]:
+    """scikit-learn's English stop words without the negations."""
+    from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
+
+    return sorted(ENGLISH_STOP_WORDS - NEGATIONS)
+
+
+@dataclass
+class VectorizerOptions:
+    """CountVectorizer parameters the CLI exposes; the defaults were measured (see README)."""
+
+    ngram_range: tuple[int, int] = (1, 2)
+    min_df: float = 1
+    max_df: float = 1.0
+    max_features: int | None = None
+    binary: bool = True
+    lowercase: bool = True
+    stop_words: str | None = None  # None or "english" (negations kept)
+    token_pattern: str = SENTIMENT_TOKEN_PATTERN
+
+    def validate(self) -> None:
+        lo, hi = self.ngram_range
+        if lo < 1 or hi < lo:
+            raise DataError(f"--ngram-range must be MIN,MAX with 1 <= MIN <= MAX, got {lo},{hi}")
+        for name, value in (("--min-df", self.min_df), ("--max-df", self.max_df)):
+            if value < 0 or (isinstance(value, float) and value > 1.0 and not value.is_integer()):
+                raise DataError(
+                    f"{name} must be a fraction in [0, 1] or a whole document count, got {value}"
+                )
+        if self.max_features is not None and self.max_features < 1:
+            raise DataError(f"--max-features must be at least 1, got {self.max_features}")
+        if self.stop_words not in (None, "english"):
+            raise DataError(f"--stop-words accepts 'english' or 'none', got {self.stop_words!r}")
+
+
+def _df_value(value: float, whole_at_one: bool) -> float | int:
+    """CountVectorizer reads an int as a document count and a float as a proportion.
+
+    From the command line both arrive as floats: --min-df 1 or 2 means a count of documents,
+    while --max-df 1.0 means "all documents" (a proportion); above 1 it is a count.
+    """
+    if float(value).is_integer() and (value > 1 or (value == 1 and whole_at_one)):
+        return int(value)
+    return float(value)
+
+
+def build_vectorizer(options: VectorizerOptions) -> CountVectorizer:
+    from sklearn.feature_extraction.text import CountVectorizer
+
+    options.validate()
+    return CountVectorizer(
+        ngram_range=tuple(options.ngram_range),
+        min_df=_df_value(options.min_df, whole_at_one=True),
+        max_df=_df_value(options.max_df, whole_at_one=False),
+        max_features=options.max_features,
+        binary=options.binary,
+        lowercase=options.lowercase,
+        stop_words=english_stop_words() if options.stop_words == "english" else None,
+        token_pattern=options.token_pattern,
+        dtype=np.float32,
+    )
+
+
+def fit_vectorizer(
+    texts: Sequence[str], options: VectorizerOptions
+) -> tuple[CountVectorizer, sp.csr_matrix]:
+    """Fit the vocabulary on ``texts`` and return the vectorizer and their CSR matrix."""
+    vectorizer = build_vectorizer(options)
+    try:
+        matrix = vectorizer.fit_transform(texts)
+    except ValueError as err:
+        message = str(err)
+        if "empty vocabulary" in message or "no terms remain" in message:
+            raise DataError(
+                "the vocabulary is empty: every token was dropped (all stop words, or --min-df "
+                "too high / --max-df too low for this data); relax --min-df/--max-df or drop "
+                "--stop-words"
+            ) from None
+        if "max_df corresponds to < documents than min_df" in message:
+            raise DataError(
+                "--max-df keeps fewer documents than --min-df requires; lower --min-df or raise "
+                "--max-df"
+            ) from None
+        raise DataError(f"vectorizer options rejected: {message}") from None
+    # Stop words pruned by min_df/max_df are kept by scikit-learn for inspection only; they can be
+    # large and are not needed for transform.
+    vectorizer.stop_words_ = None
+    return vectorizer, matrix.tocsr()
+
+
+def vectorizer_to_json(vectorizer: CountVectorizer, options: VectorizerOptions) -> dict[str, Any]:
+    """Parameters and the vocabulary in column order: everything ``transform`` needs."""
+    vocabulary = vectorizer.vocabulary_
+    terms = [""] * len(vocabulary)
+    for term, index in vocabulary.items():
+        terms[index] = term
+    params = asdict(options)
+    params["ngram_range"] = list(options.ngram_range)
+    stop = vectorizer.get_params()["stop_words"]
+    params["stop_word_list"] = list(stop) if stop else None
+    return {"params": params, "terms": terms}
+
+
+def vectorizer_from_json(payload: dict[str, Any]) -> CountVectorizer:
+    from sklearn.feature_extraction.text import CountVectorizer
+
+    try:
+        params = payload["params"]
+        terms = payload["terms"]
+        if not isinstance(terms, list) or not all(isinstance(t, str) for t in terms):
+            raise TypeError("terms must be a list of strings")
+        vocabulary = {term: index for index, term in enumerate(terms)}
+        if len(vocabulary) != len(terms):
+            raise ValueError("the vocabulary repeats a term")
+        vectorizer = CountVectorizer(
+            ngram_range=tuple(params["ngram_range"]),
+            binary=bool(params["binary"]),
+            lowercase=bool(params["lowercase"]),
+            stop_words=params.get("stop_word_list"),
+            token_pattern=str(params["token_pattern"]),
+            vocabulary=vocabulary,
+            dtype=np.float32,
+        )
+        # Validate once now, so a broken vocabulary fails at load time, not mid-stream.
+        vectorizer._validate_vocabulary()
+    except (KeyError, TypeError, ValueError) as err:
+        raise BundleError(f"the vocabulary file is malformed ({err})") from None
+    return vectorizer
+
+
+def transform(vectorizer: CountVectorizer, texts: Sequence[str]) -> sp.csr_matrix:
+    return vectorizer.transform(texts).tocsr()

@@ -1,0 +1,142 @@
+"""The classifier: an MLP whose first layer reads sparse bag-of-words rows directly.
+
+``nn.EmbeddingBag(V, H, mode="sum")`` fed with a CSR row's column indices and values (as
+per-sample weights), plus a bias, computes exactly ``nn.Linear(V, H)`` on that row without ever
+building the dense rows x vocabulary matrix. It is initialised as ``nn.Linear`` would be.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+from torch import nn
+
+
+@dataclass
+class ModelConfig:
+    vocab_size: int
+    hidden: list[int] = field(default_factory=lambda: [64])
+    dropout: float = 0.2
+    n_outputs: int = 1
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, payload: dict[str, Any]) -> ModelConfig:
+        return cls(
+            vocab_size=int(payload["vocab_size"]),
+            hidden=[int(h) for h in payload["hidden"]],
+            dropout=float(payload["dropout"]),
+            n_outputs=int(payload["n_outputs"]),
+        )
+
+
+@dataclass
+class SparseBatch:
+    """A CSR slice as the three tensors ``EmbeddingBag`` takes."""
+
+    indices: torch.Tensor
+    offsets: torch.Tensor
+    values: torch.Tensor
+
+    @classmethod
+    def from_csr(cls, matrix: sp.csr_matrix, device: torch.device | str = "cpu") -> SparseBatch:
+        start = int(matrix.indptr[0])
+        end = int(matrix.indptr[-1])
+        indptr = matrix.indptr[:-1] - start
+        return cls(
+            indices=torch.from_numpy(matrix.indices[start:end].astype(np.int64)).to(device),
+            offsets=torch.from_numpy(indptr.astype(np.int64)).to(device),
+            values=torch.from_numpy(np.asarray(matrix.data[start:end], dtype=np.float32)).to(
+                device
+            ),
+        )
+
+
+class SparseLinear(nn.Module):
+    """``Linear(V, H)`` on sparse rows: EmbeddingBag(sum) with per-sample weights, plus a bias.
+
+    ``sparse=True`` makes the gradient of the V x H table touch only the rows in the batch, so the
+    optimizer step costs the batch's vocabulary, not the whole vocabulary.
+    """
+
+    def __init__(self, in_features: int, out_features: int) -> None:
+        super().__init__()
+        self.bag = nn.EmbeddingBag(in_features, out_features, mode="sum", sparse=True)
+        self.bias = nn.Parameter(torch.empty(out_features))
+        # nn.Linear's init: kaiming_uniform(a=sqrt(5)) gives U(-1/sqrt(in), 1/sqrt(in)).
+        bound = 1.0 / math.sqrt(in_features)
+        nn.init.uniform_(self.bag.weight, -bound, bound)
+        nn.init.uniform_(self.bias, -bound, bound)
+
+    def forward(self, batch: SparseBatch) -> torch.Tensor:
+        return self.bag(batch.indices, batch.offsets, per_sample_weights=batch.values) + self.bias
+
+
+class SparseMLP(nn.Module):
+    """Bag of words -> [Linear -> ReLU -> Dropout]* -> Linear -> one logit per output."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.config = config
+        sizes = [*config.hidden, config.n_outputs]
+        self.first = SparseLinear(config.vocab_size, sizes[0])
+        layers: list[nn.Module] = []
+        for width_in, width_out in itertools.pairwise(sizes):
+            layers += [nn.ReLU(), nn.Dropout(config.dropout), nn.Linear(width_in, width_out)]
+        self.rest = nn.Sequential(*layers)
+
+    def forward(self, batch: SparseBatch) -> torch.Tensor:
+        return self.rest(self.first(batch))
+
+    def sparse_parameters(self) -> list[nn.Parameter]:
+        return [self.first.bag.weight]
+
+    def dense_parameters(self) -> list[nn.Parameter]:
+        return [p for name, p in self.named_parameters() if name != "first.bag.weight"]
+
+
+def parameter_shapes(config: ModelConfig) -> dict[str, tuple[int, ...]]:
+    """The tensor names and shapes a model of this config has: what a weights file must hold."""
+    sizes = [*config.hidden, config.n_outputs]
+    shapes: dict[str, tuple[int, ...]] = {
+        "first.bag.weight": (config.vocab_size, sizes[0]),
+        "first.bias": (sizes[0],),
+    }
+    for i, (width_in, width_out) in enumerate(itertools.pairwise(sizes)):
+        shapes[f"rest.{3 * i + 2}.weight"] = (width_out, width_in)
+        shapes[f"rest.{3 * i + 2}.bias"] = (width_out,)
+    return shapes
+
+
+def iter_csr_batches(matrix: sp.csr_matrix, batch_size: int):
+    """Consecutive row slices of a CSR matrix, each a few hundred rows."""
+    for start in range(0, matrix.shape[0], batch_size):
+        yield matrix[start : start + batch_size]
+
+
+@torch.no_grad()
+def predict_logits(
+    model: SparseMLP,
+    matrix: sp.csr_matrix,
+    device: torch.device | str = "cpu",
+    batch_size: int = 4096,
+) -> np.ndarray:
+    """Logits of shape (rows, outputs) for a CSR matrix, scored in batches (eval mode)."""
+    was_training = model.training
+    model.eval()
+    chunks = [
+        model(SparseBatch.from_csr(part, device)).float().cpu().numpy()
+        for part in iter_csr_batches(matrix, batch_size)
+    ]
+    model.train(was_training)
+    if not chunks:
+        return np.zeros((0, model.config.n_outputs), dtype=np.float32)
+    return np.concatenate(chunks, axis=0)

@@ -1,0 +1,288 @@
+"""One training job from a file to a model folder: read, split, vectorize, train, calibrate,
+measure, save. Returns a summary dict; progress and notes go through callbacks."""
+
+from __future__ import annotations
+
+import csv
+import io
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .bundle import (
+    FORMAT_NAME,
+    FORMAT_VERSION,
+    VOCABULARY_FILE,
+    WEIGHTS_FILE,
+    check_output_free,
+    save_weights,
+    versions,
+    write_folder_atomically,
+    write_json,
+)
+from .data import Dataset, load_dataset
+from .errors import DataError
+from .features import VectorizerOptions, fit_vectorizer, transform, vectorizer_to_json
+from .train import EpochStats, TrainOptions, TrainProgress, fit
+
+HISTORY_FIELDS = ("epoch", "train_loss", "val_loss", "train_acc", "val_acc", "seconds")
+
+
+@dataclass
+class TrainJob:
+    data: Path
+    output: Path
+    text_column: str | None = None
+    label_columns: list[str] = field(default_factory=list)
+    positive_label: str | None = None
+    weight_column: str | None = None
+    delimiter: str | None = None
+    encoding: str | None = None
+    drop_invalid: bool = False
+    val_data: Path | None = None
+    val_split: float = 0.1
+    vectorizer: VectorizerOptions = field(default_factory=VectorizerOptions)
+    train: TrainOptions = field(default_factory=TrainOptions)
+    threshold: str = "0.5"  # a number, or "auto" (tuned on validation)
+    threshold_metric: str = "f1"
+    calibrate: str = "none"  # or "temperature"
+    force: bool = False
+
+    def validate(self) -> None:
+        if not 0 <= self.val_split < 1:
+            raise DataError(f"--val-split must be in [0, 1), got {self.val_split}")
+        if self.threshold != "auto":
+            try:
+                value = float(self.threshold)
+            except ValueError:
+                raise DataError(
+                    f"--threshold must be auto or a number in [0, 1], got {self.threshold!r}"
+                ) from None
+            if not 0 <= value <= 1:
+                raise DataError(f"--threshold must be in [0, 1], got {value}")
+        if self.threshold_metric not in ("f1", "accuracy"):
+            raise DataError("--threshold-metric must be f1 or accuracy")
+        if self.calibrate not in ("none", "temperature"):
+            raise DataError("--calibrate must be none or temperature")
+        needs_val = self.threshold == "auto" or self.calibrate == "temperature"
+        if needs_val and self.val_split == 0 and self.val_data is None:
+            raise DataError(
+                "--threshold auto and --calibrate temperature need validation rows; "
+                "use --val-split > 0 or --val-data FILE"
+            )
+        self.vectorizer.validate()
+        self.train.validate()
+
+
+def _subset(data: Dataset, rows: np.ndarray) -> Dataset:
+    return Dataset(
+        texts=[data.texts[i] for i in rows],
+        y=data.y[rows],
+        label_names=data.label_names,
+        source=data.source,
+        text_column=data.text_column,
+        label_columns=data.label_columns,
+        weights=None if data.weights is None else data.weights[rows],
+        multilabel=data.multilabel,
+    )
+
+
+def split_dataset(data: Dataset, fraction: float, seed: int) -> tuple[Dataset, Dataset]:
+    """A seeded validation split, stratified on the label (on the rarest label if multi-label)."""
+    from sklearn.model_selection import train_test_split
+
+    rows = np.arange(len(data))
+    strata = None
+    if not data.multilabel and min(data.class_counts.values()) >= 2:
+        strata = data.y
+    n_val = round(len(data) * fraction)
+    if n_val < 2 or len(data) - n_val < 2:
+        raise DataError(
+            f"{data.source}: {len(data)} rows are too few for --val-split {fraction}; "
+            f"add rows, change --val-split, or pass --val-split 0"
+        )
+    train_rows, val_rows = train_test_split(
+        rows, test_size=n_val, random_state=seed, shuffle=True, stratify=strata
+    )
+    return _subset(data, np.sort(train_rows)), _subset(data, np.sort(val_rows))
+
+
+def _history_csv(history: list[EpochStats]) -> str:
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=HISTORY_FIELDS, lineterminator="\n")
+    writer.writeheader()
+    for stats in history:
+        writer.writerow({k: ("" if v is None else round(v, 6) if isinstance(v, float) else v)
+                         for k, v in asdict(stats).items()})
+    return out.getvalue()
+
+
+def split_metrics(
+    data: Dataset, logits: np.ndarray, temperature: float, thresholds: list[float]
+) -> dict[str, Any]:
+    from .metrics import binary_metrics, multilabel_metrics, sigmoid
+
+    prob = sigmoid(logits / temperature)
+    if data.multilabel:
+        return multilabel_metrics(data.y, prob, np.asarray(thresholds), data.label_names)
+    return binary_metrics(data.y, prob[:, 0], thresholds[0])
+
+
+def run_training(
+    job: TrainJob,
+    progress: TrainProgress | None = None,
+    note: Callable[[str], None] = lambda message: None,
+) -> dict[str, Any]:
+    """Train on ``job.data`` and write the model folder ``job.output``; return the summary."""
+    from .calibration import fit_temperature, tune_thresholds
+    from .metrics import sigmoid
+    from .model import predict_logits
+
+    job.validate()
+    check_output_free(job.output, job.force)
+    started = time.perf_counter()
+    read = dict(
+        text_column=job.text_column,
+        label_columns=job.label_columns or None,
+        weight_column=job.weight_column,
+        delimiter=job.delimiter,
+        encoding=job.encoding,
+        drop_invalid=job.drop_invalid,
+    )
+    data = load_dataset(job.data, positive_label=job.positive_label, **read)
+    if data.dropped_rows:
+        note(f"skipped {data.dropped_rows} invalid rows of {job.data} (--drop-invalid)")
+    if job.val_data is not None:
+        positive = None if data.multilabel else data.positive_label
+        val = load_dataset(job.val_data, positive_label=positive, **read)
+        if val.label_names != data.label_names and not data.multilabel:
+            note(f"validation labels {val.label_names} differ in spelling from {data.label_names}")
+        train_part = data
+    elif job.val_split > 0:
+        train_part, val = split_dataset(data, job.val_split, job.train.seed)
+    else:
+        train_part, val = data, None
+    read_seconds = time.perf_counter() - started
+
+    vectorizer, x_train = fit_vectorizer(train_part.texts, job.vectorizer)
+    x_val = transform(vectorizer, val.texts) if val is not None else None
+    vectorize_seconds = time.perf_counter() - started - read_seconds
+    note(
+        f"{len(train_part)} training rows, {0 if val is None else len(val)} validation rows, "
+        f"vocabulary of {x_train.shape[1]} terms"
+    )
+
+    result = fit(
+        x_train,
+        train_part.y,
+        x_val,
+        None if val is None else val.y,
+        job.train,
+        w_train=train_part.weights,
+        w_val=None if val is None else val.weights,
+        progress=progress,
+    )
+    train_seconds = time.perf_counter() - started - read_seconds - vectorize_seconds
+
+    model = result.model
+    train_logits = predict_logits(model, x_train)
+    val_logits = predict_logits(model, x_val) if x_val is not None else None
+    temperature = 1.0
+    if job.calibrate == "temperature" and val is not None and val_logits is not None:
+        temperature = fit_temperature(val_logits, val.y)
+    n_outputs = model.config.n_outputs
+    if job.threshold == "auto" and val is not None and val_logits is not None:
+        thresholds = tune_thresholds(sigmoid(val_logits / temperature), val.y,
+                                     job.threshold_metric)
+    else:
+        thresholds = [float(job.threshold)] * n_outputs
+
+    metrics: dict[str, Any] = {
+        "best_epoch": result.best_epoch,
+        "epochs_run": len(result.history),
+        "stopped_early": result.stopped_early,
+        "train": split_metrics(train_part, train_logits, temperature, thresholds),
+        "validation": None if val is None or val_logits is None
+        else split_metrics(val, val_logits, temperature, thresholds),
+    }
+    best = result.history[result.best_epoch - 1] if result.best_epoch else result.history[-1]
+    metrics["train"]["loss"] = best.train_loss
+    if metrics["validation"] is not None:
+        metrics["validation"]["loss"] = best.val_loss
+    metrics["pos_weight"] = result.pos_weight
+    metrics["temperature"] = temperature
+    metrics["dropped_rows"] = data.dropped_rows
+
+    vectorizer_json = vectorizer_to_json(vectorizer, job.vectorizer)
+    config = {
+        "format": FORMAT_NAME,
+        "format_version": FORMAT_VERSION,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "task": "multilabel" if data.multilabel else "binary",
+        "labels": data.label_names,
+        "positive_label": None if data.multilabel else data.positive_label,
+        "thresholds": thresholds,
+        "temperature": temperature,
+        "model": model.config.to_dict(),
+        "vectorizer": vectorizer_json["params"],
+        "training": {
+            **asdict(job.train),
+            "val_split": job.val_split if job.val_data is None else None,
+            "val_data": None if job.val_data is None else str(job.val_data),
+            "threshold": job.threshold,
+            "threshold_metric": job.threshold_metric,
+            "calibrate": job.calibrate,
+            "device_used": result.device,
+            "pos_weight_values": result.pos_weight,
+        },
+        "data": {
+            "source": str(job.data),
+            "text_column": data.text_column,
+            "label_columns": data.label_columns,
+            "weight_column": job.weight_column,
+            "encoding": job.encoding,
+            "rows": len(data) + data.dropped_rows,
+            "dropped_rows": data.dropped_rows,
+            "train_rows": len(train_part),
+            "val_rows": 0 if val is None else len(val),
+            "class_counts": data.class_counts,
+        },
+        "versions": versions(),
+    }
+
+    def fill(folder: Path) -> None:
+        write_json(folder / "config.json", config)
+        write_json(folder / VOCABULARY_FILE, {"terms": vectorizer_json["terms"]})
+        save_weights(model, folder / WEIGHTS_FILE)
+        write_json(folder / "metrics.json", metrics)
+        (folder / "history.csv").write_text(_history_csv(result.history), encoding="utf-8")
+
+    write_folder_atomically(job.output, fill, job.force)
+    total = time.perf_counter() - started
+    return {
+        "output": str(job.output),
+        "labels": data.label_names,
+        "task": config["task"],
+        "train_rows": len(train_part),
+        "val_rows": 0 if val is None else len(val),
+        "vocabulary": x_train.shape[1],
+        "best_epoch": result.best_epoch,
+        "epochs_run": len(result.history),
+        "device": result.device,
+        "thresholds": thresholds,
+        "temperature": temperature,
+        "pos_weight": result.pos_weight,
+        "train": metrics["train"],
+        "validation": metrics["validation"],
+        "seconds": {
+            "read": round(read_seconds, 3),
+            "vectorize": round(vectorize_seconds, 3),
+            "train": round(train_seconds, 3),
+            "total": round(total, 3),
+        },
+    }

@@ -1,0 +1,240 @@
+"""Everything the commands show people: progress and notes on stderr, summaries and tables and
+prediction streams on stdout. Library modules return values; this module renders them."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from .errors import DataError
+from .train import EpochStats, TrainProgress
+
+
+def _fmt(value: float | None, digits: int = 4) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+class TrainConsole(TrainProgress):
+    """A progress bar per epoch and a table row per epoch on stderr (plain lines off a terminal)."""
+
+    def __init__(self, quiet: bool = False) -> None:
+        self.quiet = quiet
+        self.console = Console(stderr=True, highlight=False, soft_wrap=True)
+        self.interactive = self.console.is_terminal and not quiet
+        self._progress: Any = None
+        self._task: Any = None
+        self._header_done = False
+
+    def __enter__(self) -> TrainConsole:
+        if self.interactive:
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+                TimeRemainingColumn,
+            )
+
+            self._progress = Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("rows"),
+                TimeElapsedColumn(),
+                TextColumn("eta"),
+                TimeRemainingColumn(),
+                console=self.console,
+                transient=True,
+            )
+            self._progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+
+    def note(self, message: str) -> None:
+        if not self.quiet:
+            self.console.print(message, markup=False)
+
+    def epoch_start(self, epoch: int, epochs: int, batches: int) -> None:
+        if self._progress is None:
+            return
+        if self._task is not None:
+            self._progress.remove_task(self._task)
+        self._task = self._progress.add_task(f"epoch {epoch}/{epochs}", total=None)
+
+    def batch_end(self, rows: int) -> None:
+        if self._progress is not None and self._task is not None:
+            self._progress.advance(self._task, rows)
+
+    def epoch_end(self, stats: EpochStats, is_best: bool) -> None:
+        if self.quiet:
+            return
+        if not self._header_done:
+            self.console.print(
+                f"{'epoch':>5} {'train_loss':>10} {'val_loss':>10} {'train_acc':>9} "
+                f"{'val_acc':>8} {'seconds':>8}"
+            )
+            self._header_done = True
+        mark = "  *best" if is_best else ""
+        self.console.print(
+            f"{stats.epoch:>5} {_fmt(stats.train_loss):>10} {_fmt(stats.val_loss):>10} "
+            f"{_fmt(stats.train_acc):>9} {_fmt(stats.val_acc):>8} {stats.seconds:>8.2f}{mark}",
+            markup=False,
+        )
+
+
+def print_train_summary(summary: dict[str, Any]) -> None:
+    out = Console(highlight=False, soft_wrap=True)
+    val = summary["validation"]
+    lines = [
+        f"model folder: {summary['output']}",
+        f"labels: {', '.join(summary['labels'])}   rows: {summary['train_rows']} train, "
+        f"{summary['val_rows']} validation   vocabulary: {summary['vocabulary']}",
+        f"kept epoch {summary['best_epoch']} of {summary['epochs_run']} on {summary['device']} "
+        f"in {summary['seconds']['total']:.1f}s",
+    ]
+    for name, part in (("train", summary["train"]), ("validation", val)):
+        if part is None:
+            continue
+        if "accuracy" in part:
+            lines.append(
+                f"{name:>10}: accuracy {part['accuracy']:.4f}  loss {_fmt(part.get('loss'))}  "
+                f"f1 {part['f1']:.4f}  roc_auc {_fmt(part['roc_auc'])}"
+            )
+        else:
+            lines.append(
+                f"{name:>10}: micro_f1 {part['micro_f1']:.4f}  macro_f1 {part['macro_f1']:.4f}  "
+                f"subset_accuracy {part['subset_accuracy']:.4f}"
+            )
+    for line in lines:
+        out.print(line, markup=False)
+
+
+def print_eval(metrics: dict[str, Any]) -> None:
+    out = Console(highlight=False)
+    table = Table(title=f"{metrics['model']} on {metrics['data']}", show_header=True)
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    if "accuracy" in metrics:
+        for key in ("rows", "accuracy", "precision", "recall", "f1", "roc_auc", "log_loss",
+                    "ece", "brier", "threshold"):
+            value = metrics[key]
+            table.add_row(key, str(value) if isinstance(value, int) else _fmt(value))
+        out.print(table)
+        cm = metrics["confusion_matrix"]
+        neg, pos = metrics["labels"]
+        matrix = Table(title="confusion matrix (rows: true, columns: predicted)")
+        matrix.add_column("")
+        matrix.add_column(neg, justify="right")
+        matrix.add_column(pos, justify="right")
+        matrix.add_row(neg, str(cm["tn"]), str(cm["fp"]))
+        matrix.add_row(pos, str(cm["fn"]), str(cm["tp"]))
+        out.print(matrix)
+    else:
+        for key in ("rows", "subset_accuracy", "hamming_loss", "micro_f1", "macro_f1",
+                    "micro_precision", "micro_recall", "log_loss"):
+            value = metrics[key]
+            table.add_row(key, str(value) if isinstance(value, int) else _fmt(value))
+        out.print(table)
+        per = Table(title="per label")
+        for column in ("label", "precision", "recall", "f1", "roc_auc", "support"):
+            per.add_column(column, justify="left" if column == "label" else "right")
+        for name, m in metrics["per_label"].items():
+            per.add_row(name, _fmt(m["precision"]), _fmt(m["recall"]), _fmt(m["f1"]),
+                        _fmt(m["roc_auc"]), str(m["support"]))
+        out.print(per)
+
+
+def _table_writer(records: list[dict[str, Any]], out: Console) -> None:
+    table = Table(show_header=True, header_style="bold")
+    multilabel = "labels" in records[0]
+    table.add_column("text", overflow="fold", ratio=3)
+    table.add_column("labels" if multilabel else "label")
+    if not multilabel:
+        table.add_column("probability", justify="right")
+    for record in records:
+        if multilabel:
+            table.add_row(record["text"], ", ".join(record["labels"]) or "-")
+        else:
+            table.add_row(record["text"], str(record["label"]), f"{record['probability']:.4f}")
+    out.print(table)
+
+
+def run_predict(
+    model: Path,
+    texts: list[str],
+    input_file: Path | None,
+    text_column: str | None,
+    keep_columns: bool,
+    output_format: str | None,
+    threshold: float | None,
+    batch_size: int,
+    delimiter: str | None,
+    encoding: str | None,
+    device: str,
+) -> None:
+    """Score arguments, stdin lines or a file column, and stream the rows to stdout."""
+    from .bundle import load_bundle
+    from .predict import FORMATS, Predictor, RowWriter, batched, read_lines
+
+    fmt = (output_format or ("table" if sys.stdout.isatty() else "jsonl")).lower()
+    if fmt not in FORMATS:
+        raise DataError(f"--format must be one of {', '.join(FORMATS)}, got {output_format!r}")
+    if input_file is not None and texts:
+        raise DataError("give texts as arguments or --input FILE, not both")
+    if text_column and input_file is None:
+        raise DataError("--text-column applies to --input FILE only")
+    predictor = Predictor(load_bundle(model), threshold=threshold, device=device)
+
+    if input_file is not None:
+        batches = _file_batches(input_file, text_column, keep_columns, delimiter, encoding,
+                                batch_size)
+    elif texts and texts != ["-"]:
+        batches = ((chunk, None) for chunk in batched(texts, batch_size))
+    else:
+        if sys.stdin.isatty():
+            Console(stderr=True).print(
+                "reading texts from stdin, one per line (Ctrl-D to end)", markup=False
+            )
+        lines = read_lines(sys.stdin.buffer, encoding or "utf-8-sig")
+        batches = ((chunk, None) for chunk in batched(lines, batch_size))
+
+    if fmt == "table":
+        out = Console(highlight=False)
+        for chunk, extra in batches:
+            _table_writer(predictor.rows(chunk, extra), out)
+        return
+    writer = RowWriter(sys.stdout, fmt, predictor.bundle.labels)
+    for chunk, extra in batches:
+        writer.write(predictor.rows(chunk, extra))
+
+
+def _file_batches(
+    path: Path,
+    text_column: str | None,
+    keep_columns: bool,
+    delimiter: str | None,
+    encoding: str | None,
+    batch_size: int,
+):  # type: ignore[no-untyped-def]
+    from .data import TEXT_COLUMN_NAMES, pick_column, read_table
+
+    frame = read_table(path, delimiter=delimiter, encoding=encoding)
+    column = pick_column(frame, text_column, TEXT_COLUMN_NAMES, "text", "--text-column", path)
+    texts = frame[column].tolist()
+    others = [c for c in frame.columns if c != column] if keep_columns else []
+    for start in range(0, len(texts), batch_size):
+        chunk = texts[start : start + batch_size]
+        if others:
+            part = frame.iloc[start : start + batch_size][others]
+            extra = part.to_dict(orient="records")
+        else:
+            extra = [{"row": start + i + 1} for i in range(len(chunk))]
+        yield chunk, extra

@@ -1,0 +1,355 @@
+"""The training loop, readable top to bottom: batches, forward, BCEWithLogitsLoss, step, evaluate,
+early stopping, checkpoint.
+
+The first layer's V x H table gets sparse gradients and a lazy Adam (``SparseAdam``): each step
+updates only the vocabulary rows present in the batch. The dense layers use ``Adam``. Weight decay
+on the sparse table is applied lazily too, as an L2 term on the rows a batch touches.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .errors import DataError, TrainingError
+from .model import ModelConfig, SparseBatch, SparseMLP, predict_logits
+
+
+@dataclass
+class TrainOptions:
+    hidden: list[int] = field(default_factory=lambda: [64])
+    dropout: float = 0.2
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    batch_size: int = 64
+    epochs: int = 10
+    patience: int = 2
+    pos_weight: str | float | None = None  # None, "auto" or a number
+    device: str = "auto"
+    seed: int = 0
+
+    def validate(self) -> None:
+        checks = [
+            (self.lr > 0 and math.isfinite(self.lr), "--lr must be a positive number"),
+            (self.weight_decay >= 0, "--weight-decay must be >= 0"),
+            (self.batch_size >= 1, "--batch-size must be at least 1"),
+            (self.epochs >= 1, "--epochs must be at least 1"),
+            (self.patience >= 1, "--patience must be at least 1"),
+            (0 <= self.dropout < 1, "--dropout must be in [0, 1)"),
+            (all(h >= 1 for h in self.hidden), "--hidden sizes must be positive integers"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise DataError(message)
+
+
+@dataclass
+class EpochStats:
+    epoch: int
+    train_loss: float
+    val_loss: float | None
+    train_acc: float
+    val_acc: float | None
+    seconds: float
+
+
+@dataclass
+class TrainState:
+    """Everything needed to continue a run after the last completed epoch."""
+
+    epoch: int
+    model_state: dict[str, torch.Tensor]
+    optimizer_states: list[dict[str, Any]]
+    best_state: dict[str, torch.Tensor] | None
+    best_val_loss: float
+    best_epoch: int
+    bad_epochs: int
+    history: list[EpochStats]
+    torch_rng: torch.Tensor
+    shuffle_rng: torch.Tensor
+
+
+@dataclass
+class TrainResult:
+    model: SparseMLP
+    history: list[EpochStats]
+    best_epoch: int
+    stopped_early: bool
+    pos_weight: list[float] | None
+    device: str
+
+
+class TrainProgress:
+    """Receives progress events; the default does nothing (library code never prints)."""
+
+    def epoch_start(self, epoch: int, epochs: int, batches: int) -> None: ...
+
+    def batch_end(self, rows: int) -> None: ...
+
+    def epoch_end(self, stats: EpochStats, is_best: bool) -> None: ...
+
+
+def resolve_device(name: str) -> torch.device:
+    """auto -> CUDA when present, else CPU; an explicit CUDA request without CUDA is an error."""
+    name = name.strip().lower()
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cpu":
+        return torch.device("cpu")
+    if name == "cuda" or name.startswith("cuda:"):
+        if not torch.cuda.is_available():
+            raise DataError(
+                f"--device {name}: CUDA is not available here (no GPU, or a CPU-only torch "
+                f"{torch.__version__}); use --device cpu or --device auto"
+            )
+        index = name.partition(":")[2]
+        if index and (not index.isdigit() or int(index) >= torch.cuda.device_count()):
+            raise DataError(
+                f"--device {name}: there are {torch.cuda.device_count()} CUDA device(s); "
+                f"use cuda:0 to cuda:{torch.cuda.device_count() - 1}"
+            )
+        return torch.device(name)
+    raise DataError(f"--device must be auto, cpu, cuda or cuda:N, got {name!r}")
+
+
+def compute_pos_weight(setting: str | float | None, y: np.ndarray) -> np.ndarray | None:
+    """negatives/positives per output on the training rows for "auto", a number, or None."""
+    if setting is None:
+        return None
+    n_outputs = 1 if y.ndim == 1 else y.shape[1]
+    if setting == "auto":
+        positives = y.reshape(len(y), n_outputs).sum(axis=0)
+        negatives = len(y) - positives
+        if (positives == 0).any():
+            raise DataError("--pos-weight auto: a label has no positive rows in the training split")
+        return (negatives / positives).astype(np.float32)
+    value = float(setting)
+    if not math.isfinite(value) or value <= 0:
+        raise DataError(f"--pos-weight must be auto, none or a positive number, got {setting}")
+    return np.full(n_outputs, value, dtype=np.float32)
+
+
+class _EpochTensors:
+    """One epoch's shuffled CSR rows as flat tensors, so batches are cheap slices."""
+
+    def __init__(self, matrix: sp.csr_matrix, order: np.ndarray) -> None:
+        shuffled = matrix[order]
+        self.indptr = shuffled.indptr.astype(np.int64)
+        self.indices = torch.from_numpy(shuffled.indices.astype(np.int64))
+        self.values = torch.from_numpy(np.asarray(shuffled.data, dtype=np.float32))
+
+    def batch(self, start: int, end: int, device: torch.device) -> SparseBatch:
+        lo, hi = int(self.indptr[start]), int(self.indptr[end])
+        offsets = torch.from_numpy(self.indptr[start:end] - lo)
+        return SparseBatch(
+            indices=self.indices[lo:hi].to(device, non_blocking=True),
+            offsets=offsets.to(device, non_blocking=True),
+            values=self.values[lo:hi].to(device, non_blocking=True),
+        )
+
+
+def _as_2d(y: np.ndarray) -> np.ndarray:
+    return y.reshape(len(y), -1).astype(np.float32)
+
+
+def evaluate_loss(
+    model: SparseMLP,
+    matrix: sp.csr_matrix,
+    y: np.ndarray,
+    weights: np.ndarray | None,
+    pos_weight: np.ndarray | None,
+    device: torch.device,
+) -> tuple[float, float, np.ndarray]:
+    """(loss as trained, accuracy at logit 0, logits) on a whole matrix, in eval mode."""
+    logits = predict_logits(model, matrix, device)
+    targets = _as_2d(y)
+    loss = F.binary_cross_entropy_with_logits(
+        torch.from_numpy(logits),
+        torch.from_numpy(targets),
+        pos_weight=None if pos_weight is None else torch.from_numpy(pos_weight),
+        reduction="none",
+    ).mean(dim=1)
+    w = torch.ones_like(loss) if weights is None else torch.from_numpy(weights)
+    mean_loss = float((loss * w).sum() / w.sum().clamp_min(1e-12))
+    accuracy = float(((logits > 0) == (targets > 0.5)).mean())
+    return mean_loss, accuracy, logits
+
+
+def _snapshot(model: nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+
+
+def fit(
+    x_train: sp.csr_matrix,
+    y_train: np.ndarray,
+    x_val: sp.csr_matrix | None,
+    y_val: np.ndarray | None,
+    options: TrainOptions,
+    w_train: np.ndarray | None = None,
+    w_val: np.ndarray | None = None,
+    progress: TrainProgress | None = None,
+    checkpoint: Callable[[TrainState], None] | None = None,
+    resume: TrainState | None = None,
+) -> TrainResult:
+    """Train a :class:`SparseMLP` and return it with the best validation epoch's weights."""
+    options.validate()
+    progress = progress or TrainProgress()
+    device = resolve_device(options.device)
+    targets = _as_2d(y_train)
+    n_rows, n_outputs = targets.shape
+    pos_weight = compute_pos_weight(options.pos_weight, targets)
+
+    torch.manual_seed(options.seed)
+    shuffle_rng = torch.Generator().manual_seed(options.seed)
+    config = ModelConfig(x_train.shape[1], list(options.hidden), options.dropout, n_outputs)
+    model = SparseMLP(config).to(device)
+    optimizers: list[torch.optim.Optimizer] = [
+        torch.optim.SparseAdam(model.sparse_parameters(), lr=options.lr),
+        torch.optim.Adam(model.dense_parameters(), lr=options.lr,
+                         weight_decay=options.weight_decay),
+    ]
+    criterion = nn.BCEWithLogitsLoss(
+        reduction="none",
+        pos_weight=None if pos_weight is None else torch.from_numpy(pos_weight).to(device),
+    )
+    history: list[EpochStats] = []
+    best_state: dict[str, torch.Tensor] | None = None
+    best_val_loss, best_epoch, bad_epochs, start_epoch = math.inf, 0, 0, 1
+    if resume is not None:
+        model.load_state_dict(resume.model_state)
+        for optimizer, state in zip(optimizers, resume.optimizer_states, strict=True):
+            optimizer.load_state_dict(state)
+        best_state, best_val_loss = resume.best_state, resume.best_val_loss
+        best_epoch, bad_epochs = resume.best_epoch, resume.bad_epochs
+        history = list(resume.history)
+        start_epoch = resume.epoch + 1
+        torch.set_rng_state(resume.torch_rng)
+        shuffle_rng.set_state(resume.shuffle_rng)
+
+    y_tensor = torch.from_numpy(targets)
+    w_tensor = None if w_train is None else torch.from_numpy(w_train.astype(np.float32))
+    stopped_early = bad_epochs >= options.patience
+    batches = math.ceil(n_rows / options.batch_size)
+    table = model.first.bag.weight
+    epoch = start_epoch
+    while epoch <= options.epochs and not stopped_early:
+        started = time.perf_counter()
+        progress.epoch_start(epoch, options.epochs, batches)
+        model.train()
+        order = torch.randperm(n_rows, generator=shuffle_rng).numpy()
+        rows = _EpochTensors(x_train, order)
+        y_epoch = y_tensor[order]
+        w_epoch = None if w_tensor is None else w_tensor[order]
+        loss_sum = torch.zeros((), device=device)
+        correct = torch.zeros((), device=device)
+        weight_sum = 0.0
+        for start in range(0, n_rows, options.batch_size):
+            end = min(start + options.batch_size, n_rows)
+            batch = rows.batch(start, end, device)
+            target = y_epoch[start:end].to(device, non_blocking=True)
+            logits = model(batch)
+            per_row = criterion(logits, target).mean(dim=1)
+            if w_epoch is None:
+                loss = per_row.mean()
+                loss_sum += per_row.detach().sum()
+                weight_sum += end - start
+            else:
+                w = w_epoch[start:end].to(device, non_blocking=True)
+                loss = (per_row * w).sum() / w.sum().clamp_min(1e-12)
+                loss_sum += (per_row.detach() * w).sum()
+                weight_sum += float(w_epoch[start:end].sum())
+            if options.weight_decay > 0:
+                touched = torch.unique(batch.indices)
+                rows_used = F.embedding(touched, table, sparse=True)
+                # Adam's weight_decay adds wd * w to the gradient; do that for touched rows only.
+                loss = loss + 0.5 * options.weight_decay * rows_used.pow(2).sum()
+            for optimizer in optimizers:
+                optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            for optimizer in optimizers:
+                optimizer.step()
+            correct += ((logits.detach() > 0) == (target > 0.5)).float().sum()
+            progress.batch_end(end - start)
+
+        train_loss = float(loss_sum) / max(weight_sum, 1e-12)
+        train_acc = float(correct) / (n_rows * n_outputs)
+        if not math.isfinite(train_loss):
+            raise TrainingDiverged(epoch, options.lr, best_state, history)
+        val_loss = val_acc = None
+        if x_val is not None and y_val is not None:
+            val_loss, val_acc, _ = evaluate_loss(model, x_val, y_val, w_val, pos_weight, device)
+            if not math.isfinite(val_loss):
+                raise TrainingDiverged(epoch, options.lr, best_state, history)
+        monitored = val_loss if val_loss is not None else train_loss
+        is_best = monitored < best_val_loss - 1e-7
+        if is_best:
+            best_val_loss, best_epoch, bad_epochs = monitored, epoch, 0
+            best_state = _snapshot(model)
+        else:
+            bad_epochs += 1
+        stats = EpochStats(epoch, train_loss, val_loss, train_acc, val_acc,
+                           time.perf_counter() - started)
+        history.append(stats)
+        progress.epoch_end(stats, is_best)
+        stopped_early = x_val is not None and bad_epochs >= options.patience
+        if checkpoint is not None:
+            checkpoint(
+                TrainState(
+                    epoch=epoch,
+                    model_state=_snapshot(model),
+                    optimizer_states=[copy.deepcopy(o.state_dict()) for o in optimizers],
+                    best_state=best_state,
+                    best_val_loss=best_val_loss,
+                    best_epoch=best_epoch,
+                    bad_epochs=bad_epochs,
+                    history=list(history),
+                    torch_rng=torch.get_rng_state(),
+                    shuffle_rng=shuffle_rng.get_state(),
+                )
+            )
+        epoch += 1
+
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    model.to("cpu").eval()
+    return TrainResult(
+        model=model,
+        history=history,
+        best_epoch=best_epoch,
+        stopped_early=stopped_early and epoch <= options.epochs,
+        pos_weight=None if pos_weight is None else pos_weight.tolist(),
+        device=str(device),
+    )
+
+
+class TrainingDiverged(TrainingError):
+    """The loss became NaN or infinite; carries the last good weights, if any."""
+
+    def __init__(
+        self,
+        epoch: int,
+        lr: float,
+        best_state: dict[str, torch.Tensor] | None,
+        history: list[EpochStats],
+    ) -> None:
+        super().__init__(
+            f"training diverged: the loss became NaN/inf in epoch {epoch}; the learning rate "
+            f"(--lr {lr:g}) is probably too high: try --lr {lr / 10:g}"
+        )
+        self.epoch = epoch
+        self.best_state = best_state
+        self.history = history
+
+
+def history_rows(history: list[EpochStats]) -> list[dict[str, Any]]:
+    return [asdict(h) for h in history]
