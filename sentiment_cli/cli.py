@@ -94,7 +94,7 @@ def _parse_ints(value: str, option: str) -> list[int]:
     try:
         return [int(part) for part in value.replace(" ", "").split(",") if part]
     except ValueError:
-        raise DataError(f"{option} takes comma-separated integers like 64,32, got {value!r}")
+        raise DataError(f"{option} takes comma-separated integers like 64,32, got {value!r}") from None
 
 
 def _parse_ngram(value: str) -> tuple[int, int]:
@@ -178,7 +178,9 @@ def train(
         float, typer.Option("--val-split", help="Stratified validation fraction when no "
                             "--val-data (0: none, no early stopping).")
     ] = 0.1,
-    ngram_range: Annotated[str, typer.Option("--ngram-range", help="n-gram sizes MIN,MAX.")] = "1,2",
+    ngram_range: Annotated[
+        str, typer.Option("--ngram-range", help="n-gram sizes MIN,MAX.")
+    ] = "1,2",
     min_df: Annotated[
         float, typer.Option("--min-df", help="Drop terms in fewer documents (count, or fraction "
                             "< 1).")
@@ -201,18 +203,18 @@ def train(
                                  "[default: keeps negations, one-letter words, ! and ?].")
     ] = None,
     hidden: Annotated[
-        str, typer.Option("--hidden", help="Hidden layer sizes, e.g. 64,32; 'none' for a "
-                          "linear model.")
-    ] = "64",
+        str, typer.Option("--hidden", help="Hidden layer sizes of the MLP, e.g. 64 or 64,32; "
+                          "'none' for a linear model.")
+    ] = "none",
     dropout: Annotated[float, typer.Option("--dropout", help="Dropout after hidden layers.")] = 0.2,
-    lr: Annotated[float, typer.Option("--lr", help="Adam learning rate.")] = 1e-3,
+    lr: Annotated[float, typer.Option("--lr", help="Adam learning rate.")] = 1e-2,
     weight_decay: Annotated[float, typer.Option("--weight-decay", help="L2 penalty.")] = 0.0,
-    batch_size: Annotated[int, typer.Option("--batch-size", help="Rows per step.")] = 64,
-    epochs: Annotated[int, typer.Option("--epochs", help="Most epochs to run.")] = 10,
+    batch_size: Annotated[int, typer.Option("--batch-size", help="Rows per step.")] = 256,
+    epochs: Annotated[int, typer.Option("--epochs", help="Most epochs to run.")] = 30,
     patience: Annotated[
         int, typer.Option("--patience", help="Stop after this many epochs without a better "
                           "validation loss.")
-    ] = 2,
+    ] = 3,
     pos_weight: Annotated[
         str, typer.Option("--pos-weight", help="Positive-class loss weight: auto "
                           "(negatives/positives), a number, or none.")

@@ -247,11 +247,10 @@ def resolve_binary_labels(
         if len(present) == 2 and matches:
             pair = matches[0]
         elif len(present) == 2:
-            a, b = sorted(present)
+            first, second = (spelled[k].most_common(1)[0][0] for k in sorted(present))
             raise DataError(
                 f"{where}: cannot tell which value of column {column!r} is the positive class "
-                f"({_format_counts(shown)}); pass --positive-label {spelled[b].most_common(1)[0][0]!r}"
-                f" (or {spelled[a].most_common(1)[0][0]!r})"
+                f"({_format_counts(shown)}); pass --positive-label {second!r} (or {first!r})"
             )
         elif matches:
             pair = matches[-1]  # e.g. positive/negative/neutral: the extra value is invalid
@@ -325,10 +324,10 @@ def load_dataset(
             keys = np.asarray([canonical_label(v) for v in frame[col]], dtype=object)
             ok = np.isin(keys, ["0", "1", "false", "true", "no", "yes"])
             if not ok.all() and not drop_invalid:
+                example = frame[col].iloc[int(np.flatnonzero(~ok)[0])]
                 raise DataError(
                     f"{where}: label column {col!r} must hold 0/1 values in multi-label mode; "
-                    f"rows {_rows(~ok)} do not (e.g. {frame[col].iloc[int(np.flatnonzero(~ok)[0])]!r})"
-                    f"; fix them or pass --drop-invalid"
+                    f"rows {_rows(~ok)} do not (e.g. {example!r}); fix them or pass --drop-invalid"
                 )
             y[:, j] = np.isin(keys, ["1", "true", "yes"])
             valid &= ok

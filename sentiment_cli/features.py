@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 # "don't" into "don". For sentiment those matter, so the default keeps contractions whole
 # ("don't", "isn't"), the split negation of tokenised corpora ("does n't"), single letters, and
 # "!"/"?" as tokens of their own. README ("Choosing the defaults") has the measurements.
-SENTIMENT_TOKEN_PATTERN = r"(?u)n't|\w[\w']*|[!?]"
+SENTIMENT_TOKEN_PATTERN = r"(?u)\w+(?:'\w+)*|'\w+|[!?]"
 SKLEARN_TOKEN_PATTERN = r"(?u)\b\w\w+\b"
 
 # Negations that scikit-learn's English stop list would remove: "not good" must not become "good".

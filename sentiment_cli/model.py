@@ -96,12 +96,6 @@ class SparseMLP(nn.Module):
     def forward(self, batch: SparseBatch) -> torch.Tensor:
         return self.rest(self.first(batch))
 
-    def sparse_parameters(self) -> list[nn.Parameter]:
-        return [self.first.bag.weight]
-
-    def dense_parameters(self) -> list[nn.Parameter]:
-        return [p for name, p in self.named_parameters() if name != "first.bag.weight"]
-
 
 def parameter_shapes(config: ModelConfig) -> dict[str, tuple[int, ...]]:
     """The tensor names and shapes a model of this config has: what a weights file must hold."""

@@ -1,0 +1,205 @@
+"""End to end through the installed commands: bce-train, bce-predict, bce-eval."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import SAMPLE, assert_clean_error, command, run, toy_rows, write_csv
+
+
+def test_importing_the_cli_does_not_import_torch_sklearn_or_pandas() -> None:
+    code = ("import sys, sentiment_cli.cli, sentiment_cli.__main__; "
+            "print(sorted(m for m in ('torch', 'sklearn', 'pandas') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("name", ["bce-train", "bce-predict", "bce-eval"])
+def test_help_answers(name: str) -> None:
+    result = run(name, "--help")
+    assert result.returncode == 0 and "Usage" in result.stdout
+
+
+def test_python_dash_m_runs_the_same_commands() -> None:
+    out = subprocess.run([sys.executable, "-m", "sentiment_cli", "predict", "--help"],
+                         capture_output=True, text=True)
+    assert out.returncode == 0 and "bce-predict" in out.stdout
+
+
+def test_train_writes_the_model_folder_and_metrics(sample_model: Path) -> None:
+    names = {p.name for p in sample_model.iterdir()}
+    assert {"config.json", "vocabulary.json", "model.safetensors", "metrics.json",
+            "history.csv"} <= names
+    metrics = json.loads((sample_model / "metrics.json").read_text())
+    assert metrics["validation"]["accuracy"] > 0.6
+    history = list(csv.DictReader(io.StringIO((sample_model / "history.csv").read_text())))
+    assert list(history[0]) == ["epoch", "train_loss", "val_loss", "train_acc", "val_acc",
+                                "seconds"]
+
+
+def test_train_json_output_is_one_object_and_progress_stays_off_stdout(tmp_path: Path,
+                                                                      toy_csv: Path) -> None:
+    result = run("bce-train", str(toy_csv), "-o", str(tmp_path / "m"), "--json", "--epochs", "2")
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["labels"] == ["negative", "positive"] and summary["epochs_run"] == 2
+    assert "epoch" in result.stderr  # the per-epoch table went to stderr
+
+
+def test_existing_model_is_not_overwritten_without_force(tmp_path: Path, toy_csv: Path) -> None:
+    out = tmp_path / "m"
+    assert run("bce-train", str(toy_csv), "-o", str(out), "-q", "--epochs", "1").returncode == 0
+    before = (out / "model.safetensors").read_bytes()
+    result = run("bce-train", str(toy_csv), "-o", str(out), "-q", "--epochs", "1", "--seed", "5")
+    assert_clean_error(result, 2, "already exists", "--force")
+    assert (out / "model.safetensors").read_bytes() == before
+    result = run("bce-train", str(toy_csv), "-o", str(out), "-q", "--epochs", "1", "--seed", "5",
+                 "--force")
+    assert result.returncode == 0 and (out / "model.safetensors").read_bytes() != before
+
+
+def test_default_output_is_models_slash_stem(tmp_path: Path, toy_csv: Path) -> None:
+    result = run("bce-train", str(toy_csv), "-q", "--epochs", "1", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "models" / "toy" / "config.json").exists()
+
+
+def test_predict_arguments_print_label_and_probability(sample_model: Path) -> None:
+    result = run("bce-predict", str(sample_model), "Absolutely love it, works perfectly!",
+                 "Broke after two days, total waste of money.")
+    assert result.returncode == 0, result.stderr
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [r["label"] for r in rows] == ["positive", "negative"]
+    assert rows[0]["probability"] > 0.5 > rows[1]["probability"]
+
+
+def test_stdin_keeps_order_and_blank_lines(sample_model: Path) -> None:
+    lines = [f"review number {i} was great" if i % 3 else "" for i in range(50)]
+    result = run("bce-predict", str(sample_model), "--batch-size", "7",
+                 input="\n".join(lines) + "\n")
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [r["text"] for r in rows] == lines
+
+
+@pytest.mark.parametrize("fmt", ["csv", "tsv", "label"])
+def test_output_formats(sample_model: Path, fmt: str) -> None:
+    result = run("bce-predict", str(sample_model), "--format", fmt, "great, really great",
+                 "awful")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    if fmt == "label":
+        assert lines == ["positive", "negative"]
+    else:
+        rows = list(csv.DictReader(io.StringIO(result.stdout),
+                                   delimiter="\t" if fmt == "tsv" else ","))
+        assert [r["text"] for r in rows] == ["great, really great", "awful"]
+        assert {"label", "probability"} <= set(rows[0])
+
+
+def test_threshold_override_flips_labels(sample_model: Path) -> None:
+    text = "It was fine I guess."
+    default = json.loads(run("bce-predict", str(sample_model), text).stdout)
+    low = json.loads(run("bce-predict", str(sample_model), text, "--threshold", "0").stdout)
+    high = json.loads(run("bce-predict", str(sample_model), text, "--threshold", "1").stdout)
+    assert low["label"] == "positive" and high["label"] == "negative"
+    assert default["probability"] == low["probability"]
+
+
+def test_input_file_column_with_kept_columns(sample_model: Path, tmp_path: Path) -> None:
+    path = write_csv(tmp_path / "in.csv", ["id", "comment", "stars"],
+                     [("a1", "love it", "5"), ("b2", "hate it", "1")])
+    result = run("bce-predict", str(sample_model), "--input", str(path), "--keep-columns")
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [(r["id"], r["stars"], r["text"]) for r in rows] == [("a1", "5", "love it"),
+                                                                ("b2", "1", "hate it")]
+
+
+def test_closed_pipe_ends_quietly(sample_model: Path) -> None:
+    lines = "".join(f"text {i}\n" for i in range(200_000)).encode()
+    pipeline = subprocess.run(
+        f"'{command('bce-predict')}' '{sample_model}' | head -1",
+        shell=True, input=lines, capture_output=True, executable="/bin/bash",
+    )
+    assert pipeline.stdout.decode().count("\n") == 1
+    assert b"Traceback" not in pipeline.stderr and pipeline.stderr == b""
+
+
+def test_eval_json_matches_predictions(sample_model: Path, tmp_path: Path) -> None:
+    rows = [(t, "positive" if i % 2 == 0 else "negative") for i, (t, _) in
+            enumerate([("works great, love it", ""), ("broke in a day, awful", "")] * 10)]
+    data = write_csv(tmp_path / "test.csv", ["review", "sentiment"], rows)
+    result = run("bce-eval", str(sample_model), str(data), "--json")
+    assert result.returncode == 0, result.stderr
+    metrics = json.loads(result.stdout)
+    predicted = run("bce-predict", str(sample_model), "--input", str(data), "--format", "label")
+    labels = predicted.stdout.splitlines()
+    accuracy = sum(p == t for p, (_, t) in zip(labels, rows, strict=True)) / len(rows)
+    assert metrics["accuracy"] == pytest.approx(accuracy)
+    assert {"precision", "recall", "f1", "roc_auc", "log_loss", "ece", "confusion_matrix"} <= set(
+        metrics)
+
+
+def test_eval_table_for_people(sample_model: Path) -> None:
+    result = run("bce-eval", str(sample_model), str(SAMPLE))
+    assert result.returncode == 0 and "accuracy" in result.stdout and "confusion" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "needles"),
+    [
+        (["missing.csv"], ["no such file"]),
+        (["{tmp}"], ["is a folder"]),
+        (["{toy}", "--text-column", "nope"], ["no column 'nope'", "columns are"]),
+        (["{toy}", "--device", "cuda:7"], ["--device cuda:7"]),
+        (["{toy}", "--pos-weight", "lots"], ["--pos-weight"]),
+        (["{toy}", "--ngram-range", "3,1"], ["--ngram-range"]),
+        (["{toy}", "--min-df", "500"], ["--min-df"]),
+        (["{toy}", "--val-split", "1.5"], ["--val-split"]),
+    ],
+)
+def test_train_bad_input_gets_one_line_and_status_2(
+    tmp_path: Path, toy_csv: Path, args: list[str], needles: list[str]
+) -> None:
+    args = [a.format(tmp=tmp_path, toy=toy_csv) for a in args]
+    result = run("bce-train", *args, "-o", str(tmp_path / "out"), "-q")
+    assert_clean_error(result, 2, *needles)
+    assert not (tmp_path / "out").exists()
+
+
+def test_train_latin1_needs_encoding_flag(tmp_path: Path) -> None:
+    rows = [(t + " caf\u00e9", lab) for t, lab in toy_rows(40)]
+    path = write_csv(tmp_path / "l1.csv", ["review", "sentiment"], rows, encoding="latin-1")
+    assert_clean_error(run("bce-train", str(path), "-o", str(tmp_path / "m"), "-q"), 2,
+                       "not valid UTF-8", "--encoding latin-1")
+    ok = run("bce-train", str(path), "-o", str(tmp_path / "m"), "-q", "--encoding", "latin-1",
+             "--epochs", "1")
+    assert ok.returncode == 0, ok.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "needles"),
+    [
+        (["{tmp}/none"], ["does not exist"]),
+        (["{model}", "--threshold", "1.5", "x"], ["--threshold"]),
+        (["{model}", "--format", "xml", "x"], ["--format"]),
+        (["{model}", "--input", "{tmp}/none.csv"], ["no such file"]),
+    ],
+)
+def test_predict_bad_input(sample_model: Path, tmp_path: Path, args: list[str],
+                           needles: list[str]) -> None:
+    args = [a.format(tmp=tmp_path, model=sample_model) for a in args]
+    assert_clean_error(run("bce-predict", *args), 2, *needles)
+
+
+def test_predict_undecodable_stdin(sample_model: Path) -> None:
+    result = run("bce-predict", str(sample_model), input=b"fine\ncaf\xe9\n")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "line 2" in result.stderr and "--encoding" in result.stderr
+    ok = run("bce-predict", str(sample_model), "--encoding", "latin-1", input=b"fine\ncaf\xe9\n")
+    assert json.loads(ok.stdout.splitlines()[1])["text"] == "caf\u00e9"

@@ -1,0 +1,152 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import SHARED_DATA, needs_shared, toy_rows, write_csv
+
+from sentiment_cli.data import load_dataset, read_table, resolve_binary_labels
+from sentiment_cli.errors import DataError
+
+
+def test_detects_text_and_label_columns_by_common_names(toy_csv: Path) -> None:
+    data = load_dataset(toy_csv)
+    assert (data.text_column, data.label_columns) == ("review", ["sentiment"])
+    assert data.label_names == ["negative", "positive"]
+    assert data.y.dtype == np.float32 and set(np.unique(data.y)) == {0.0, 1.0}
+
+
+@pytest.mark.parametrize("delimiter", [",", "\t", ";", "|"])
+def test_sniffs_the_delimiter(tmp_path: Path, delimiter: str) -> None:
+    path = write_csv(tmp_path / "d.txt", ["Text", "Label"], toy_rows(20), delimiter=delimiter)
+    data = load_dataset(path)
+    assert len(data) == 20 and data.text_column == "Text"
+
+
+def test_reads_bom_crlf_and_quoted_newlines(tmp_path: Path) -> None:
+    rows = [("line one\nline two, with comma", "1"), ('he said "wow"', "0")] * 3
+    path = write_csv(tmp_path / "q.csv", ["text", "label"], rows, encoding="utf-8-sig",
+                     newline="\r\n")
+    data = load_dataset(path)
+    assert data.texts[0] == "line one\nline two, with comma"
+    assert data.texts[1] == 'he said "wow"'
+    assert data.label_names == ["0", "1"]
+
+
+def test_tsv_is_read_without_quote_processing(tmp_path: Path) -> None:
+    path = tmp_path / "t.tsv"
+    path.write_text('sentence\tlabel\n"quoted start\t1\nplain\t0\n', encoding="utf-8")
+    data = load_dataset(path)
+    assert data.texts == ['"quoted start', "plain"]
+
+
+def test_latin1_file_fails_naming_the_encoding_and_reads_with_the_flag(tmp_path: Path) -> None:
+    path = write_csv(tmp_path / "l.csv", ["review", "sentiment"],
+                     [("caf\u00e9 tr\u00e8s bon", "pos"), ("mauvais", "neg")] * 3,
+                     encoding="latin-1")
+    with pytest.raises(DataError, match="not valid UTF-8.*--encoding latin-1"):
+        load_dataset(path)
+    data = load_dataset(path, encoding="latin-1")
+    assert data.texts[0] == "caf\u00e9 tr\u00e8s bon"
+
+
+@pytest.mark.parametrize(
+    ("values", "positive"),
+    [(["0", "1"], "1"), (["False", "TRUE"], "TRUE"), (["no", "yes"], "yes"),
+     (["neg", "pos"], "pos"), (["Negative", "Positive"], "Positive"), (["0.0", "1.0"], "1.0")],
+)
+def test_understands_common_label_pairs(values: list[str], positive: str) -> None:
+    y, names, valid = resolve_binary_labels(values * 2, None, "label", "f.csv")
+    assert names[1] == positive and valid.all()
+    assert y.tolist() == [0, 1, 0, 1]
+
+
+def test_other_label_pairs_need_positive_label_and_keep_user_names() -> None:
+    with pytest.raises(DataError, match="--positive-label"):
+        resolve_binary_labels(["spam", "ham", "ham"], None, "label", "f.csv")
+    y, names, _ = resolve_binary_labels(["spam", "ham", "ham"], "spam", "label", "f.csv")
+    assert names == ["ham", "spam"] and y.tolist() == [1, 0, 0]
+
+
+def test_one_class_and_three_values_are_errors_with_counts() -> None:
+    with pytest.raises(DataError, match=r"one class only \('pos' \(3\)\)"):
+        resolve_binary_labels(["pos"] * 3, None, "label", "f.csv")
+    with pytest.raises(DataError, match="3 values"):
+        resolve_binary_labels(["a", "b", "c"], None, "label", "f.csv")
+
+
+def test_blank_labels_are_an_error_naming_rows_unless_dropped(tmp_path: Path) -> None:
+    rows = toy_rows(10)
+    rows[3] = (rows[3][0], "")
+    rows[7] = ("   ", "positive")
+    path = write_csv(tmp_path / "b.csv", ["review", "sentiment"], rows)
+    with pytest.raises(DataError, match=r"rows 4 .*--drop-invalid"):
+        load_dataset(path)
+    data = load_dataset(path, drop_invalid=True)
+    assert len(data) == 8 and data.dropped_rows == 2
+
+
+def test_extra_label_value_is_dropped_with_drop_invalid(tmp_path: Path) -> None:
+    rows = [*toy_rows(10), ("meh", "neutral")]
+    path = write_csv(tmp_path / "n.csv", ["review", "sentiment"], rows)
+    with pytest.raises(DataError, match="unusable"):
+        load_dataset(path)
+    assert load_dataset(path, drop_invalid=True).dropped_rows == 1
+
+
+@pytest.mark.parametrize(
+    ("header", "match"),
+    [(["words", "sentiment"], "no text column found.*'words'.*--text-column"),
+     (["text", "review", "label"], "several columns could be the text.*--text-column"),
+     (["text", "stars"], "no label column found.*--label-column")],
+)
+def test_missing_or_ambiguous_columns_list_what_exists(
+    tmp_path: Path, header: list[str], match: str
+) -> None:
+    rows = [[f"{t}"] * (len(header) - 1) + [lab] for t, lab in toy_rows(6)]
+    path = write_csv(tmp_path / "c.csv", header, rows)
+    with pytest.raises(DataError, match=match):
+        load_dataset(path)
+
+
+def test_explicit_columns_and_weights(tmp_path: Path) -> None:
+    rows = [(t, lab, "2.5") for t, lab in toy_rows(6)]
+    path = write_csv(tmp_path / "w.csv", ["body_text", "tag", "w"], rows)
+    data = load_dataset(path, text_column="body_text", label_columns=["tag"], weight_column="w")
+    assert data.weights is not None and data.weights.tolist() == [2.5] * 6
+    with pytest.raises(DataError, match="no column 'nope'"):
+        load_dataset(path, text_column="nope")
+
+
+@pytest.mark.parametrize(
+    ("content", "match"),
+    [(None, "no such file"), ("", "is empty"), ("text,label\n", "no data rows")],
+)
+def test_unusable_files_get_clear_errors(tmp_path: Path, content: str | None, match: str) -> None:
+    path = tmp_path / "x.csv"
+    if content is not None:
+        path.write_text(content)
+    with pytest.raises(DataError, match=match):
+        read_table(path)
+    with pytest.raises(DataError, match="is a folder"):
+        read_table(tmp_path)
+
+
+def test_multilabel_columns(tmp_path: Path) -> None:
+    rows = [("happy and thankful", "1", "1"), ("sad", "0", "0"), ("thanks", "0", "1")]
+    path = write_csv(tmp_path / "m.csv", ["text", "joy", "gratitude"], rows)
+    data = load_dataset(path, label_columns=["joy", "gratitude"])
+    assert data.multilabel and data.label_names == ["joy", "gratitude"]
+    assert data.y.tolist() == [[1, 1], [0, 0], [0, 1]]
+
+
+@needs_shared
+def test_reads_the_real_files_with_their_quirks() -> None:
+    uci = load_dataset(SHARED_DATA / "uci_sentences.csv")
+    assert len(uci) == 3000 and uci.class_counts == {"0": 1500, "1": 1500}
+    assert any('"' in t for t in uci.texts)
+    rt = load_dataset(SHARED_DATA / "rt_polarity.csv")
+    assert len(rt) == 10662 and rt.positive_label == "positive"
+    with pytest.raises(DataError, match="--encoding latin-1"):
+        read_table(SHARED_DATA / "raw" / "rt-polarity.pos", delimiter="\t")

@@ -1,0 +1,104 @@
+"""The training loop: repeatability, pos_weight, early stopping, devices."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from conftest import toy_rows
+
+from sentiment_cli.errors import DataError
+from sentiment_cli.features import VectorizerOptions, fit_vectorizer
+from sentiment_cli.model import predict_logits
+from sentiment_cli.train import TrainOptions, compute_pos_weight, fit, resolve_device
+
+
+@pytest.fixture(scope="module")
+def toy_matrix():  # type: ignore[no-untyped-def]
+    rows = toy_rows(300, seed=3)
+    _, matrix = fit_vectorizer([t for t, _ in rows], VectorizerOptions())
+    y = np.array([lab == "positive" for _, lab in rows], dtype=np.float32)
+    return matrix[:240], y[:240], matrix[240:], y[240:]
+
+
+def test_same_seed_gives_the_same_model_on_cpu(toy_matrix) -> None:  # type: ignore[no-untyped-def]
+    x, y, xv, yv = toy_matrix
+    options = TrainOptions(hidden=[8], epochs=3, seed=7, device="cpu")
+    a, b = fit(x, y, xv, yv, options), fit(x, y, xv, yv, options)
+    assert [h.val_loss for h in a.history] == [h.val_loss for h in b.history]
+    assert np.array_equal(predict_logits(a.model, xv), predict_logits(b.model, xv))
+    c = fit(x, y, xv, yv, TrainOptions(hidden=[8], epochs=3, seed=8, device="cpu"))
+    assert [h.val_loss for h in a.history] != [h.val_loss for h in c.history]
+
+
+def test_learns_the_toy_task(toy_matrix) -> None:  # type: ignore[no-untyped-def]
+    x, y, xv, yv = toy_matrix
+    result = fit(x, y, xv, yv, TrainOptions(hidden=[], lr=0.01, epochs=20, device="cpu"))
+    accuracy = ((predict_logits(result.model, xv)[:, 0] > 0) == (yv > 0.5)).mean()
+    assert accuracy > 0.95
+
+
+def test_auto_pos_weight_is_negatives_over_positives() -> None:
+    y = np.array([1, 0, 0, 0, 0, 1, 0, 0], dtype=np.float32)
+    assert compute_pos_weight("auto", y).tolist() == [3.0]
+    assert compute_pos_weight(None, y) is None
+    assert compute_pos_weight(2.5, y).tolist() == [2.5]
+    y2 = np.array([[1, 0], [0, 0], [1, 1], [0, 0]], dtype=np.float32)
+    assert compute_pos_weight("auto", y2).tolist() == [1.0, 3.0]
+    with pytest.raises(DataError, match="no positive rows"):
+        compute_pos_weight("auto", np.zeros((4, 2), dtype=np.float32))
+
+
+def test_early_stopping_keeps_the_best_epoch(toy_matrix) -> None:  # type: ignore[no-untyped-def]
+    x, y, xv, yv = toy_matrix
+    noisy = y.copy()
+    noisy[::4] = 1 - noisy[::4]  # label noise: validation loss turns up once it is memorised
+    result = fit(x, noisy, xv, yv, TrainOptions(hidden=[64], lr=0.05, epochs=30, patience=2))
+    val_losses = [h.val_loss for h in result.history]
+    assert result.best_epoch == int(np.argmin(val_losses)) + 1
+    assert result.stopped_early and len(result.history) == result.best_epoch + 2
+    from sentiment_cli.train import evaluate_loss
+
+    kept_loss, _, _ = evaluate_loss(result.model, xv, yv, None, None, torch.device("cpu"))
+    assert kept_loss == pytest.approx(min(val_losses), rel=1e-5)
+
+
+def test_sample_weights_change_the_model(toy_matrix) -> None:  # type: ignore[no-untyped-def]
+    x, y, xv, yv = toy_matrix
+    options = TrainOptions(hidden=[], epochs=2, device="cpu")
+    plain = fit(x, y, xv, yv, options)
+    weights = np.where(y > 0, 5.0, 1.0).astype(np.float32)
+    weighted = fit(x, y, xv, yv, options, w_train=weights)
+    assert predict_logits(weighted.model, xv).mean() > predict_logits(plain.model, xv).mean()
+
+
+def test_device_resolution() -> None:
+    assert resolve_device("cpu").type == "cpu"
+    assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    with pytest.raises(DataError, match="--device"):
+        resolve_device("tpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(DataError, match="CUDA is not available.*--device cpu"):
+            resolve_device("cuda")
+
+
+@pytest.mark.parametrize("device", ["cpu", "cuda"])
+def test_training_runs_on_each_available_device(toy_matrix, device: str) -> None:  # type: ignore[no-untyped-def]
+    if device == "cuda" and not torch.cuda.is_available():
+        pytest.skip("no CUDA device here")
+    x, y, xv, yv = toy_matrix
+    result = fit(x, y, xv, yv, TrainOptions(hidden=[8], epochs=2, device=device,
+                                            pos_weight="auto"))
+    assert result.device.startswith(device)
+    assert next(result.model.parameters()).device.type == "cpu"  # returned ready to save
+    assert np.isfinite(predict_logits(result.model, xv)).all()
+
+
+def test_diverging_loss_stops_with_a_message(toy_matrix) -> None:  # type: ignore[no-untyped-def]
+    from sentiment_cli.train import TrainingDiverged
+
+    x, y, xv, yv = toy_matrix
+    bad = x.copy()
+    bad.data[:] = np.inf
+    with pytest.raises(TrainingDiverged, match="epoch 1.*--lr"):
+        fit(bad, y, xv, yv, TrainOptions(hidden=[8], epochs=2))
