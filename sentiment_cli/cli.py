@@ -94,7 +94,9 @@ def _parse_ints(value: str, option: str) -> list[int]:
     try:
         return [int(part) for part in value.replace(" ", "").split(",") if part]
     except ValueError:
-        raise DataError(f"{option} takes comma-separated integers like 64,32, got {value!r}") from None
+        raise DataError(
+            f"{option} takes comma-separated integers like 64,32, got {value!r}"
+        ) from None
 
 
 def _parse_ngram(value: str) -> tuple[int, int]:
