@@ -77,6 +77,25 @@ def _fsync_tree(folder: Path) -> None:
             os.close(fd)
 
 
+def _remove_stale_staging(path: Path) -> None:
+    """Staging folders left by a killed process (its pid no longer running)."""
+    for pattern in (f".{path.name}.tmp-*", f".{path.name}.old-*"):
+        for stale in path.parent.glob(pattern):
+            pid = stale.name.rsplit("-", 1)[-1]
+            if pid.isdigit() and not _pid_alive(int(pid)):
+                shutil.rmtree(stale, ignore_errors=True)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def write_folder_atomically(path: Path, fill: Callable[[Path], None], force: bool) -> None:
     """Build the folder beside ``path`` under a temporary name, then move it into place.
 
@@ -86,6 +105,7 @@ def write_folder_atomically(path: Path, fill: Callable[[Path], None], force: boo
     path = Path(path)
     check_output_free(path, force)
     path.parent.mkdir(parents=True, exist_ok=True)
+    _remove_stale_staging(path)
     staging = path.parent / f".{path.name}.tmp-{os.getpid()}"
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir()

@@ -87,6 +87,17 @@ def _quiet_broken_pipe() -> None:
     raise SystemExit(128 + signal.SIGPIPE)
 
 
+def _raise_on_signals() -> None:
+    """Ctrl-C and SIGTERM become Interrupted, so training can save and say how to resume."""
+    from .errors import Interrupted
+
+    def handler(signum: int, frame: object) -> None:
+        raise Interrupted(signum)
+
+    signal.signal(signal.SIGINT, handler)
+    signal.signal(signal.SIGTERM, handler)
+
+
 def _parse_ints(value: str, option: str) -> list[int]:
     value = value.strip()
     if value.lower() in ("", "none", "linear", "0"):
@@ -143,10 +154,22 @@ TextColumnOption = Annotated[
 @train_app.command(help="Train a text classifier from a labeled CSV/TSV file into a model folder.")
 @handle_errors
 def train(
-    data: Annotated[Path, typer.Argument(help="Labeled CSV/TSV file.", show_default=False)],
+    data: Annotated[
+        Path | None, typer.Argument(help="Labeled CSV/TSV file.", show_default=False)
+    ] = None,
     output: Annotated[
         Path | None,
         typer.Option("--output", "-o", help="Model folder to write [default: models/<data stem>]."),
+    ] = None,
+    positive_lines: Annotated[
+        Path | None,
+        typer.Option("--positive-lines", help="Instead of DATA: a plain-text file of positive "
+                     "texts, one per line (use with --negative-lines)."),
+    ] = None,
+    negative_lines: Annotated[
+        Path | None,
+        typer.Option("--negative-lines", help="A plain-text file of negative texts, one per "
+                     "line."),
     ] = None,
     text_column: TextColumnOption = None,
     label_column: Annotated[
@@ -159,6 +182,10 @@ def train(
         typer.Option("--label-columns", help="Several 0/1 label columns for multi-label: "
                      "a,b,c or all-but-text."),
     ] = None,
+    drop_empty_labels: Annotated[
+        bool, typer.Option("--drop-empty-labels", help="Multi-label: drop label columns without "
+                           "a positive training row instead of stopping.")
+    ] = False,
     positive_label: Annotated[
         str | None,
         typer.Option("--positive-label", help="Which label value is the positive class, when it "
@@ -235,7 +262,12 @@ def train(
                           "temperature or none.")
     ] = "none",
     force: Annotated[
-        bool, typer.Option("--force", "-f", help="Replace an existing model folder.")
+        bool, typer.Option("--force", "-f", help="Replace an existing model folder (and discard "
+                           "the checkpoint of an interrupted run).")
+    ] = False,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Continue an interrupted run from its last "
+                           "completed epoch (same data and options).")
     ] = False,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the final metrics as one JSON object.")
@@ -250,9 +282,16 @@ def train(
     labels = list(label_column or [])
     if label_columns:
         labels += [c.strip() for c in label_columns.split(",") if c.strip()]
+    if (positive_lines is None) != (negative_lines is None):
+        raise DataError("--positive-lines and --negative-lines go together")
+    line_files = None if positive_lines is None else (positive_lines, negative_lines)
+    if data is None and line_files is None:
+        raise DataError("give the labeled CSV/TSV file to train on (see bce-train --help)")
+    stem = (data or positive_lines).stem  # type: ignore[union-attr]
     job = TrainJob(
         data=data,
-        output=output if output is not None else Path("models") / data.stem,
+        line_files=line_files,  # type: ignore[arg-type]
+        output=output if output is not None else Path("models") / stem,
         text_column=text_column,
         label_columns=labels,
         positive_label=positive_label,
@@ -276,6 +315,8 @@ def train(
         threshold_metric=threshold_metric,
         calibrate=calibrate.strip().lower(),
         force=force,
+        resume=resume,
+        drop_empty_labels=drop_empty_labels,
     )
     from .train import TrainOptions
 
@@ -294,6 +335,7 @@ def train(
     console = TrainConsole(quiet=quiet)
     from .pipeline import run_training
 
+    _raise_on_signals()
     with console:
         summary = run_training(job, progress=console, note=console.note)
     if as_json:

@@ -301,7 +301,9 @@ def load_dataset(
     frame = read_table(path, delimiter=delimiter, encoding=encoding)
     where = str(path)
     text_col = pick_column(frame, text_column, TEXT_COLUMN_NAMES, "text", "--text-column", path)
-    if label_columns:
+    if label_columns and [c.lower() for c in label_columns] == ["all-but-text"]:
+        label_cols = [c for c in frame.columns if c not in (text_col, weight_column)]
+    elif label_columns:
         label_cols = [
             pick_column(frame, c, LABEL_COLUMN_NAMES, "label", "--label-column", path)
             for c in label_columns
@@ -378,4 +380,51 @@ def load_dataset(
         dropped_rows=dropped,
         multilabel=multilabel,
         class_counts=counts,
+    )
+
+
+def read_lines_file(path: str | os.PathLike[str], encoding: str | None = None) -> list[str]:
+    """One text per line, split on "\\n" only (never on U+0085 or other Unicode line breaks,
+    which latin-1 and cp1252 files contain inside texts), stripped of spaces and "\\r"."""
+    path = Path(path)
+    _check_path(path)
+    encoding = encoding or DEFAULT_ENCODING
+    raw = path.read_bytes()
+    try:
+        text = raw.decode(encoding)
+    except UnicodeDecodeError as err:
+        raise _decode_error(path, encoding, err) from None
+    except LookupError:
+        raise DataError(f"unknown --encoding {encoding!r}; try utf-8, latin-1 or cp1252") from None
+    return [line.strip(" \t\r") for line in text.split("\n")]
+
+
+def load_line_files(
+    positive: str | os.PathLike[str],
+    negative: str | os.PathLike[str],
+    encoding: str | None = None,
+) -> Dataset:
+    """A binary dataset from two plain-text files, one text per line (blank lines skipped and
+    counted), labeled "positive" and "negative"."""
+    texts: list[str] = []
+    labels: list[float] = []
+    blank = 0
+    for path, label in ((positive, 1.0), (negative, 0.0)):
+        lines = read_lines_file(path, encoding)
+        kept = [line for line in lines if line]
+        blank += len(lines) - len(kept) - (1 if lines and not lines[-1] else 0)
+        if not kept:
+            raise DataError(f"{path} has no non-blank lines")
+        texts += kept
+        labels += [label] * len(kept)
+    y = np.asarray(labels, dtype=np.float32)
+    return Dataset(
+        texts=texts,
+        y=y,
+        label_names=["negative", "positive"],
+        source=f"{positive} + {negative}",
+        text_column="line",
+        label_columns=["file"],
+        dropped_rows=blank,
+        class_counts={"negative": int((y == 0).sum()), "positive": int((y == 1).sum())},
     )

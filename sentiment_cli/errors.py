@@ -25,3 +25,12 @@ class TrainingError(SentimentError):
     """Training could not finish (diverged loss, device failure): exit status 1."""
 
     exit_code = 1
+
+
+class Interrupted(SentimentError):
+    """SIGINT or SIGTERM: exit status 128 + the signal number (130, 143)."""
+
+    def __init__(self, signum: int, message: str = "interrupted") -> None:
+        super().__init__(message)
+        self.signum = signum
+        self.exit_code = 128 + signum

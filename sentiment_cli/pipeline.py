@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import csv
 import io
+import json
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -25,18 +27,20 @@ from .bundle import (
     write_folder_atomically,
     write_json,
 )
-from .data import Dataset, load_dataset
-from .errors import DataError
+from .checkpoint import checkpoint_path, load_checkpoint, save_checkpoint, vocabulary_digest
+from .data import Dataset, load_dataset, load_line_files
+from .errors import DataError, Interrupted, TrainingError
 from .features import VectorizerOptions, fit_vectorizer, transform, vectorizer_to_json
-from .train import EpochStats, TrainOptions, TrainProgress, fit
+from .train import EpochStats, TrainingDiverged, TrainOptions, TrainProgress, TrainState, fit
 
 HISTORY_FIELDS = ("epoch", "train_loss", "val_loss", "train_acc", "val_acc", "seconds")
 
 
 @dataclass
 class TrainJob:
-    data: Path
+    data: Path | None  # a CSV/TSV file, or None with line_files
     output: Path
+    line_files: tuple[Path, Path] | None = None  # (positive lines, negative lines)
     text_column: str | None = None
     label_columns: list[str] = field(default_factory=list)
     positive_label: str | None = None
@@ -52,8 +56,14 @@ class TrainJob:
     threshold_metric: str = "f1"
     calibrate: str = "none"  # or "temperature"
     force: bool = False
+    resume: bool = False
+    drop_empty_labels: bool = False
 
     def validate(self) -> None:
+        if (self.data is None) == (self.line_files is None):
+            raise DataError(
+                "give one data file, or --positive-lines and --negative-lines (not both)"
+            )
         if not 0 <= self.val_split < 1:
             raise DataError(f"--val-split must be in [0, 1), got {self.val_split}")
         if self.threshold != "auto":
@@ -112,6 +122,36 @@ def split_dataset(data: Dataset, fraction: float, seed: int) -> tuple[Dataset, D
     return _subset(data, np.sort(train_rows)), _subset(data, np.sort(val_rows))
 
 
+def _keep_labels(data: Dataset, keep: np.ndarray) -> Dataset:
+    names = [n for n, k in zip(data.label_names, keep, strict=True) if k]
+    return Dataset(
+        texts=data.texts, y=data.y[:, keep], label_names=names, source=data.source,
+        text_column=data.text_column, label_columns=names, weights=data.weights,
+        dropped_rows=data.dropped_rows, multilabel=True,
+        class_counts={n: data.class_counts.get(n, 0) for n in names},
+    )
+
+
+def _check_empty_labels(
+    train: Dataset, val: Dataset | None, drop: bool, note: Callable[[str], None]
+) -> tuple[Dataset, Dataset | None]:
+    """A label with no positive training row cannot be learned: an error, or dropped."""
+    empty = train.y.sum(axis=0) == 0
+    if not empty.any():
+        return train, val
+    names = [n for n, e in zip(train.label_names, empty, strict=True) if e]
+    if not drop:
+        raise DataError(
+            f"{train.source}: label column(s) {', '.join(names)} have no positive rows in the "
+            f"training split; remove them or pass --drop-empty-labels"
+        )
+    if empty.all():
+        raise DataError(f"{train.source}: no label column has a positive training row")
+    note(f"dropped label column(s) without positive training rows: {', '.join(names)}")
+    keep = ~empty
+    return _keep_labels(train, keep), None if val is None else _keep_labels(val, keep)
+
+
 def _history_csv(history: list[EpochStats]) -> str:
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=HISTORY_FIELDS, lineterminator="\n")
@@ -145,6 +185,12 @@ def run_training(
 
     job.validate()
     check_output_free(job.output, job.force)
+    checkpoints = checkpoint_path(job.output)
+    if checkpoints.exists() and not (job.resume or job.force):
+        raise DataError(
+            f"{checkpoints} holds the checkpoint of an interrupted run: pass --resume to continue "
+            f"it, or --force to start over"
+        )
     started = time.perf_counter()
     read = dict(
         text_column=job.text_column,
@@ -154,9 +200,14 @@ def run_training(
         encoding=job.encoding,
         drop_invalid=job.drop_invalid,
     )
-    data = load_dataset(job.data, positive_label=job.positive_label, **read)
-    if data.dropped_rows:
-        note(f"skipped {data.dropped_rows} invalid rows of {job.data} (--drop-invalid)")
+    if job.line_files is not None:
+        data = load_line_files(*job.line_files, encoding=job.encoding)
+        if data.dropped_rows:
+            note(f"skipped {data.dropped_rows} blank lines")
+    else:
+        data = load_dataset(job.data, positive_label=job.positive_label, **read)
+        if data.dropped_rows:
+            note(f"skipped {data.dropped_rows} invalid rows of {job.data} (--drop-invalid)")
     if job.val_data is not None:
         positive = None if data.multilabel else data.positive_label
         val = load_dataset(job.val_data, positive_label=positive, **read)
@@ -167,6 +218,8 @@ def run_training(
         train_part, val = split_dataset(data, job.val_split, job.train.seed)
     else:
         train_part, val = data, None
+    if train_part.multilabel:
+        train_part, val = _check_empty_labels(train_part, val, job.drop_empty_labels, note)
     read_seconds = time.perf_counter() - started
 
     vectorizer, x_train = fit_vectorizer(train_part.texts, job.vectorizer)
@@ -177,16 +230,53 @@ def run_training(
         f"vocabulary of {x_train.shape[1]} terms"
     )
 
-    result = fit(
-        x_train,
-        train_part.y,
-        x_val,
-        None if val is None else val.y,
-        job.train,
-        w_train=train_part.weights,
-        w_val=None if val is None else val.weights,
-        progress=progress,
-    )
+    fingerprint = {
+        "data": data.source,
+        "val_data": None if job.val_data is None else str(job.val_data),
+        "val_split": job.val_split,
+        "label_columns": data.label_columns,
+        "vectorizer": asdict(job.vectorizer),
+        "train": {k: v for k, v in asdict(job.train).items() if k not in ("epochs", "device")},
+        "train_rows": len(train_part),
+        "vocabulary": vocabulary_digest(vectorizer.get_feature_names_out().tolist()),
+    }
+    fingerprint = json.loads(json.dumps(fingerprint))  # tuples -> lists, as read back
+    resume_state = load_checkpoint(checkpoints, fingerprint) if job.resume else None
+    if resume_state is not None:
+        note(f"resuming after epoch {resume_state.epoch} from {checkpoints}")
+    last_saved = [0 if resume_state is None else resume_state.epoch]
+
+    def save_epoch(state: TrainState) -> None:
+        save_checkpoint(checkpoints, state, fingerprint)
+        last_saved[0] = state.epoch
+
+    try:
+        result = fit(
+            x_train,
+            train_part.y,
+            x_val,
+            None if val is None else val.y,
+            job.train,
+            w_train=train_part.weights,
+            w_val=None if val is None else val.weights,
+            progress=progress,
+            checkpoint=save_epoch,
+            resume=resume_state,
+        )
+    except Interrupted as err:
+        if last_saved[0]:
+            raise Interrupted(
+                err.signum,
+                f"interrupted; epoch {last_saved[0]} is saved in {checkpoints}: continue with "
+                f"the same command plus --resume",
+            ) from None
+        raise Interrupted(
+            err.signum, "interrupted before the first epoch ended; nothing was saved"
+        ) from None
+    except TrainingDiverged as err:
+        if last_saved[0]:
+            raise TrainingError(f"{err} (epoch {last_saved[0]} is kept in {checkpoints})") from None
+        raise
     train_seconds = time.perf_counter() - started - read_seconds - vectorize_seconds
 
     model = result.model
@@ -241,7 +331,7 @@ def run_training(
             "pos_weight_values": result.pos_weight,
         },
         "data": {
-            "source": str(job.data),
+            "source": data.source,
             "text_column": data.text_column,
             "label_columns": data.label_columns,
             "weight_column": job.weight_column,
@@ -263,6 +353,7 @@ def run_training(
         (folder / "history.csv").write_text(_history_csv(result.history), encoding="utf-8")
 
     write_folder_atomically(job.output, fill, job.force)
+    shutil.rmtree(checkpoints, ignore_errors=True)
     total = time.perf_counter() - started
     return {
         "output": str(job.output),
