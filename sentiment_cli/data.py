@@ -341,11 +341,12 @@ def load_dataset(
         )
         if not drop_invalid and not label_ok.all():
             bad = ~label_ok
-            blanks = int(sum(1 for v in frame[col].to_numpy()[bad] if not v.strip()))
-            what = f"{blanks} blank" if blanks == int(bad.sum()) else f"{int(bad.sum())} unusable"
+            counts = Counter(v.strip() for v in frame[col].to_numpy()[bad])
+            what = (f"{counts['']} blank label(s)" if set(counts) == {""} else
+                    f"labels other than {names[0]!r}/{names[1]!r} ({_format_counts(counts)})")
             raise DataError(
-                f"{where}: {what} label(s) in column {col!r} at rows {_rows(bad)} "
-                f"(row 1 = first data row); fix them or pass --drop-invalid to skip such rows"
+                f"{where}: {what} in column {col!r} at rows {_rows(bad)} (row 1 = first data "
+                f"row); fix them or pass --drop-invalid to skip such rows"
             )
         valid &= label_ok
     if not drop_invalid and blank_text.any():

@@ -90,7 +90,7 @@ def test_blank_labels_are_an_error_naming_rows_unless_dropped(tmp_path: Path) ->
 def test_extra_label_value_is_dropped_with_drop_invalid(tmp_path: Path) -> None:
     rows = [*toy_rows(10), ("meh", "neutral")]
     path = write_csv(tmp_path / "n.csv", ["review", "sentiment"], rows)
-    with pytest.raises(DataError, match="unusable"):
+    with pytest.raises(DataError, match="other than 'negative'/'positive' \\('neutral' \\(1\\)\\)"):
         load_dataset(path)
     assert load_dataset(path, drop_invalid=True).dropped_rows == 1
 

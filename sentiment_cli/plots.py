@@ -1,0 +1,195 @@
+"""The plots of a report, as PNG files: training curves, ROC, precision-recall, calibration,
+confusion matrix, per-label F1.
+
+Every curve comes from :mod:`.metrics` (one definition of each number). matplotlib is imported on
+first use with the Agg backend, so importing this module is cheap and never needs a display.
+Every figure is FIGSIZE at DPI (640 x 480 pixels), except per-label F1, which grows with the
+number of labels so their names stay readable.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from . import metrics as m
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+FIGSIZE = (6.4, 4.8)  # inches
+DPI = 100
+STYLE = {"font.size": 10, "axes.titlesize": 11, "legend.fontsize": 9, "axes.grid": True,
+         "grid.alpha": 0.3}
+TRAIN_COLOR, VAL_COLOR, MARK_COLOR, HIGHLIGHT = "tab:blue", "tab:orange", "0.45", "tab:red"
+
+
+def _pyplot() -> Any:
+    """pyplot on the Agg backend (files only, no display), imported on first use."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _figure(nrows: int = 1, height: float = FIGSIZE[1], **kwargs: Any) -> tuple[Figure, Any]:
+    return _pyplot().subplots(nrows, 1, figsize=(FIGSIZE[0], height), dpi=DPI,
+                              layout="constrained", **kwargs)
+
+
+def _finish(fig: Figure, ax: Any, path: Path, legend: str | None = "best", **labels: Any) -> Path:
+    ax.set(**labels)
+    if legend:
+        ax.legend(loc=legend)
+    fig.savefig(path, dpi=DPI)
+    _pyplot().close(fig)
+    return path
+
+
+def history_value(value: Any) -> float | None:
+    """A history cell as a float: rows may come from EpochStats or straight from history.csv."""
+    return None if value is None or value == "" else float(value)
+
+
+def _plot_history(path: Path, dataset: str, history: list[dict], best_epoch: int | None,
+                  key: str, name: str) -> Path:
+    from matplotlib.ticker import MaxNLocator
+
+    fig, ax = _figure()
+    epochs = [int(history_value(row["epoch"]) or 0) for row in history]
+    for split, color, label in (("train", TRAIN_COLOR, "training"),
+                                ("val", VAL_COLOR, "validation")):
+        values = [history_value(row.get(f"{split}_{key}")) for row in history]
+        if any(v is not None for v in values):
+            ax.plot(epochs, [np.nan if v is None else v for v in values], marker="o",
+                    markersize=4, color=color, label=label)
+    if best_epoch:
+        ax.axvline(best_epoch, color=MARK_COLOR, linestyle="--", label=f"kept epoch {best_epoch}")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    return _finish(fig, ax, path, xlabel="epoch", ylabel=name, title=f"{dataset}: {name} per epoch")
+
+
+def _plot_roc(path: Path, dataset: str, y: np.ndarray, p: np.ndarray, cm: dict[str, int],
+              threshold: float) -> Path:
+    fig, ax = _figure()
+    fpr, tpr = m.roc_curve(y, p)
+    ax.plot(fpr, tpr, color=TRAIN_COLOR, label=f"model (AUC = {m.roc_auc(y, p):.3f})")
+    ax.plot([0, 1], [0, 1], linestyle="--", color=MARK_COLOR, label="chance (AUC = 0.5)")
+    ax.plot(cm["fp"] / max(cm["fp"] + cm["tn"], 1), cm["tp"] / max(cm["tp"] + cm["fn"], 1), "o",
+            color=HIGHLIGHT, label=f"threshold {threshold:.2f}")
+    return _finish(fig, ax, path, "lower right", xlim=(0, 1), ylim=(0, 1.01),
+                   xlabel="false positive rate", ylabel="true positive rate (recall)",
+                   title=f"{dataset}: ROC curve")
+
+
+def _plot_precision_recall(path: Path, dataset: str, y: np.ndarray, p: np.ndarray,
+                           cm: dict[str, int], threshold: float) -> Path:
+    fig, ax = _figure()
+    precision, recall, _ = m.precision_recall_curve(y, p)
+    ax.plot(recall, precision, color=TRAIN_COLOR, label="model")
+    ax.axhline(y.mean(), linestyle="--", color=MARK_COLOR,
+               label=f"always positive (precision {y.mean():.2f})")
+    precision_at, recall_at, _ = m.precision_recall_f1(cm)
+    ax.plot(recall_at, precision_at, "o", color=HIGHLIGHT, label=f"threshold {threshold:.2f}")
+    return _finish(fig, ax, path, "lower left", xlim=(0, 1), ylim=(0, 1.02), xlabel="recall",
+                   ylabel="precision", title=f"{dataset}: precision-recall curve")
+
+
+def _plot_calibration(path: Path, dataset: str, labels: list[str], y: np.ndarray,
+                      p: np.ndarray) -> Path:
+    fig, (ax, hist) = _figure(2, sharex=True, height_ratios=[3, 1.3])
+    bins = [b for b in m.calibration_bins(y, p) if b["count"]]
+    ece = m.expected_calibration_error(y, p)
+    ax.plot([0, 1], [0, 1], linestyle="--", color=MARK_COLOR, label="perfectly calibrated")
+    x, rate = [b["mean_probability"] for b in bins], [b["positive_rate"] for b in bins]
+    ax.plot(x, rate, color=TRAIN_COLOR, label=f"model (ECE = {ece:.3f})")
+    # marker area follows the bin's rows, so a bin of three rows does not look like one of 300
+    sizes = np.array([b["count"] for b in bins], dtype=float)
+    ax.scatter(x, rate, s=15 + 150 * sizes / sizes.max(), color=TRAIN_COLOR, zorder=3,
+               clip_on=False, label="bins (marker area ~ rows)")
+    ax.set(xlim=(0, 1), ylim=(0, 1), ylabel=f"observed rate of {labels[1]}",
+           title=f"{dataset}: calibration (10 equal-width bins)")
+    ax.legend(loc="upper left")
+    counts, _, _ = hist.hist([p[~y], p[y]], bins=20, range=(0, 1), stacked=True,
+                             color=[VAL_COLOR, TRAIN_COLOR],
+                             label=[f"true {labels[0]}", f"true {labels[1]}"])
+    hist.legend(loc="upper center", ncols=2)
+    # headroom so the legend sits above the bars rather than on them
+    return _finish(fig, hist, path, None, xlabel=f"predicted probability of {labels[1]}",
+                   ylabel="rows", ylim=(0, max(float(np.max(counts[-1])), 1) * 1.6))
+
+
+def _plot_confusion(path: Path, dataset: str, labels: list[str], cm: dict[str, int],
+                    threshold: float) -> Path:
+    fig, ax = _figure()
+    counts = np.array([[cm["tn"], cm["fp"]], [cm["fn"], cm["tp"]]])
+    # shaded by share of the true label's rows (recall per class), readable when imbalanced
+    share = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
+    ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
+    for (i, j), count in np.ndenumerate(counts):
+        ax.text(j, i, f"{count}\n({share[i, j]:.1%} of {labels[i]})", ha="center", va="center",
+                fontsize=12, color="white" if share[i, j] > 0.5 else "black")
+    ax.grid(False)
+    return _finish(fig, ax, path, None, xticks=[0, 1], xticklabels=labels[:2], yticks=[0, 1],
+                   yticklabels=labels[:2], xlabel="predicted label", ylabel="true label",
+                   title=f"{dataset}: confusion matrix at threshold {threshold:.2f}")
+
+
+def _plot_per_label_f1(path: Path, dataset: str, metrics: dict) -> Path:
+    items = sorted(metrics["per_label"].items(), key=lambda kv: kv[1]["f1"])
+    fig, ax = _figure(height=max(FIGSIZE[1], 0.3 * len(items) + 1.4))  # room for many labels
+    ax.barh(range(len(items)), [v["f1"] for _, v in items], color=TRAIN_COLOR)
+    for i, (_, v) in enumerate(items):
+        ax.text(v["f1"] + 0.01, i, f"{v['f1']:.2f}  (support {v['support']})", va="center",
+                fontsize=9, zorder=3, bbox={"facecolor": "white", "edgecolor": "none", "pad": 1})
+    for key, style, color in (("macro_f1", "--", HIGHLIGHT), ("micro_f1", ":", MARK_COLOR)):
+        ax.axvline(metrics[key], color=color, linestyle=style,
+                   label=f"{key.replace('_', ' ').replace('f1', 'F1')} {metrics[key]:.2f}")
+    return _finish(fig, ax, path, "lower right", yticks=range(len(items)),
+                   yticklabels=[name for name, _ in items], xlim=(0, 1.3), xlabel="F1",
+                   title=f"{dataset}: F1 per label")
+
+
+def draw_plots(
+    folder: Path,
+    dataset: str,
+    labels: list[str],
+    y: np.ndarray,
+    p: np.ndarray,
+    metrics: dict,
+    history: list[dict] | None,
+    best_epoch: int | None,
+) -> tuple[list[tuple[str, Path]], list[str]]:
+    """Draw every plot that applies into ``folder``; return (caption, path) pairs and notes on
+    plots left out. ``y`` is boolean; binary ``y``/``p`` are 1-D, multi-label ones (rows, k)."""
+    figures: list[tuple[str, Path]] = []
+    notes: list[str] = []
+    with _pyplot().rc_context(STYLE):
+        if history:
+            figures.append(("Loss per epoch", _plot_history(
+                folder / "loss.png", dataset, history, best_epoch, "loss", "loss")))
+            figures.append(("Accuracy per epoch", _plot_history(
+                folder / "accuracy.png", dataset, history, best_epoch, "acc", "accuracy")))
+        if "per_label" in metrics:
+            figures.append(("F1 per label", _plot_per_label_f1(
+                folder / "per_label_f1.png", dataset, metrics)))
+        elif len(y):
+            threshold = float(metrics.get("threshold", 0.5))
+            cm = metrics.get("confusion_matrix") or m.confusion(y, p >= threshold)
+            if 0 < y.sum() < len(y):
+                figures.append(("ROC curve", _plot_roc(
+                    folder / "roc.png", dataset, y, p, cm, threshold)))
+                figures.append(("Precision-recall curve", _plot_precision_recall(
+                    folder / "precision_recall.png", dataset, y, p, cm, threshold)))
+            else:
+                notes.append("ROC and precision-recall curves are not drawn: the rows hold "
+                             "one class only.")
+            figures.append(("Calibration (reliability diagram)", _plot_calibration(
+                folder / "calibration.png", dataset, labels, y, p)))
+            figures.append(("Confusion matrix", _plot_confusion(
+                folder / "confusion_matrix.png", dataset, labels, cm, threshold)))
+    return figures, notes

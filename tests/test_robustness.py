@@ -1,0 +1,224 @@
+"""Interruption, resume, kills at random moments, and tampered or hostile input."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import (
+    SAMPLE,
+    SHARED_DATA,
+    assert_clean_error,
+    command,
+    needs_shared,
+    run,
+    toy_rows,
+    write_csv,
+)
+
+from sentiment_cli.bundle import load_bundle
+from sentiment_cli.errors import BundleError, Interrupted
+from sentiment_cli.pipeline import TrainJob, run_training
+from sentiment_cli.train import TrainOptions, TrainProgress
+
+
+class InterruptDuring(TrainProgress):
+    """Raises what the SIGINT handler raises, in the middle of a chosen epoch."""
+
+    def __init__(self, epoch: int) -> None:
+        self.epoch, self.current, self.batches = epoch, 0, 0
+
+    def epoch_start(self, epoch: int, epochs: int, batches: int) -> None:
+        self.current, self.batches = epoch, 0
+
+    def batch_end(self, rows: int) -> None:
+        self.batches += 1
+        if self.current == self.epoch and self.batches == 2:
+            raise Interrupted(signal.SIGINT)
+
+
+def test_resume_after_interrupt_reaches_the_same_model(tmp_path: Path) -> None:
+    options = TrainOptions(hidden=[16], epochs=5, patience=5, batch_size=64, seed=3)
+
+    def job(out: Path, resume: bool = False) -> TrainJob:
+        return TrainJob(data=SAMPLE, output=out, train=options, resume=resume)
+
+    straight = run_training(job(tmp_path / "straight"))
+    with pytest.raises(Interrupted, match=r"epoch 1 is saved .*--resume"):
+        run_training(job(tmp_path / "cut"), progress=InterruptDuring(epoch=2))
+    assert not (tmp_path / "cut").exists()
+    assert (tmp_path / "cut.checkpoint" / "state.json").exists()
+    with pytest.raises(Exception, match="--resume"):
+        run_training(job(tmp_path / "cut"))  # forgetting --resume does not discard the checkpoint
+    resumed = run_training(job(tmp_path / "cut", resume=True))
+    assert resumed["validation"] == straight["validation"]
+    assert resumed["best_epoch"] == straight["best_epoch"]
+    history = (tmp_path / "cut" / "history.csv").read_text().splitlines()
+    assert len(history) == 1 + straight["epochs_run"]
+    assert not (tmp_path / "cut.checkpoint").exists()
+
+
+def test_resume_refuses_a_checkpoint_of_different_options(tmp_path: Path) -> None:
+    first = TrainJob(data=SAMPLE, output=tmp_path / "m",
+                     train=TrainOptions(epochs=3, patience=3, seed=1))
+    with pytest.raises(Interrupted):
+        run_training(first, progress=InterruptDuring(epoch=2))
+    other = TrainJob(data=SAMPLE, output=tmp_path / "m", resume=True,
+                     train=TrainOptions(epochs=3, patience=3, seed=1, lr=0.5))
+    with pytest.raises(Exception, match="different run .*train"):
+        run_training(other)
+
+
+def _wait_for(path: Path, process: subprocess.Popen[bytes], seconds: float = 120) -> None:
+    deadline = time.monotonic() + seconds
+    while not path.exists():
+        assert process.poll() is None, process.stderr.read() if process.stderr else ""
+        assert time.monotonic() < deadline, f"{path} never appeared"
+        time.sleep(0.05)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_signal_saves_the_checkpoint_and_says_how_to_resume(tmp_path: Path, signum: int) -> None:
+    out = tmp_path / "m"
+    args = [command("bce-train"), str(SAMPLE), "-o", str(out), "--hidden", "256", "--epochs",
+            "500", "--patience", "500", "--batch-size", "16"]
+    process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    _wait_for(out.with_name("m.checkpoint") / "state.json", process)
+    process.send_signal(signum)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 128 + signum
+    last = stderr.decode().strip().splitlines()[-1]
+    assert "Traceback" not in stderr.decode() and "--resume" in last
+    assert not out.exists()
+    resumed = run("bce-train", *args[1:], "--resume", "--epochs", "1", "-q")
+    assert resumed.returncode == 0, resumed.stderr
+    load_bundle(out)
+
+
+def test_sigkill_at_random_moments_never_leaves_a_half_model(tmp_path: Path) -> None:
+    rounds = int(os.environ.get("KILL_ROUNDS", "4"))
+    out = tmp_path / "m"
+    rng = random.Random(0)
+    args = [command("bce-train"), str(SAMPLE), "-o", str(out), "--force", "-q", "--epochs", "4",
+            "--hidden", "32"]
+    outcomes = []
+    for _ in range(rounds):
+        process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(rng.uniform(0.5, 6.0))
+        process.kill()
+        process.wait()
+        if out.exists():
+            load_bundle(out)  # raises if half-written
+            outcomes.append("complete")
+        else:
+            outcomes.append("none")
+        assert not any(p.name.startswith(".m.tmp") and (p / "config.json").exists()
+                       and p.name == "m" for p in tmp_path.iterdir())
+    assert set(outcomes) <= {"complete", "none"}
+
+
+def test_nan_loss_stops_with_the_learning_rate_hint(tmp_path: Path) -> None:
+    result = run("bce-train", str(SAMPLE), "-o", str(tmp_path / "m"), "-q", "--lr", "1e38",
+                 "--hidden", "64")
+    assert_clean_error(result, 1, "NaN", "--lr")
+    assert not (tmp_path / "m").exists()
+
+
+@pytest.mark.parametrize(
+    ("rows", "needles"),
+    [
+        ([("good", "pos")] * 5, ["one class only"]),
+        ([("good", "pos"), ("bad", "neg"), ("meh", "neutral")], ["other than", "'neutral' (1)", "rows 3"]),
+        ([("good", "spam"), ("bad", "ham")], ["--positive-label"]),
+        ([("good", "pos"), ("bad", "neg"), ("ok", "")],
+         ["blank", "rows 3", "--drop-invalid"]),
+        ([("good", "pos"), ("", "neg")], ["empty text", "--drop-invalid"]),
+    ],
+)
+def test_bad_labels_and_texts(tmp_path: Path, rows: list[tuple[str, str]],
+                              needles: list[str]) -> None:
+    path = write_csv(tmp_path / "bad.csv", ["text", "label"], rows)
+    assert_clean_error(run("bce-train", str(path), "-o", str(tmp_path / "m")), 2, *needles)
+
+
+def test_drop_invalid_reports_and_saves_the_count(tmp_path: Path) -> None:
+    rows = [*toy_rows(60), ("", "positive"), ("fine", ""), ("odd", "maybe")]
+    path = write_csv(tmp_path / "d.csv", ["review", "sentiment"], rows)
+    result = run("bce-train", str(path), "-o", str(tmp_path / "m"), "--drop-invalid",
+                 "--epochs", "2")
+    assert result.returncode == 0, result.stderr
+    assert "skipped 3 invalid rows" in result.stderr
+    assert json.loads((tmp_path / "m" / "metrics.json").read_text())["dropped_rows"] == 3
+
+
+@pytest.mark.parametrize("content", ["", "text,label\n"])
+def test_empty_and_header_only_files(tmp_path: Path, content: str) -> None:
+    path = tmp_path / "e.csv"
+    path.write_text(content)
+    assert_clean_error(run("bce-train", str(path), "-o", str(tmp_path / "m")), 2, str(path))
+
+
+@pytest.mark.parametrize(
+    ("damage", "needle"),
+    [
+        (lambda m: (m / "model.safetensors").unlink(), "missing model.safetensors"),
+        (lambda m: (m / "config.json").write_text("{"), "not valid JSON"),
+        (lambda m: (m / "model.safetensors").write_bytes(b"\x80\x04junk"), "safetensors"),
+        (lambda m: (m / "config.json").write_text(
+            (m / "config.json").read_text().replace('"format_version": 1', '"format_version": 7')),
+         "newer sentiment-cli"),
+    ],
+)
+def test_damaged_model_folders_are_refused_by_predict_and_eval(
+    sample_model: Path, tmp_path: Path, damage, needle: str  # type: ignore[no-untyped-def]
+) -> None:
+    import shutil
+
+    model = Path(shutil.copytree(sample_model, tmp_path / "m"))
+    damage(model)
+    assert_clean_error(run("bce-predict", str(model), "text"), 2, needle)
+    assert_clean_error(run("bce-eval", str(model), str(SAMPLE)), 2, needle)
+
+
+def test_eval_labels_must_match_the_model(sample_model: Path, tmp_path: Path) -> None:
+    path = write_csv(tmp_path / "x.csv", ["text", "label"], [("good", "1"), ("bad", "0")])
+    assert_clean_error(run("bce-eval", str(sample_model), str(path)), 2, "positive")
+
+
+def test_line_files_train_with_blank_lines_skipped(tmp_path: Path) -> None:
+    pos = tmp_path / "p.txt"
+    neg = tmp_path / "n.txt"
+    pos.write_bytes("".join(f"{t} caf\xe9\n" for t, lab in toy_rows(80) if lab == "positive")
+                    .encode("latin-1") + b"\n")
+    neg.write_bytes("".join(f"{t}\x85 ok\n" for t, lab in toy_rows(80) if lab == "negative")
+                    .encode("latin-1"))
+    result = run("bce-train", "--positive-lines", str(pos), "--negative-lines", str(neg),
+                 "--encoding", "latin-1", "-o", str(tmp_path / "m"), "--json", "--epochs", "3")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["train_rows"] + json.loads(result.stdout)["val_rows"] == 80
+
+
+@needs_shared
+def test_raw_rt_polarity_lines_keep_5331_texts_each() -> None:
+    from sentiment_cli.data import load_line_files
+
+    raw = SHARED_DATA / "raw"
+    data = load_line_files(raw / "rt-polarity.pos", raw / "rt-polarity.neg", encoding="latin-1")
+    assert data.class_counts == {"negative": 5331, "positive": 5331}
+    assert any("\x85" in t for t in data.texts)
+
+
+def test_bundle_errors_do_not_execute_anything(tmp_path: Path) -> None:
+    (tmp_path / "config.json").write_text(json.dumps({"format": "other"}))
+    (tmp_path / "vocabulary.json").write_text("{}")
+    (tmp_path / "model.safetensors").write_bytes(b"")
+    with pytest.raises(BundleError, match="not a sentiment-cli model"):
+        load_bundle(tmp_path)
+    assert np.isfinite(1.0)
