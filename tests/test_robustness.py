@@ -135,7 +135,8 @@ def test_nan_loss_stops_with_the_learning_rate_hint(tmp_path: Path) -> None:
     ("rows", "needles"),
     [
         ([("good", "pos")] * 5, ["one class only"]),
-        ([("good", "pos"), ("bad", "neg"), ("meh", "neutral")], ["other than", "'neutral' (1)", "rows 3"]),
+        ([("good", "pos"), ("bad", "neg"), ("meh", "neutral")],
+         ["other than", "'neutral' (1)", "rows 3"]),
         ([("good", "spam"), ("bad", "ham")], ["--positive-label"]),
         ([("good", "pos"), ("bad", "neg"), ("ok", "")],
          ["blank", "rows 3", "--drop-invalid"]),
