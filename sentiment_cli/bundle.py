@@ -18,14 +18,16 @@ import json
 import os
 import shutil
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
+from .architecture import ModelConfig
 from .errors import BundleError, DataError
 
 if TYPE_CHECKING:
-    import torch
     from sklearn.feature_extraction.text import CountVectorizer
 
     from .model import SparseMLP
@@ -150,19 +152,34 @@ def save_weights(model: SparseMLP, path: Path) -> None:
 
 @dataclass
 class Bundle:
-    """A loaded model folder, ready to score texts."""
+    """A loaded model folder, ready to score texts. Weights are NumPy arrays; ``model`` builds
+    the torch module on first use (training tools and CUDA inference need it, CPU scoring not)."""
 
     path: Path
     config: dict[str, Any]
     vectorizer: CountVectorizer
-    model: SparseMLP
+    model_config: ModelConfig
+    weights: dict[str, np.ndarray]
     labels: list[str]
     thresholds: list[float]
     temperature: float
+    _model: SparseMLP | None = field(default=None, repr=False)
 
     @property
     def multilabel(self) -> bool:
         return self.config.get("task") == "multilabel"
+
+    @property
+    def model(self) -> SparseMLP:
+        if self._model is None:
+            import torch
+
+            from .model import SparseMLP
+
+            model = SparseMLP(self.model_config)
+            model.load_state_dict({k: torch.from_numpy(v) for k, v in self.weights.items()})
+            self._model = model.eval()
+        return self._model
 
 
 def _read_json(path: Path) -> Any:
@@ -204,9 +221,9 @@ def read_config(folder: Path) -> dict[str, Any]:
     return config
 
 
-def _load_state(path: Path, expected: dict[str, tuple[int, ...]]) -> dict[str, torch.Tensor]:
+def _load_state(path: Path, expected: dict[str, tuple[int, ...]]) -> dict[str, np.ndarray]:
     from safetensors import SafetensorError
-    from safetensors.torch import load_file
+    from safetensors.numpy import load_file
 
     try:
         state = load_file(str(path))
@@ -221,23 +238,30 @@ def _load_state(path: Path, expected: dict[str, tuple[int, ...]]) -> dict[str, t
             f"the model folder is inconsistent: train it again"
         )
     for name, shape in expected.items():
-        if tuple(state[name].shape) != shape:
+        if tuple(state[name].shape) != shape or state[name].dtype != np.float32:
             raise BundleError(
-                f"{path}: tensor {name} has shape {tuple(state[name].shape)}, the config says "
-                f"{shape}; the model folder is inconsistent: train it again"
+                f"{path}: tensor {name} has shape {tuple(state[name].shape)} "
+                f"({state[name].dtype}), the config says {shape} (float32); the model folder is "
+                f"inconsistent: train it again"
             )
+        if not np.isfinite(state[name]).all():
+            raise BundleError(f"{path}: tensor {name} holds NaN or infinite values")
     return state
 
 
 def load_bundle(folder: str | os.PathLike[str]) -> Bundle:
     """Load a model folder. Only JSON and safetensors are read: nothing in it can run code."""
+    from .architecture import parameter_shapes
     from .features import vectorizer_from_json
-    from .model import ModelConfig, SparseMLP, parameter_shapes
 
     folder = Path(folder)
     config = read_config(folder)
     try:
         model_config = ModelConfig.from_dict(config["model"])
+        if model_config.vocab_size < 1 or model_config.n_outputs < 1 or min(
+            [*model_config.hidden, 1]
+        ) < 1:
+            raise ValueError("layer sizes must be positive")
         labels = [str(x) for x in config["labels"]]
         thresholds = [float(t) for t in config["thresholds"]]
         temperature = float(config.get("temperature", 1.0))
@@ -256,8 +280,6 @@ def load_bundle(folder: str | os.PathLike[str]) -> Bundle:
             f"model expects; the model folder is inconsistent: train it again"
         )
     vectorizer = vectorizer_from_json({"params": vectorizer_params, "terms": terms})
-    state = _load_state(folder / WEIGHTS_FILE, parameter_shapes(model_config))
-    model = SparseMLP(model_config)
-    model.load_state_dict(state)
-    model.eval()
-    return Bundle(folder, config, vectorizer, model, labels, thresholds, temperature)
+    weights = _load_state(folder / WEIGHTS_FILE, parameter_shapes(model_config))
+    return Bundle(folder, config, vectorizer, model_config, weights, labels, thresholds,
+                  temperature)

@@ -269,6 +269,10 @@ def train(
         bool, typer.Option("--resume", help="Continue an interrupted run from its last "
                            "completed epoch (same data and options).")
     ] = False,
+    write_report: Annotated[
+        bool, typer.Option("--report/--no-report", help="Write report.md and plots/ into the "
+                           "model folder.")
+    ] = True,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the final metrics as one JSON object.")
     ] = False,
@@ -317,6 +321,7 @@ def train(
         force=force,
         resume=resume,
         drop_empty_labels=drop_empty_labels,
+        report=write_report,
     )
     from .train import TrainOptions
 
@@ -416,6 +421,10 @@ def evaluate(
     drop_invalid: Annotated[
         bool, typer.Option("--drop-invalid", help="Skip rows with empty text or bad labels.")
     ] = False,
+    report: Annotated[
+        Path | None, typer.Option("--report", help="Also write report.md and plots/ into this "
+                                  "folder.")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object on stdout.")] = False,
     debug: DebugOption = False,
 ) -> None:
@@ -433,6 +442,7 @@ def evaluate(
         encoding=encoding,
         drop_invalid=drop_invalid,
         threshold=threshold,
+        report_dir=report,
     )
     if as_json:
         sys.stdout.write(json.dumps(metrics, ensure_ascii=False) + "\n")

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .bundle import load_bundle
+from .bundle import Bundle, load_bundle
 from .data import canonical_label, load_dataset
 from .errors import DataError
 from .metrics import binary_metrics, calibration_bins, multilabel_metrics
@@ -24,21 +25,23 @@ def evaluate_file(
     drop_invalid: bool = False,
     threshold: float | None = None,
     batch_size: int = 4096,
+    report_dir: str | os.PathLike[str] | None = None,
 ) -> dict[str, Any]:
-    """Metrics of the model in ``model_dir`` on the labeled rows of ``data_path``."""
+    """Metrics of the model in ``model_dir`` on the labeled rows of ``data_path``; with
+    ``report_dir``, also report.md and plots there."""
     bundle = load_bundle(model_dir)
     predictor = Predictor(bundle, threshold=threshold)
     if bundle.multilabel and not label_columns:
         label_columns = list(bundle.config["data"]["label_columns"])
-    data = load_dataset(
-        data_path,
-        text_column=text_column,
-        label_columns=label_columns,
-        positive_label=None if bundle.multilabel else bundle.labels[1],
-        delimiter=delimiter,
-        encoding=encoding,
-        drop_invalid=drop_invalid,
-    )
+    read = dict(text_column=text_column, label_columns=label_columns, delimiter=delimiter,
+                encoding=encoding, drop_invalid=drop_invalid)
+    try:
+        data = load_dataset(data_path, **read)
+    except DataError:
+        if bundle.multilabel:
+            raise
+        # Labels this reader cannot orient alone (e.g. spam/ham): use the model's positive label.
+        data = load_dataset(data_path, positive_label=bundle.labels[1], **read)
     if bundle.multilabel:
         if data.label_names != bundle.labels:
             raise DataError(
@@ -49,7 +52,8 @@ def evaluate_file(
         canonical_label(x) for x in bundle.labels
     ]:
         raise DataError(
-            f"{data_path}: labels {data.label_names} do not match the model's {bundle.labels}"
+            f"{data_path}: its labels {data.label_names} are not the model's {bundle.labels}; "
+            f"evaluate on a file labeled like the training data"
         )
     prob = np.concatenate(
         [predictor.probabilities(data.texts[i : i + batch_size])
@@ -67,4 +71,32 @@ def evaluate_file(
         "temperature": bundle.temperature,
         "dropped_rows": data.dropped_rows,
     })
+    if report_dir is not None:
+        _write_eval_report(Path(report_dir), bundle, data_path, data.y, prob, metrics)
+        metrics["report"] = str(Path(report_dir) / "report.md")
     return metrics
+
+
+def _write_eval_report(folder: Path, bundle: Bundle, data_path: str | os.PathLike[str],
+                       y: np.ndarray, prob: np.ndarray, metrics: dict[str, Any]) -> None:
+    from .report import top_terms, write_report
+
+    if folder.exists() and not folder.is_dir():
+        raise DataError(f"--report {folder} is a file; give a folder")
+    folder.mkdir(parents=True, exist_ok=True)
+    terms = bundle.vectorizer.get_feature_names_out().tolist()
+    write_report(
+        folder,
+        title=f"{bundle.path.name} evaluated on {Path(data_path).name}",
+        dataset_name=Path(data_path).name,
+        labels=bundle.labels,
+        y_true=y,
+        prob=prob if bundle.multilabel else prob[:, 0],
+        metrics=metrics,
+        options={"model": str(bundle.path), "data": str(data_path),
+                 "threshold": [float(t) for t in metrics.get("thresholds", [])] or
+                 metrics.get("threshold"),
+                 "temperature": bundle.temperature,
+                 "training": bundle.config.get("training", {})},
+        top_terms=top_terms(bundle.model, terms, bundle.labels),
+    )

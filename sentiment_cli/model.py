@@ -9,33 +9,17 @@ from __future__ import annotations
 
 import itertools
 import math
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
 import torch
 from torch import nn
 
+from .architecture import ModelConfig, parameter_shapes
 
-@dataclass
-class ModelConfig:
-    vocab_size: int
-    hidden: list[int] = field(default_factory=lambda: [64])
-    dropout: float = 0.2
-    n_outputs: int = 1
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, payload: dict[str, Any]) -> ModelConfig:
-        return cls(
-            vocab_size=int(payload["vocab_size"]),
-            hidden=[int(h) for h in payload["hidden"]],
-            dropout=float(payload["dropout"]),
-            n_outputs=int(payload["n_outputs"]),
-        )
+__all__ = ["ModelConfig", "SparseBatch", "SparseLinear", "SparseMLP", "parameter_shapes",
+           "predict_logits"]
 
 
 @dataclass
@@ -95,19 +79,6 @@ class SparseMLP(nn.Module):
 
     def forward(self, batch: SparseBatch) -> torch.Tensor:
         return self.rest(self.first(batch))
-
-
-def parameter_shapes(config: ModelConfig) -> dict[str, tuple[int, ...]]:
-    """The tensor names and shapes a model of this config has: what a weights file must hold."""
-    sizes = [*config.hidden, config.n_outputs]
-    shapes: dict[str, tuple[int, ...]] = {
-        "first.bag.weight": (config.vocab_size, sizes[0]),
-        "first.bias": (sizes[0],),
-    }
-    for i, (width_in, width_out) in enumerate(itertools.pairwise(sizes)):
-        shapes[f"rest.{3 * i + 2}.weight"] = (width_out, width_in)
-        shapes[f"rest.{3 * i + 2}.bias"] = (width_out,)
-    return shapes
 
 
 def iter_csr_batches(matrix: sp.csr_matrix, batch_size: int):

@@ -58,6 +58,7 @@ class TrainJob:
     force: bool = False
     resume: bool = False
     drop_empty_labels: bool = False
+    report: bool = True  # report.md and plots/ in the model folder
 
     def validate(self) -> None:
         if (self.data is None) == (self.line_files is None):
@@ -171,6 +172,45 @@ def split_metrics(
     if data.multilabel:
         return multilabel_metrics(data.y, prob, np.asarray(thresholds), data.label_names)
     return binary_metrics(data.y, prob[:, 0], thresholds[0])
+
+
+def _write_training_report(
+    folder: Path,
+    job: TrainJob,
+    data: Dataset,
+    train_part: Dataset,
+    val: Dataset | None,
+    train_logits: np.ndarray,
+    val_logits: np.ndarray | None,
+    temperature: float,
+    metrics: dict[str, Any],
+    result: Any,
+    config: dict[str, Any],
+    terms: list[str],
+) -> None:
+    """report.md and plots/ for the kept epoch, on the validation rows (training rows if none)."""
+    from .metrics import sigmoid
+    from .report import top_terms, write_report
+
+    shown, logits, part = (val, val_logits, "validation") if val is not None else (
+        train_part, train_logits, "training")
+    prob = sigmoid(logits / temperature)
+    name = Path(data.source).name if job.line_files is None else "line files"
+    write_report(
+        folder,
+        title=f"Model trained on {name}",
+        dataset_name=f"{name} ({part})",
+        labels=data.label_names,
+        y_true=shown.y,
+        prob=prob if data.multilabel else prob[:, 0],
+        metrics=metrics["validation"] if val is not None else metrics["train"],
+        history=[asdict(h) for h in result.history],
+        best_epoch=result.best_epoch,
+        options={"data": config["data"], "vectorizer": config["vectorizer"],
+                 "training": config["training"]},
+        top_terms=top_terms(result.model, terms, data.label_names),
+        extra_sections={"train": metrics["train"]} if val is not None else None,
+    )
 
 
 def run_training(
@@ -351,6 +391,10 @@ def run_training(
         save_weights(model, folder / WEIGHTS_FILE)
         write_json(folder / "metrics.json", metrics)
         (folder / "history.csv").write_text(_history_csv(result.history), encoding="utf-8")
+        if job.report:
+            _write_training_report(folder, job, data, train_part, val, train_logits, val_logits,
+                                   temperature, metrics, result, config,
+                                   vectorizer_json["terms"])
 
     write_folder_atomically(job.output, fill, job.force)
     shutil.rmtree(checkpoints, ignore_errors=True)

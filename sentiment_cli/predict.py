@@ -1,13 +1,18 @@
-"""Scoring texts with a loaded model folder, in batches, and formatting the result rows."""
+"""Scoring texts with a loaded model folder, in batches, and writing the result rows.
+
+On CPU the forward pass is NumPy/SciPy (``architecture.forward_numpy``), so scoring never imports
+torch; ``--device cuda`` runs the torch module instead.
+"""
 
 from __future__ import annotations
 
 import csv
-import io
 import json
 from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from itertools import islice
-from typing import Any, TextIO
+from json.encoder import encode_basestring  # type: ignore[attr-defined]
+from typing import Any, BinaryIO, TextIO
 
 import numpy as np
 
@@ -17,19 +22,31 @@ from .errors import DataError
 FORMATS = ("jsonl", "csv", "tsv", "label", "table")
 
 
+@dataclass
+class Scores:
+    """Per text: the probability of each output and whether it is at or above its threshold."""
+
+    probabilities: np.ndarray  # (n, outputs)
+    chosen: np.ndarray  # (n, outputs) bool
+
+
 class Predictor:
     """Texts -> positive-class probabilities (temperature applied) -> labels at the thresholds."""
 
     def __init__(self, bundle: Bundle, threshold: float | None = None,
                  device: str = "cpu") -> None:
-        from .train import resolve_device
-
         if threshold is not None and not 0 <= threshold <= 1:
             raise DataError(f"--threshold must be in [0, 1], got {threshold}")
         self.bundle = bundle
-        self.device = resolve_device(device)
-        self.model = bundle.model.to(self.device)
-        n_outputs = bundle.model.config.n_outputs
+        self.device = None
+        if device.strip().lower() != "cpu":
+            from .train import resolve_device
+
+            resolved = resolve_device(device)
+            if resolved.type != "cpu":
+                self.device = resolved
+                bundle.model.to(resolved)
+        n_outputs = bundle.model_config.n_outputs
         self.thresholds = np.asarray(
             bundle.thresholds if threshold is None else [threshold] * n_outputs, dtype=np.float64
         )
@@ -38,38 +55,56 @@ class Predictor:
     def multilabel(self) -> bool:
         return self.bundle.multilabel
 
-    def probabilities(self, texts: Sequence[str]) -> np.ndarray:
-        """(len(texts), outputs) probabilities; an empty text gets the model's bias alone."""
+    def logits(self, texts: Sequence[str]) -> np.ndarray:
+        from .architecture import forward_numpy
         from .features import transform
-        from .metrics import sigmoid
-        from .model import predict_logits
 
         matrix = transform(self.bundle.vectorizer, texts)
-        logits = predict_logits(self.model, matrix, self.device, batch_size=len(texts) or 1)
-        return sigmoid(logits / self.bundle.temperature)
+        if self.device is None:
+            return forward_numpy(self.bundle.weights, self.bundle.model_config, matrix)
+        from .model import predict_logits
+
+        return predict_logits(self.bundle.model, matrix, self.device)
+
+    def probabilities(self, texts: Sequence[str]) -> np.ndarray:
+        """(len(texts), outputs) probabilities; an empty text gets the model's bias alone."""
+        from .metrics import sigmoid
+
+        return sigmoid(self.logits(texts) / self.bundle.temperature)
+
+    def score(self, texts: Sequence[str]) -> Scores:
+        prob = self.probabilities(texts)
+        return Scores(prob, prob >= self.thresholds[None, :])
 
     def rows(
         self, texts: Sequence[str], extra: Sequence[dict[str, Any]] | None = None
     ) -> list[dict[str, Any]]:
         """One output record per text, in input order."""
-        prob = self.probabilities(texts)
-        labels = self.bundle.labels
-        records: list[dict[str, Any]] = []
-        for i, text in enumerate(texts):
-            record: dict[str, Any] = dict(extra[i]) if extra is not None else {}
-            record["text"] = text
-            if self.multilabel:
-                chosen = [name for j, name in enumerate(labels) if prob[i, j] >= self.thresholds[j]]
-                record["labels"] = chosen
-                record["probabilities"] = {
-                    name: round(float(prob[i, j]), 6) for j, name in enumerate(labels)
-                }
-            else:
-                positive = prob[i, 0] >= self.thresholds[0]
-                record["label"] = labels[1] if positive else labels[0]
-                record["probability"] = round(float(prob[i, 0]), 6)
-            records.append(record)
-        return records
+        return records(texts, self.score(texts), self.bundle.labels, self.multilabel, extra)
+
+
+def records(
+    texts: Sequence[str],
+    scores: Scores,
+    labels: list[str],
+    multilabel: bool,
+    extra: Sequence[dict[str, Any]] | None = None,
+) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    prob = scores.probabilities
+    for i, text in enumerate(texts):
+        record: dict[str, Any] = dict(extra[i]) if extra is not None else {}
+        record["text"] = text
+        if multilabel:
+            record["labels"] = [name for j, name in enumerate(labels) if scores.chosen[i, j]]
+            record["probabilities"] = {
+                name: round(float(prob[i, j]), 6) for j, name in enumerate(labels)
+            }
+        else:
+            record["label"] = labels[1] if scores.chosen[i, 0] else labels[0]
+            record["probability"] = round(float(prob[i, 0]), 6)
+        out.append(record)
+    return out
 
 
 def batched(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
@@ -78,7 +113,7 @@ def batched(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
         yield chunk
 
 
-def read_lines(stream: io.BufferedReader | Any, encoding: str) -> Iterator[str]:
+def read_lines(stream: BinaryIO, encoding: str) -> Iterator[str]:
     """Lines of a byte stream, decoded one at a time, without their line ending.
 
     Blank lines are kept, so output line N answers input line N.
@@ -89,54 +124,104 @@ def read_lines(stream: io.BufferedReader | Any, encoding: str) -> Iterator[str]:
         except UnicodeDecodeError:
             raise DataError(
                 f"stdin line {number} is not valid {encoding} text; pass --encoding latin-1 "
-                f"(or the file's encoding)"
+                f"(or the input's encoding)"
             ) from None
+        except LookupError:
+            raise DataError(f"unknown --encoding {encoding!r}") from None
         yield line.rstrip("\r\n")
 
 
-def _flat(record: dict[str, Any], labels: list[str]) -> dict[str, Any]:
-    """A record with multi-label fields spread into columns, for CSV/TSV."""
-    if "probabilities" not in record:
-        return record
-    flat = {k: v for k, v in record.items() if k not in ("labels", "probabilities")}
-    flat["labels"] = ";".join(record["labels"])
-    for name in labels:
-        flat[name] = record["probabilities"][name]
-    return flat
-
-
 class RowWriter:
-    """Writes records as jsonl, csv, tsv or bare labels; the header once, flushed per batch."""
+    """Writes scored batches as jsonl, csv, tsv or bare labels; a header once; flushed per batch.
 
-    def __init__(self, stream: TextIO, fmt: str, labels: list[str]) -> None:
+    The common binary jsonl row is formatted directly (about 3x faster than ``json.dumps`` of a
+    dict, and the same JSON).
+    """
+
+    def __init__(self, stream: TextIO, fmt: str, labels: list[str], multilabel: bool) -> None:
         if fmt not in ("jsonl", "csv", "tsv", "label"):
             raise DataError(f"--format must be one of jsonl, csv, tsv, label, got {fmt!r}")
         self.stream = stream
         self.fmt = fmt
         self.labels = labels
-        self._csv: csv.DictWriter[str] | None = None
+        self.multilabel = multilabel
+        self._json_labels = [encode_basestring(name) for name in labels]
+        self._csv: Any = None
 
-    def write(self, records: list[dict[str, Any]]) -> None:
-        out = self.stream
+    def write(self, texts: Sequence[str], scores: Scores,
+              extra: Sequence[dict[str, Any]] | None = None) -> None:
         if self.fmt == "jsonl":
-            out.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
+            self._write_jsonl(texts, scores, extra)
         elif self.fmt == "label":
-            out.write("".join(
-                (",".join(r["labels"]) if "labels" in r else str(r["label"])) + "\n"
-                for r in records
-            ))
+            self._write_labels(scores)
         else:
-            flat = [_flat(r, self.labels) for r in records]
-            if self._csv is None and flat:
-                self._csv = csv.DictWriter(
-                    out,
-                    fieldnames=list(flat[0]),
-                    delimiter="\t" if self.fmt == "tsv" else ",",
-                    lineterminator="\n",
-                    quoting=csv.QUOTE_MINIMAL,
-                    extrasaction="ignore",
-                )
-                self._csv.writeheader()
-            if self._csv is not None:
-                self._csv.writerows(flat)
-        out.flush()
+            self._write_table(texts, scores, extra)
+        self.stream.flush()
+
+    def _write_jsonl(self, texts: Sequence[str], scores: Scores,
+                     extra: Sequence[dict[str, Any]] | None) -> None:
+        if self.multilabel or extra is not None:
+            rows = records(texts, scores, self.labels, self.multilabel, extra)
+            self.stream.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+            return
+        names = self._json_labels
+        self.stream.write("".join(
+            f'{{"text": {encode_basestring(text)}, "label": {names[int(chosen)]}, '
+            f'"probability": {round(float(p), 6)}}}\n'
+            for text, chosen, p in zip(texts, scores.chosen[:, 0], scores.probabilities[:, 0],
+                                       strict=True)
+        ))
+
+    def _write_labels(self, scores: Scores) -> None:
+        if self.multilabel:
+            lines = (",".join(n for n, c in zip(self.labels, row, strict=True) if c)
+                     for row in scores.chosen)
+        else:
+            lines = (self.labels[int(c)] for c in scores.chosen[:, 0])
+        self.stream.write("".join(line + "\n" for line in lines))
+
+    def _write_table(self, texts: Sequence[str], scores: Scores,
+                     extra: Sequence[dict[str, Any]] | None) -> None:
+        extra_keys = list(extra[0]) if extra else []
+        if self.multilabel:
+            header = [*extra_keys, "text", "labels", *self.labels]
+        else:
+            header = [*extra_keys, "text", "label", "probability"]
+        prob = scores.probabilities
+        rows = []
+        for i, text in enumerate(texts):
+            before = [extra[i].get(k, "") for k in extra_keys] if extra else []
+            if self.multilabel:
+                chosen = ";".join(n for n, c in zip(self.labels, scores.chosen[i], strict=True)
+                                  if c)
+                rows.append([*before, text, chosen, *(round(float(p), 6) for p in prob[i])])
+            else:
+                label = self.labels[int(scores.chosen[i, 0])]
+                rows.append([*before, text, label, round(float(prob[i, 0]), 6)])
+        if self.fmt == "tsv":
+            self._write_tsv(header, rows)
+            return
+        if self._csv is None:
+            self._csv = csv.writer(self.stream, lineterminator="\n")
+            self._csv.writerow(header)
+        self._csv.writerows(rows)
+
+    def _write_tsv(self, header: list[str], rows: list[list[Any]]) -> None:
+        """TSV as cut and awk expect it: no quoting; tabs and line breaks in a field become
+        spaces, so every row stays one line with the same number of fields."""
+        if self._csv is None:
+            self._csv = True
+            rows = [header, *rows]
+        self.stream.write("".join(
+            "\t".join(_tsv_field(value) for value in row) + "\n" for row in rows
+        ))
+
+
+def _tsv_field(value: Any) -> str:
+    text = str(value)
+    if "\t" in text or "\n" in text or "\r" in text:
+        text = text.replace("\r\n", " ").translate(_TSV_SPACES)
+    return text
+
+
+_TSV_SPACES = str.maketrans({"\t": " ", "\n": " ", "\r": " "})

@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from .errors import DataError
-from .train import EpochStats, TrainProgress
+from .progress import EpochStats, TrainProgress
 
 
 def _fmt(value: float | None, digits: int = 4) -> str:
@@ -182,7 +182,7 @@ def run_predict(
 ) -> None:
     """Score arguments, stdin lines or a file column, and stream the rows to stdout."""
     from .bundle import load_bundle
-    from .predict import FORMATS, Predictor, RowWriter, batched, read_lines
+    from .predict import FORMATS, Predictor, RowWriter, batched, read_lines, records
 
     fmt = (output_format or ("table" if sys.stdout.isatty() else "jsonl")).lower()
     if fmt not in FORMATS:
@@ -206,14 +206,16 @@ def run_predict(
         lines = read_lines(sys.stdin.buffer, encoding or "utf-8-sig")
         batches = ((chunk, None) for chunk in batched(lines, batch_size))
 
+    labels = predictor.bundle.labels
     if fmt == "table":
         out = Console(highlight=False)
         for chunk, extra in batches:
-            _table_writer(predictor.rows(chunk, extra), out)
+            _table_writer(records(chunk, predictor.score(chunk), labels, predictor.multilabel,
+                                  extra), out)
         return
-    writer = RowWriter(sys.stdout, fmt, predictor.bundle.labels)
+    writer = RowWriter(sys.stdout, fmt, labels, predictor.multilabel)
     for chunk, extra in batches:
-        writer.write(predictor.rows(chunk, extra))
+        writer.write(chunk, predictor.score(chunk), extra)
 
 
 def _file_batches(
@@ -236,5 +238,5 @@ def _file_batches(
             part = frame.iloc[start : start + batch_size][others]
             extra = part.to_dict(orient="records")
         else:
-            extra = [{"row": start + i + 1} for i in range(len(chunk))]
+            extra = None
         yield chunk, extra

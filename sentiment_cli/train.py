@@ -24,6 +24,10 @@ from torch import nn
 from .errors import DataError, TrainingError
 from .model import ModelConfig, SparseBatch, SparseMLP, predict_logits
 from .optim import Adam
+from .progress import EpochStats, TrainProgress
+
+__all__ = ["EpochStats", "TrainOptions", "TrainProgress", "TrainResult", "TrainState",
+           "TrainingDiverged", "fit", "resolve_device"]
 
 
 @dataclass
@@ -57,16 +61,6 @@ class TrainOptions:
 
 
 @dataclass
-class EpochStats:
-    epoch: int
-    train_loss: float
-    val_loss: float | None
-    train_acc: float
-    val_acc: float | None
-    seconds: float
-
-
-@dataclass
 class TrainState:
     """Everything needed to continue a run after the last completed epoch."""
 
@@ -90,16 +84,6 @@ class TrainResult:
     stopped_early: bool
     pos_weight: list[float] | None
     device: str
-
-
-class TrainProgress:
-    """Receives progress events; the default does nothing (library code never prints)."""
-
-    def epoch_start(self, epoch: int, epochs: int, batches: int) -> None: ...
-
-    def batch_end(self, rows: int) -> None: ...
-
-    def epoch_end(self, stats: EpochStats, is_best: bool) -> None: ...
 
 
 def resolve_device(name: str) -> torch.device:

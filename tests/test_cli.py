@@ -203,3 +203,47 @@ def test_predict_undecodable_stdin(sample_model: Path) -> None:
     assert "line 2" in result.stderr and "--encoding" in result.stderr
     ok = run("bce-predict", str(sample_model), "--encoding", "latin-1", input=b"fine\ncaf\xe9\n")
     assert json.loads(ok.stdout.splitlines()[1])["text"] == "caf\u00e9"
+
+
+def test_scoring_on_cpu_does_not_import_torch(sample_model: Path) -> None:
+    code = (
+        "import sys\n"
+        "from sentiment_cli.bundle import load_bundle\n"
+        "from sentiment_cli.predict import Predictor\n"
+        f"p = Predictor(load_bundle({str(sample_model)!r}))\n"
+        "p.probabilities(['great phone'])\n"
+        "print('torch' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_tsv_output_keeps_one_line_per_text(sample_model: Path) -> None:
+    result = run("bce-predict", str(sample_model), "--format", "tsv", 'tab\there "quoted"',
+                 "two\nlines")
+    lines = result.stdout.splitlines()
+    assert len(lines) == 3 and all(line.count("\t") == 2 for line in lines)
+    assert lines[1].startswith('tab here "quoted"\t')
+
+
+def test_training_writes_the_report_and_eval_writes_one_on_request(
+    sample_model: Path, tmp_path: Path
+) -> None:
+    report = (sample_model / "report.md").read_text()
+    for plot in ("loss", "accuracy", "roc", "precision_recall", "calibration",
+                 "confusion_matrix"):
+        assert (sample_model / "plots" / f"{plot}.png").exists()
+        assert f"plots/{plot}.png" in report
+    assert "training.epochs" in report and "| 6 " in report  # the options actually used
+    result = run("bce-eval", str(sample_model), str(SAMPLE), "--report", str(tmp_path / "r"),
+                 "--json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["report"] == str(tmp_path / "r" / "report.md")
+    assert (tmp_path / "r" / "plots" / "roc.png").exists()
+
+
+def test_no_report_skips_plots(tmp_path: Path, toy_csv: Path) -> None:
+    result = run("bce-train", str(toy_csv), "-o", str(tmp_path / "m"), "-q", "--epochs", "1",
+                 "--no-report")
+    assert result.returncode == 0, result.stderr
+    assert not (tmp_path / "m" / "report.md").exists()

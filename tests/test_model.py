@@ -135,3 +135,15 @@ def test_predict_logits_in_batches_equals_one_pass() -> None:
     matrix = random_csr(25, 300, 0.05, seed=3)
     assert np.allclose(predict_logits(model, matrix, batch_size=7),
                        predict_logits(model, matrix, batch_size=100), atol=1e-6)
+
+
+@pytest.mark.parametrize("hidden", [[], [8], [8, 4]])
+def test_numpy_forward_equals_the_torch_module(hidden: list[int]) -> None:
+    from sentiment_cli.architecture import forward_numpy
+
+    torch.manual_seed(0)
+    model = SparseMLP(ModelConfig(vocab_size=300, hidden=hidden, dropout=0.5))
+    matrix = random_csr(25, 300, 0.05, seed=4)
+    weights = {k: v.detach().numpy() for k, v in model.state_dict().items()}
+    assert np.allclose(forward_numpy(weights, model.config, matrix),
+                       predict_logits(model, matrix), atol=1e-5)

@@ -1,0 +1,25 @@
+"""What the training loop reports as it goes (kept free of torch, so renderers import it fast)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass
+class EpochStats:
+    epoch: int
+    train_loss: float
+    val_loss: float | None
+    train_acc: float
+    val_acc: float | None
+    seconds: float
+
+
+class TrainProgress:
+    """Receives progress events; the default does nothing (library code never prints)."""
+
+    def epoch_start(self, epoch: int, epochs: int, batches: int) -> None: ...
+
+    def batch_end(self, rows: int) -> None: ...
+
+    def epoch_end(self, stats: EpochStats, is_best: bool) -> None: ...
