@@ -258,9 +258,10 @@ def train(
         str, typer.Option("--threshold-metric", help="f1 or accuracy, for --threshold auto.")
     ] = "f1",
     calibrate: Annotated[
-        str, typer.Option("--calibrate", help="Probability calibration on validation: "
-                          "temperature or none.")
-    ] = "none",
+        str, typer.Option("--calibrate", help="Temperature scaling of the probabilities, "
+                          "fitted on the validation rows: auto (when there are any), "
+                          "temperature, or none.")
+    ] = "auto",
     force: Annotated[
         bool, typer.Option("--force", "-f", help="Replace an existing model folder (and discard "
                            "the checkpoint of an interrupted run).")
@@ -381,6 +382,10 @@ def predict(
     delimiter: DelimiterOption = None,
     encoding: EncodingOption = None,
     device: Annotated[str, typer.Option("--device", help="cpu, auto, cuda or cuda:N.")] = "cpu",
+    jobs: Annotated[
+        int, typer.Option("--jobs", "-j", help="Worker processes for long inputs (0: one per "
+                          "core; 1: none).")
+    ] = 0,
     debug: DebugOption = False,
 ) -> None:
     from .render import run_predict
@@ -401,6 +406,7 @@ def predict(
         delimiter=delimiter,
         encoding=encoding,
         device=device,
+        jobs=jobs,
     )
 
 

@@ -54,7 +54,7 @@ class TrainJob:
     train: TrainOptions = field(default_factory=TrainOptions)
     threshold: str = "0.5"  # a number, or "auto" (tuned on validation)
     threshold_metric: str = "f1"
-    calibrate: str = "none"  # or "temperature"
+    calibrate: str = "auto"  # "temperature", "none", or "auto" (temperature when validating)
     force: bool = False
     resume: bool = False
     drop_empty_labels: bool = False
@@ -78,8 +78,8 @@ class TrainJob:
                 raise DataError(f"--threshold must be in [0, 1], got {value}")
         if self.threshold_metric not in ("f1", "accuracy"):
             raise DataError("--threshold-metric must be f1 or accuracy")
-        if self.calibrate not in ("none", "temperature"):
-            raise DataError("--calibrate must be none or temperature")
+        if self.calibrate not in ("auto", "none", "temperature"):
+            raise DataError("--calibrate must be auto, temperature or none")
         needs_val = self.threshold == "auto" or self.calibrate == "temperature"
         if needs_val and self.val_split == 0 and self.val_data is None:
             raise DataError(
@@ -260,6 +260,8 @@ def run_training(
         train_part, val = data, None
     if train_part.multilabel:
         train_part, val = _check_empty_labels(train_part, val, job.drop_empty_labels, note)
+        if train_part.label_names != data.label_names:
+            data = _keep_labels(data, np.isin(data.label_names, train_part.label_names))
     read_seconds = time.perf_counter() - started
 
     vectorizer, x_train = fit_vectorizer(train_part.texts, job.vectorizer)
@@ -323,7 +325,7 @@ def run_training(
     train_logits = predict_logits(model, x_train)
     val_logits = predict_logits(model, x_val) if x_val is not None else None
     temperature = 1.0
-    if job.calibrate == "temperature" and val is not None and val_logits is not None:
+    if job.calibrate in ("auto", "temperature") and val is not None and val_logits is not None:
         temperature = fit_temperature(val_logits, val.y)
     n_outputs = model.config.n_outputs
     if job.threshold == "auto" and val is not None and val_logits is not None:

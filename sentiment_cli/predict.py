@@ -7,8 +7,13 @@ torch; ``--device cuda`` runs the torch module instead.
 from __future__ import annotations
 
 import csv
+import itertools
 import json
+import multiprocessing as mp
+import os
+from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from itertools import islice
 from json.encoder import encode_basestring  # type: ignore[attr-defined]
@@ -225,3 +230,58 @@ def _tsv_field(value: Any) -> str:
 
 
 _TSV_SPACES = str.maketrans({"\t": " ", "\n": " ", "\r": " "})
+
+
+_WORKER_PREDICTOR: Predictor | None = None  # inherited by forked scoring workers
+
+
+def _score_in_worker(texts: list[str]) -> Scores:
+    assert _WORKER_PREDICTOR is not None
+    return _WORKER_PREDICTOR.score(texts)
+
+
+def available_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+def score_stream(
+    predictor: Predictor,
+    batches: Iterable[tuple[list[str], Any]],
+    jobs: int = 1,
+) -> Iterator[tuple[list[str], Any, Scores]]:
+    """Score batches in input order. With ``jobs`` > 1 and more than one batch, the
+    vectorizing and scoring (pure-Python tokenising is most of the cost) run in that many
+    forked worker processes, with at most 2 x jobs batches in flight, so memory stays flat on
+    endless input. The first batch is scored in-process, so short inputs never start workers."""
+    global _WORKER_PREDICTOR
+
+    iterator = iter(batches)
+    first = next(iterator, None)
+    if first is None:
+        return
+    yield first[0], first[1], predictor.score(first[0])
+    second = next(iterator, None)
+    if second is None:
+        return
+    if jobs <= 1 or predictor.device is not None or "fork" not in mp.get_all_start_methods():
+        for chunk, extra in itertools.chain([second], iterator):
+            yield chunk, extra, predictor.score(chunk)
+        return
+    _WORKER_PREDICTOR = predictor
+    pending: deque[tuple[list[str], Any, Future[Scores]]] = deque()
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("fork")) as pool:
+        try:
+            for chunk, extra in itertools.chain([second], iterator):
+                pending.append((chunk, extra, pool.submit(_score_in_worker, chunk)))
+                if len(pending) >= 2 * jobs:
+                    chunk, extra, future = pending.popleft()
+                    yield chunk, extra, future.result()
+            while pending:
+                chunk, extra, future = pending.popleft()
+                yield chunk, extra, future.result()
+        finally:
+            for _, _, future in pending:
+                future.cancel()

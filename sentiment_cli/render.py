@@ -179,10 +179,20 @@ def run_predict(
     delimiter: str | None,
     encoding: str | None,
     device: str,
+    jobs: int = 0,
 ) -> None:
     """Score arguments, stdin lines or a file column, and stream the rows to stdout."""
     from .bundle import load_bundle
-    from .predict import FORMATS, Predictor, RowWriter, batched, read_lines, records
+    from .predict import (
+        FORMATS,
+        Predictor,
+        RowWriter,
+        available_cores,
+        batched,
+        read_lines,
+        records,
+        score_stream,
+    )
 
     fmt = (output_format or ("table" if sys.stdout.isatty() else "jsonl")).lower()
     if fmt not in FORMATS:
@@ -207,15 +217,15 @@ def run_predict(
         batches = ((chunk, None) for chunk in batched(lines, batch_size))
 
     labels = predictor.bundle.labels
+    scored = score_stream(predictor, batches, jobs if jobs > 0 else available_cores())
     if fmt == "table":
         out = Console(highlight=False)
-        for chunk, extra in batches:
-            _table_writer(records(chunk, predictor.score(chunk), labels, predictor.multilabel,
-                                  extra), out)
+        for chunk, extra, scores in scored:
+            _table_writer(records(chunk, scores, labels, predictor.multilabel, extra), out)
         return
     writer = RowWriter(sys.stdout, fmt, labels, predictor.multilabel)
-    for chunk, extra in batches:
-        writer.write(chunk, predictor.score(chunk), extra)
+    for chunk, extra, scores in scored:
+        writer.write(chunk, scores, extra)
 
 
 def _file_batches(

@@ -247,3 +247,12 @@ def test_no_report_skips_plots(tmp_path: Path, toy_csv: Path) -> None:
                  "--no-report")
     assert result.returncode == 0, result.stderr
     assert not (tmp_path / "m" / "report.md").exists()
+
+
+def test_worker_processes_keep_input_order(sample_model: Path) -> None:
+    lines = "".join(f"line {i} {'great' if i % 2 else 'awful'}\n" for i in range(3000))
+    one = run("bce-predict", str(sample_model), "-j", "1", "--batch-size", "100", input=lines)
+    two = run("bce-predict", str(sample_model), "-j", "2", "--batch-size", "100", input=lines)
+    assert one.returncode == two.returncode == 0
+    assert one.stdout == two.stdout
+    assert [json.loads(r)["text"] for r in two.stdout.splitlines()] == lines.splitlines()

@@ -1,0 +1,96 @@
+"""Several 0/1 label columns: one sigmoid output per label, per-label pos_weight and thresholds."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import random
+from pathlib import Path
+
+import pytest
+from conftest import assert_clean_error, run, write_csv
+
+from sentiment_cli.bundle import load_bundle
+
+WORDS = {"joy": ["happy", "delighted", "glad"], "anger": ["furious", "angry", "mad"],
+         "thanks": ["thanks", "grateful", "appreciate"]}
+
+
+def multilabel_rows(n: int, seed: int = 0) -> list[list[str]]:
+    rng = random.Random(seed)
+    rows = []
+    for _ in range(n):
+        flags = {name: rng.random() < rate for name, rate in
+                 (("joy", 0.4), ("anger", 0.3), ("thanks", 0.15))}
+        words = [rng.choice(WORDS[name]) for name, on in flags.items() if on]
+        words += rng.sample(["the", "day", "was", "so", "it", "and", "really"], 3)
+        rng.shuffle(words)
+        rows.append([" ".join(words), *("1" if flags[k] else "0" for k in WORDS)])
+    return rows
+
+
+@pytest.fixture(scope="module")
+def multilabel_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("ml")
+    data = write_csv(folder / "emo.csv", ["text", *WORDS], multilabel_rows(600))
+    result = run("bce-train", str(data), "--label-columns", "all-but-text", "-o",
+                 str(folder / "m"), "--pos-weight", "auto", "--threshold", "auto", "-q",
+                 "--json", "--seed", "0")
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["task"] == "multilabel" and summary["labels"] == list(WORDS)
+    assert len(summary["pos_weight"]) == 3 and summary["pos_weight"][2] > summary["pos_weight"][0]
+    assert summary["validation"]["macro_f1"] > 0.9
+    return folder / "m"
+
+
+def test_predict_lists_labels_and_probabilities(multilabel_model: Path) -> None:
+    result = run("bce-predict", str(multilabel_model), "so happy and grateful",
+                 "angry and mad today")
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    assert set(rows[0]["labels"]) == {"joy", "thanks"} and rows[1]["labels"] == ["anger"]
+    assert set(rows[0]["probabilities"]) == set(WORDS)
+    table = run("bce-predict", str(multilabel_model), "--format", "csv", "glad")
+    header = next(csv.reader(io.StringIO(table.stdout)))
+    assert header == ["text", "labels", *WORDS]
+
+
+def test_eval_reports_per_label_and_averages(multilabel_model: Path, tmp_path: Path) -> None:
+    data = write_csv(tmp_path / "t.csv", ["text", *WORDS], multilabel_rows(200, seed=1))
+    result = run("bce-eval", str(multilabel_model), str(data), "--json", "--report",
+                 str(tmp_path / "r"))
+    assert result.returncode == 0, result.stderr
+    metrics = json.loads(result.stdout)
+    assert {"micro_f1", "macro_f1", "subset_accuracy", "hamming_loss"} <= set(metrics)
+    assert set(metrics["per_label"]) == set(WORDS)
+    assert (tmp_path / "r" / "plots" / "per_label_f1.png").exists()
+
+
+def test_per_label_thresholds_are_stored(multilabel_model: Path) -> None:
+    bundle = load_bundle(multilabel_model)
+    assert len(bundle.thresholds) == 3 and bundle.multilabel
+
+
+def test_label_without_positives_is_named_or_dropped(tmp_path: Path) -> None:
+    rows = [[*row, "0"] for row in multilabel_rows(100)]
+    data = write_csv(tmp_path / "e.csv", ["text", *WORDS, "grief"], rows)
+    assert_clean_error(run("bce-train", str(data), "--label-columns", "all-but-text", "-o",
+                           str(tmp_path / "m")), 2, "grief", "--drop-empty-labels")
+    ok = run("bce-train", str(data), "--label-columns", "all-but-text", "-o",
+             str(tmp_path / "m"), "--drop-empty-labels", "--json", "--epochs", "2")
+    assert ok.returncode == 0, ok.stderr
+    assert json.loads(ok.stdout)["labels"] == list(WORDS)
+
+
+def test_binary_bundle_without_a_task_field_still_loads(sample_model: Path,
+                                                        tmp_path: Path) -> None:
+    import shutil
+
+    old = Path(shutil.copytree(sample_model, tmp_path / "old"))
+    config = json.loads((old / "config.json").read_text())
+    del config["task"]  # an earlier binary-only writer did not record the task
+    (old / "config.json").write_text(json.dumps(config))
+    result = run("bce-predict", str(old), "love it")
+    assert result.returncode == 0 and json.loads(result.stdout)["label"] in ("positive",
+                                                                             "negative")
