@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -176,6 +177,57 @@ def _snapshot(model: nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
 
 
+@contextmanager
+def _one_thread_on_cpu(device: torch.device) -> Iterator[None]:
+    threads = torch.get_num_threads()
+    if device.type == "cpu":
+        torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _train_epoch(
+    model: SparseMLP,
+    optimizer: Adam,
+    criterion: nn.Module,
+    rows: _EpochTensors,
+    targets: torch.Tensor,
+    weights: torch.Tensor | None,
+    batch_size: int,
+    device: torch.device,
+    progress: TrainProgress,
+) -> tuple[float, float]:
+    """One pass over the shuffled rows; returns (mean training loss, accuracy at logit 0)."""
+    model.train()
+    n_rows, n_outputs = targets.shape
+    loss_sum = torch.zeros((), device=device)
+    correct = torch.zeros((), device=device)
+    weight_sum = 0.0
+    for start in range(0, n_rows, batch_size):
+        end = min(start + batch_size, n_rows)
+        batch = rows.batch(start, end, device)
+        target = targets[start:end].to(device, non_blocking=True)
+        logits = model(batch)
+        per_row = criterion(logits, target).mean(dim=1)
+        if weights is None:
+            loss = per_row.mean()
+            loss_sum += per_row.detach().sum()
+            weight_sum += end - start
+        else:
+            w = weights[start:end].to(device, non_blocking=True)
+            loss = (per_row * w).sum() / w.sum().clamp_min(1e-12)
+            loss_sum += (per_row.detach() * w).sum()
+            weight_sum += float(weights[start:end].sum())
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        correct += ((logits.detach() > 0) == (target > 0.5)).float().sum()
+        progress.batch_end(end - start)
+    return float(loss_sum) / max(weight_sum, 1e-12), float(correct) / (n_rows * n_outputs)
+
+
 def fit(
     x_train: sp.csr_matrix,
     y_train: np.ndarray,
@@ -191,142 +243,95 @@ def fit(
     """Train a :class:`SparseMLP` and return it with the best validation epoch's weights."""
     options.validate()
     device = resolve_device(options.device)
-    threads = torch.get_num_threads()
-    if device.type == "cpu":
-        torch.set_num_threads(1)
-    try:
-        return _fit(x_train, y_train, x_val, y_val, options, device, w_train, w_val,
-                    progress or TrainProgress(), checkpoint, resume)
-    finally:
-        torch.set_num_threads(threads)
+    progress = progress or TrainProgress()
+    with _one_thread_on_cpu(device):
+        targets = _as_2d(y_train)
+        n_rows, n_outputs = targets.shape
+        pos_weight = compute_pos_weight(options.pos_weight, targets)
 
+        torch.manual_seed(options.seed)
+        shuffle_rng = torch.Generator().manual_seed(options.seed)
+        config = ModelConfig(x_train.shape[1], list(options.hidden), options.dropout, n_outputs)
+        model = SparseMLP(config).to(device)
+        # One Adam over all parameters: lazy (touched rows only) for the sparse first-layer table.
+        optimizer = Adam(model.parameters(), lr=options.lr, weight_decay=options.weight_decay)
+        criterion = nn.BCEWithLogitsLoss(
+            reduction="none",
+            pos_weight=None if pos_weight is None else torch.from_numpy(pos_weight).to(device),
+        )
+        history: list[EpochStats] = []
+        best_state: dict[str, torch.Tensor] | None = None
+        best_val_loss, best_epoch, bad_epochs, start_epoch = math.inf, 0, 0, 1
+        if resume is not None:
+            model.load_state_dict(resume.model_state)
+            optimizer.load_state_dict(resume.optimizer_state)
+            best_state, best_val_loss = resume.best_state, resume.best_val_loss
+            best_epoch, bad_epochs = resume.best_epoch, resume.bad_epochs
+            history = list(resume.history)
+            start_epoch = resume.epoch + 1
+            torch.set_rng_state(resume.torch_rng)
+            shuffle_rng.set_state(resume.shuffle_rng)
 
-def _fit(
-    x_train: sp.csr_matrix,
-    y_train: np.ndarray,
-    x_val: sp.csr_matrix | None,
-    y_val: np.ndarray | None,
-    options: TrainOptions,
-    device: torch.device,
-    w_train: np.ndarray | None,
-    w_val: np.ndarray | None,
-    progress: TrainProgress,
-    checkpoint: Callable[[TrainState], None] | None,
-    resume: TrainState | None,
-) -> TrainResult:
-    targets = _as_2d(y_train)
-    n_rows, n_outputs = targets.shape
-    pos_weight = compute_pos_weight(options.pos_weight, targets)
-
-    torch.manual_seed(options.seed)
-    shuffle_rng = torch.Generator().manual_seed(options.seed)
-    config = ModelConfig(x_train.shape[1], list(options.hidden), options.dropout, n_outputs)
-    model = SparseMLP(config).to(device)
-    # One Adam over all parameters: lazy (touched rows only) for the sparse first-layer table.
-    optimizer = Adam(model.parameters(), lr=options.lr, weight_decay=options.weight_decay)
-    criterion = nn.BCEWithLogitsLoss(
-        reduction="none",
-        pos_weight=None if pos_weight is None else torch.from_numpy(pos_weight).to(device),
-    )
-    history: list[EpochStats] = []
-    best_state: dict[str, torch.Tensor] | None = None
-    best_val_loss, best_epoch, bad_epochs, start_epoch = math.inf, 0, 0, 1
-    if resume is not None:
-        model.load_state_dict(resume.model_state)
-        optimizer.load_state_dict(resume.optimizer_state)
-        best_state, best_val_loss = resume.best_state, resume.best_val_loss
-        best_epoch, bad_epochs = resume.best_epoch, resume.bad_epochs
-        history = list(resume.history)
-        start_epoch = resume.epoch + 1
-        torch.set_rng_state(resume.torch_rng)
-        shuffle_rng.set_state(resume.shuffle_rng)
-
-    y_tensor = torch.from_numpy(targets)
-    w_tensor = None if w_train is None else torch.from_numpy(w_train.astype(np.float32))
-    stopped_early = bad_epochs >= options.patience
-    batches = math.ceil(n_rows / options.batch_size)
-    epoch = start_epoch
-    while epoch <= options.epochs and not stopped_early:
-        started = time.perf_counter()
-        progress.epoch_start(epoch, options.epochs, batches)
-        model.train()
-        order = torch.randperm(n_rows, generator=shuffle_rng).numpy()
-        rows = _EpochTensors(x_train, order)
-        y_epoch = y_tensor[order]
-        w_epoch = None if w_tensor is None else w_tensor[order]
-        loss_sum = torch.zeros((), device=device)
-        correct = torch.zeros((), device=device)
-        weight_sum = 0.0
-        for start in range(0, n_rows, options.batch_size):
-            end = min(start + options.batch_size, n_rows)
-            batch = rows.batch(start, end, device)
-            target = y_epoch[start:end].to(device, non_blocking=True)
-            logits = model(batch)
-            per_row = criterion(logits, target).mean(dim=1)
-            if w_epoch is None:
-                loss = per_row.mean()
-                loss_sum += per_row.detach().sum()
-                weight_sum += end - start
-            else:
-                w = w_epoch[start:end].to(device, non_blocking=True)
-                loss = (per_row * w).sum() / w.sum().clamp_min(1e-12)
-                loss_sum += (per_row.detach() * w).sum()
-                weight_sum += float(w_epoch[start:end].sum())
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            correct += ((logits.detach() > 0) == (target > 0.5)).float().sum()
-            progress.batch_end(end - start)
-
-        train_loss = float(loss_sum) / max(weight_sum, 1e-12)
-        train_acc = float(correct) / (n_rows * n_outputs)
-        if not math.isfinite(train_loss):
-            raise TrainingDiverged(epoch, options.lr, best_state, history)
-        val_loss = val_acc = None
-        if x_val is not None and y_val is not None:
-            val_loss, val_acc, _ = evaluate_loss(model, x_val, y_val, w_val, pos_weight, device)
-            if not math.isfinite(val_loss):
-                raise TrainingDiverged(epoch, options.lr, best_state, history)
-        monitored = val_loss if val_loss is not None else train_loss
-        is_best = monitored < best_val_loss
-        if is_best:
-            best_val_loss, best_epoch, bad_epochs = monitored, epoch, 0
-            best_state = _snapshot(model)
-        else:
-            bad_epochs += 1
-        stats = EpochStats(epoch, train_loss, val_loss, train_acc, val_acc,
-                           time.perf_counter() - started)
-        history.append(stats)
-        progress.epoch_end(stats, is_best)
-        stopped_early = x_val is not None and bad_epochs >= options.patience
-        if checkpoint is not None:
-            checkpoint(
-                TrainState(
-                    epoch=epoch,
-                    model_state=_snapshot(model),
-                    optimizer_state=optimizer.state_dict(),
-                    best_state=best_state,
-                    best_val_loss=best_val_loss,
-                    best_epoch=best_epoch,
-                    bad_epochs=bad_epochs,
-                    history=list(history),
-                    torch_rng=torch.get_rng_state(),
-                    shuffle_rng=shuffle_rng.get_state(),
-                )
+        y_tensor = torch.from_numpy(targets)
+        w_tensor = None if w_train is None else torch.from_numpy(w_train.astype(np.float32))
+        stopped_early = bad_epochs >= options.patience
+        batches = math.ceil(n_rows / options.batch_size)
+        epoch = start_epoch
+        while epoch <= options.epochs and not stopped_early:
+            started = time.perf_counter()
+            progress.epoch_start(epoch, options.epochs, batches)
+            order = torch.randperm(n_rows, generator=shuffle_rng).numpy()
+            train_loss, train_acc = _train_epoch(
+                model, optimizer, criterion, _EpochTensors(x_train, order), y_tensor[order],
+                None if w_tensor is None else w_tensor[order], options.batch_size, device, progress,
             )
-        epoch += 1
+            if not math.isfinite(train_loss):
+                raise TrainingDiverged(epoch, options.lr, best_state, history)
+            val_loss = val_acc = None
+            if x_val is not None and y_val is not None:
+                val_loss, val_acc, _ = evaluate_loss(model, x_val, y_val, w_val, pos_weight, device)
+                if not math.isfinite(val_loss):
+                    raise TrainingDiverged(epoch, options.lr, best_state, history)
+            monitored = val_loss if val_loss is not None else train_loss
+            is_best = monitored < best_val_loss
+            if is_best:
+                best_val_loss, best_epoch, bad_epochs = monitored, epoch, 0
+                best_state = _snapshot(model)
+            else:
+                bad_epochs += 1
+            stats = EpochStats(epoch, train_loss, val_loss, train_acc, val_acc,
+                               time.perf_counter() - started)
+            history.append(stats)
+            progress.epoch_end(stats, is_best)
+            stopped_early = x_val is not None and bad_epochs >= options.patience
+            if checkpoint is not None:
+                checkpoint(
+                    TrainState(
+                        epoch=epoch,
+                        model_state=_snapshot(model),
+                        optimizer_state=optimizer.state_dict(),
+                        best_state=best_state,
+                        best_val_loss=best_val_loss,
+                        best_epoch=best_epoch,
+                        bad_epochs=bad_epochs,
+                        history=list(history),
+                        torch_rng=torch.get_rng_state(),
+                        shuffle_rng=shuffle_rng.get_state(),
+                    )
+                )
+            epoch += 1
 
-    if best_state is not None:
-        model.load_state_dict(best_state)
-    model.to("cpu").eval()
-    return TrainResult(
-        model=model,
-        history=history,
-        best_epoch=best_epoch,
-        stopped_early=stopped_early and epoch <= options.epochs,
-        pos_weight=None if pos_weight is None else pos_weight.tolist(),
-        device=str(device),
-    )
+        if best_state is not None:
+            model.load_state_dict(best_state)
+        model.to("cpu").eval()
+        return TrainResult(
+            model=model,
+            history=history,
+            best_epoch=best_epoch,
+            stopped_early=stopped_early and epoch <= options.epochs,
+            pos_weight=None if pos_weight is None else pos_weight.tolist(),
+            device=str(device),
+        )
 
 
 class TrainingDiverged(TrainingError):
