@@ -6,7 +6,7 @@
 Every system runs as fresh subprocesses (so imports and start-up count the same way for all):
 a train step, an empty-input predict step (start-up: interpreter, imports, model load) and a
 predict step on the test texts (one per line on stdin). Wall time is taken around each process
-and peak RSS from the kernel's rusage of that process (os.wait4). Prediction throughput is
+and peak RSS with GNU time (/usr/bin/time -f %M; os.wait4 as a fallback). Throughput is
 rows / (predict wall - median start-up); it is reported both for the test texts (as few as 300
 rows, so start-up noise dominates) and for the test texts repeated to --throughput-rows lines.
 Ratios compare medians measured in the same run. Accuracy, F1 and ROC-AUC are on the test
@@ -93,15 +93,38 @@ class Measured:
     stdout_path: Path | None
 
 
+GNU_TIME = Path("/usr/bin/time")
+
+
+def rss_method() -> str:
+    if GNU_TIME.exists():
+        return "/usr/bin/time -f %M (max RSS of the measured process, KiB -> MiB)"
+    return ("os.wait4 ru_maxrss (KiB -> MiB); includes the runner's own RSS at spawn time as a "
+            "floor, since Linux folds the pre-exec memory into the child's high-water mark")
+
+
 def run_measured(cmd: Sequence[str], stdin: Path | None = None, stdout: Path | None = None,
                  timeout: float = STEP_TIMEOUT) -> Measured:
-    """Run ``cmd`` with files for stdin/stdout; wall time, and peak RSS from os.wait4."""
+    """Run ``cmd`` with files for stdin/stdout; its wall time and peak RSS.
+
+    Peak RSS comes from GNU time when present: a child forked straight from this (large) Python
+    process would report this process's RSS as its floor (Linux counts the pre-exec memory in
+    ru_maxrss), while GNU time forks from a ~1 MiB process.
+    """
+    cmd = [str(c) for c in cmd]
     with contextlib.ExitStack() as stack:
         fin = stack.enter_context(open(stdin if stdin else os.devnull, "rb"))
         fout = stack.enter_context(open(stdout if stdout else os.devnull, "wb"))
         ferr = stack.enter_context(tempfile.TemporaryFile())
+        rss_file = None
+        if GNU_TIME.exists():
+            handle, rss_name = tempfile.mkstemp(prefix="rss_", suffix=".txt")
+            os.close(handle)
+            rss_file = Path(rss_name)
+            stack.callback(rss_file.unlink, missing_ok=True)
+            cmd = [str(GNU_TIME), "-f", "%M", "-o", str(rss_file), *cmd]
         started = time.perf_counter()
-        proc = subprocess.Popen(list(map(str, cmd)), stdin=fin, stdout=fout, stderr=ferr)
+        proc = subprocess.Popen(cmd, stdin=fin, stdout=fout, stderr=ferr)
         timer = threading.Timer(timeout, proc.kill)
         timer.start()
         try:
@@ -112,8 +135,12 @@ def run_measured(cmd: Sequence[str], stdin: Path | None = None, stdout: Path | N
         proc.returncode = os.waitstatus_to_exitcode(status)
         ferr.seek(0)
         err = ferr.read().decode("utf-8", "replace")
-    # Linux reports ru_maxrss in KiB.
-    return Measured(wall, usage.ru_maxrss / 1024, proc.returncode, err, stdout)
+        peak_kib = float(usage.ru_maxrss)  # Linux reports KiB
+        if rss_file is not None:
+            lines = rss_file.read_text(encoding="utf-8").split()
+            if lines and lines[-1].isdigit():
+                peak_kib = float(lines[-1])
+    return Measured(wall, peak_kib / 1024, proc.returncode, err, stdout)
 
 
 def checked(result: Measured, what: str) -> Measured:
@@ -414,7 +441,7 @@ def machine_info() -> dict[str, Any]:
     with contextlib.suppress(OSError, subprocess.CalledProcessError):
         git["commit"] = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, check=True,
                                        capture_output=True, text=True).stdout.strip()
-        changed = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+        changed = subprocess.run(["git", "--no-optional-locks", "status", "--porcelain"],
                                  cwd=ROOT, check=True, capture_output=True, text=True).stdout
         git["dirty_files"] = [line[3:] for line in changed.splitlines()]
     return {
@@ -428,7 +455,21 @@ def machine_info() -> dict[str, Any]:
         "versions": versions,
         "git": git,
         "load_average_start": os.getloadavg(),
+        "sentiment_cli_source_digest_start": source_digest(),
     }
+
+
+def source_digest() -> str | None:
+    """sha256 over the installed package's sources, to tell whether they changed mid-run."""
+    import hashlib
+
+    spec = importlib.util.find_spec("sentiment_cli")
+    if spec is None or spec.origin is None:
+        return None
+    digest = hashlib.sha256()
+    for path in sorted(Path(spec.origin).parent.rglob("*.py")):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:16]
 
 
 def startup_probe(repeats: int, with_fasttext: bool) -> dict[str, Any]:
@@ -554,6 +595,12 @@ def render_markdown(results: dict[str, Any]) -> str:
         + (f" with uncommitted changes in {', '.join(m['git']['dirty_files'])}"
            if m["git"].get("dirty_files") else "") + ".",
         "",
+        *([f"**Warning**: the sentiment_cli sources changed during the run (digest "
+           f"{m['sentiment_cli_source_digest_start']} -> {m['sentiment_cli_source_digest_end']});"
+           " figures may mix two versions of ours.", ""]
+          if m["sentiment_cli_source_digest_start"] != m["sentiment_cli_source_digest_end"]
+          else [f"sentiment_cli source digest {m['sentiment_cli_source_digest_start']} "
+                "(unchanged during the run).", ""]),
         f"fastText: {results['fasttext']}",
         "",
         "Columns: accuracy, F1 (positive class) and ROC-AUC in % on the held-out split; train = "
@@ -562,7 +609,8 @@ def render_markdown(results: dict[str, Any]) -> str:
         "loading the model); pred/s = rows / (predict wall - start-up) on the test texts repeated "
         f"to {cfg['throughput_rows']:,} lines; pred/s in-process = the same rows over the "
         "peer's own clock around predict_proba/predict (not available for ours); predict = raw "
-        "wall time on the test texts; RSS = peak resident memory of that process (MiB).",
+        "wall time on the test texts; RSS = peak resident memory of that process (MiB), "
+        f"measured with {cfg['rss_method']}.",
         "",
     ]
     for name, ds in results["datasets"].items():
@@ -688,7 +736,7 @@ def run_benchmarks(
     repeats: int = 3,
     peers: Sequence[str] = PEERS,
     work: Path | None = None,
-    throughput_rows: int = 100_000,
+    throughput_rows: int = 40_000,
     probe: bool = True,
     scale_source: Path | None = None,
     scale_factors: Sequence[int] = (1, 2, 5, 10),
@@ -714,7 +762,7 @@ def run_benchmarks(
             "peers": peers,
             "systems": {s.key: s.title for s in systems},
             "throughput_rows": throughput_rows,
-            "rss_method": "os.wait4 ru_maxrss of each subprocess (KiB -> MiB)",
+            "rss_method": rss_method(),
         },
         "machine": machine_info(),
         "fasttext": ft_note,
@@ -774,6 +822,7 @@ def run_benchmarks(
         if own_work:
             shutil.rmtree(work, ignore_errors=True)
     results["machine"]["load_average_end"] = os.getloadavg()
+    results["machine"]["sentiment_cli_source_digest_end"] = source_digest()
     results["config"]["duration_s"] = time.perf_counter() - started
     (out / "results.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     (out / "results.md").write_text(render_markdown(results), encoding="utf-8")
@@ -814,7 +863,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--datasets", nargs="+", choices=DATASET_ORDER)
     parser.add_argument("--peers", nargs="+", default=list(PEERS))
-    parser.add_argument("--throughput-rows", type=int, default=100_000)
+    parser.add_argument("--throughput-rows", type=int, default=40_000)
     parser.add_argument("--no-probe", action="store_true",
                         help="skip the fresh-interpreter import timings")
     parser.add_argument("--quick", action="store_true",

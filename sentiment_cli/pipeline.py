@@ -196,10 +196,13 @@ def _write_training_report(
         train_part, train_logits, "training")
     prob = sigmoid(logits / temperature)
     name = Path(data.source).name if job.line_files is None else "line files"
+    shown_name = f"{name} ({part})"
+    if val is not None and job.val_data is not None:
+        shown_name = f"{Path(job.val_data).name} (validation)"
     write_report(
         folder,
         title=f"Model trained on {name}",
-        dataset_name=f"{name} ({part})",
+        dataset_name=shown_name,
         labels=data.label_names,
         y_true=shown.y,
         prob=prob if data.multilabel else prob[:, 0],
