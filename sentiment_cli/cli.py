@@ -155,7 +155,8 @@ TextColumnOption = Annotated[
 @handle_errors
 def train(
     data: Annotated[
-        Path | None, typer.Argument(help="Labeled CSV/TSV file.", show_default=False)
+        Path | None,
+        typer.Argument(help="Labeled CSV/TSV file.", show_default=False, metavar="DATA"),
     ] = None,
     output: Annotated[
         Path | None,
@@ -354,11 +355,13 @@ def train(
                      "(one text per line) or a CSV/TSV column.")
 @handle_errors
 def predict(
-    model: Annotated[Path, typer.Argument(help="Model folder written by bce-train.")],
+    model: Annotated[
+        Path, typer.Argument(help="Model folder written by bce-train.", metavar="MODEL")
+    ],
     texts: Annotated[
         list[str] | None,
         typer.Argument(help="Texts to score; none or '-' reads one text per line from stdin.",
-                       show_default=False),
+                       show_default=False, metavar="TEXT"),
     ] = None,
     input_file: Annotated[
         Path | None, typer.Option("--input", "-i", help="CSV/TSV file to score a column of.")
@@ -413,8 +416,10 @@ def predict(
 @eval_app.command(help="Evaluate a model folder on a labeled CSV/TSV file.")
 @handle_errors
 def evaluate(
-    model: Annotated[Path, typer.Argument(help="Model folder written by bce-train.")],
-    data: Annotated[Path, typer.Argument(help="Labeled CSV/TSV file.")],
+    model: Annotated[
+        Path, typer.Argument(help="Model folder written by bce-train.", metavar="MODEL")
+    ],
+    data: Annotated[Path, typer.Argument(help="Labeled CSV/TSV file.", metavar="DATA")],
     text_column: TextColumnOption = None,
     label_column: Annotated[
         list[str] | None, typer.Option("--label-column", "-l", help="Label column(s).")

@@ -228,6 +228,9 @@ def run_training(
 
     job.validate()
     check_output_free(job.output, job.force)
+    from .train import resolve_device
+
+    resolve_device(job.train.device)  # a bad --device fails before the data is read
     checkpoints = checkpoint_path(job.output)
     if checkpoints.exists() and not (job.resume or job.force):
         raise DataError(
