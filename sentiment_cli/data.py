@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import csv
 import os
-import re
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -18,24 +17,15 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .errors import DataError
+from .labels import canonical_label, format_counts, resolve_binary_labels, rows_text
 
 if TYPE_CHECKING:
     import pandas as pd
 
 TEXT_COLUMN_NAMES = ("text", "review", "sentence", "content", "comment", "body")
 LABEL_COLUMN_NAMES = ("label", "sentiment", "target", "class", "polarity", "y")
-# Pairs of label spellings understood without --positive-label: (negative, positive).
-KNOWN_LABEL_PAIRS = (
-    ("0", "1"),
-    ("-1", "1"),
-    ("false", "true"),
-    ("no", "yes"),
-    ("neg", "pos"),
-    ("negative", "positive"),
-)
 DEFAULT_ENCODING = "utf-8-sig"  # UTF-8, with or without a byte-order mark
 _SNIFF_BYTES = 64 * 1024
-_FLOAT_INT = re.compile(r"^[+-]?\d+\.0*$")
 
 
 @dataclass
@@ -174,99 +164,6 @@ def pick_column(
     )
 
 
-def canonical_label(value: str) -> str:
-    """The spelling-insensitive key of a label: stripped, lower-cased, '1.0' read as '1'."""
-    key = value.strip().lower()
-    if _FLOAT_INT.match(key):
-        key = str(int(float(key)))
-    return key
-
-
-def _format_counts(counts: Counter[str], limit: int = 6) -> str:
-    shown = [f"{value!r} ({n})" for value, n in counts.most_common(limit)]
-    if len(counts) > limit:
-        shown.append(f"... {len(counts) - limit} more")
-    return ", ".join(shown)
-
-
-def _rows(mask: np.ndarray, limit: int = 5) -> str:
-    rows = (np.flatnonzero(mask) + 1).tolist()
-    shown = ", ".join(str(r) for r in rows[:limit])
-    return shown + (f" and {len(rows) - limit} more" if len(rows) > limit else "")
-
-
-def resolve_binary_labels(
-    values: Sequence[str], positive_label: str | None, column: str, where: str
-) -> tuple[np.ndarray, list[str], np.ndarray]:
-    """Map label strings to 0/1.
-
-    Returns (y, [negative name, positive name], valid mask). Blank values and values outside the
-    chosen pair are marked invalid; the caller decides whether that is an error.
-    """
-    keys = [canonical_label(v) for v in values]
-    counts = Counter(k for k in keys if k)
-    spelled: dict[str, Counter[str]] = {}
-    for raw, key in zip(values, keys, strict=True):
-        if key:
-            spelled.setdefault(key, Counter())[raw.strip()] += 1
-    shown = Counter({spelled[k].most_common(1)[0][0]: n for k, n in counts.items()})
-    if not counts:
-        raise DataError(f"{where}: the label column {column!r} is empty in every row")
-
-    if positive_label is not None:
-        pos_key = canonical_label(positive_label)
-        if pos_key not in counts:
-            raise DataError(
-                f"{where}: --positive-label {positive_label!r} does not occur in column "
-                f"{column!r}; its values are: {_format_counts(shown)}"
-            )
-        others = [k for k in counts if k != pos_key]
-        if not others:
-            raise DataError(
-                f"{where}: column {column!r} has one class only ({_format_counts(shown)}); "
-                f"a classifier needs examples of both classes"
-            )
-        if len(others) > 1:
-            known = [n for n, p in KNOWN_LABEL_PAIRS if p == pos_key and n in others]
-            if not known:
-                raise DataError(
-                    f"{where}: column {column!r} has {len(counts)} values "
-                    f"({_format_counts(shown)}); a binary model needs two: filter the file, or "
-                    f"use --label-columns for several 0/1 columns"
-                )
-            others = known[:1]
-        pair = (others[0], pos_key)
-    elif len(counts) == 1:
-        raise DataError(
-            f"{where}: column {column!r} has one class only ({_format_counts(shown)}); "
-            f"a classifier needs examples of both classes"
-        )
-    else:
-        present = set(counts)
-        matches = [p for p in KNOWN_LABEL_PAIRS if set(p) <= present]
-        if len(present) == 2 and matches:
-            pair = matches[0]
-        elif len(present) == 2:
-            first, second = (spelled[k].most_common(1)[0][0] for k in sorted(present))
-            raise DataError(
-                f"{where}: cannot tell which value of column {column!r} is the positive class "
-                f"({_format_counts(shown)}); pass --positive-label {second!r} (or {first!r})"
-            )
-        elif matches:
-            pair = matches[-1]  # e.g. positive/negative/neutral: the extra value is invalid
-        else:
-            raise DataError(
-                f"{where}: column {column!r} has {len(counts)} values ({_format_counts(shown)}); "
-                f"a binary model needs two: filter the file, or use --label-columns for several "
-                f"0/1 columns"
-            )
-    key_array = np.asarray(keys, dtype=object)
-    valid = (key_array == pair[0]) | (key_array == pair[1])
-    y = (key_array == pair[1]).astype(np.float32)
-    names = [spelled[pair[0]].most_common(1)[0][0], spelled[pair[1]].most_common(1)[0][0]]
-    return y, names, valid
-
-
 def _weights(frame: pd.DataFrame, column: str, where: str) -> np.ndarray:
     import pandas as pd
 
@@ -275,8 +172,8 @@ def _weights(frame: pd.DataFrame, column: str, where: str) -> np.ndarray:
     bad = ~np.isfinite(numbers) | (numbers < 0)
     if bad.any():
         raise DataError(
-            f"{where}: --weight-column {column!r} needs non-negative numbers; rows {_rows(bad)} "
-            f"are not (e.g. {raw.iloc[int(np.flatnonzero(bad)[0])]!r})"
+            f"{where}: --weight-column {column!r} needs non-negative numbers; rows "
+            f"{rows_text(bad)} are not (e.g. {raw.iloc[int(np.flatnonzero(bad)[0])]!r})"
         )
     return numbers.astype(np.float32)
 
@@ -329,7 +226,8 @@ def load_dataset(
                 example = frame[col].iloc[int(np.flatnonzero(~ok)[0])]
                 raise DataError(
                     f"{where}: label column {col!r} must hold 0/1 values in multi-label mode; "
-                    f"rows {_rows(~ok)} do not (e.g. {example!r}); fix them or pass --drop-invalid"
+                    f"rows {rows_text(~ok)} do not (e.g. {example!r}); fix them or pass "
+                    f"--drop-invalid"
                 )
             y[:, j] = np.isin(keys, ["1", "true", "yes"])
             valid &= ok
@@ -343,15 +241,15 @@ def load_dataset(
             bad = ~label_ok
             counts = Counter(v.strip() for v in frame[col].to_numpy()[bad])
             what = (f"{counts['']} blank label(s)" if set(counts) == {""} else
-                    f"labels other than {names[0]!r}/{names[1]!r} ({_format_counts(counts)})")
+                    f"labels other than {names[0]!r}/{names[1]!r} ({format_counts(counts)})")
             raise DataError(
-                f"{where}: {what} in column {col!r} at rows {_rows(bad)} (row 1 = first data "
+                f"{where}: {what} in column {col!r} at rows {rows_text(bad)} (row 1 = first data "
                 f"row); fix them or pass --drop-invalid to skip such rows"
             )
         valid &= label_ok
     if not drop_invalid and blank_text.any():
         raise DataError(
-            f"{where}: empty text in column {text_col!r} at rows {_rows(blank_text)} "
+            f"{where}: empty text in column {text_col!r} at rows {rows_text(blank_text)} "
             f"(row 1 = first data row); fix them or pass --drop-invalid to skip such rows"
         )
     weights = _weights(frame, weight_column, where) if weight_column else None

@@ -9,8 +9,9 @@ from typing import Any
 import numpy as np
 
 from .bundle import Bundle, load_bundle
-from .data import canonical_label, load_dataset
+from .data import load_dataset
 from .errors import DataError
+from .labels import canonical_label
 from .metrics import binary_metrics, calibration_bins, multilabel_metrics
 from .predict import Predictor
 
