@@ -30,7 +30,13 @@ from .bundle import (
 from .checkpoint import checkpoint_path, load_checkpoint, save_checkpoint, vocabulary_digest
 from .data import Dataset, load_dataset, load_line_files
 from .errors import DataError, Interrupted, TrainingError
-from .features import VectorizerOptions, fit_vectorizer, transform, vectorizer_to_json
+from .features import (
+    VectorizerOptions,
+    available_cores,
+    fit_vectorizer,
+    transform,
+    vectorizer_to_json,
+)
 from .train import EpochStats, TrainingDiverged, TrainOptions, TrainProgress, TrainState, fit
 
 HISTORY_FIELDS = ("epoch", "train_loss", "val_loss", "train_acc", "val_acc", "seconds")
@@ -270,7 +276,8 @@ def run_training(
             data = _keep_labels(data, np.isin(data.label_names, train_part.label_names))
     read_seconds = time.perf_counter() - started
 
-    vectorizer, x_train = fit_vectorizer(train_part.texts, job.vectorizer)
+    vectorizer, x_train = fit_vectorizer(train_part.texts, job.vectorizer,
+                                         jobs=available_cores())
     x_val = transform(vectorizer, val.texts) if val is not None else None
     vectorize_seconds = time.perf_counter() - started - read_seconds
     note(

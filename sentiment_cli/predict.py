@@ -10,7 +10,6 @@ import csv
 import itertools
 import json
 import multiprocessing as mp
-import os
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -23,6 +22,10 @@ import numpy as np
 
 from .bundle import Bundle
 from .errors import DataError
+from .features import available_cores
+
+__all__ = ["FORMATS", "Predictor", "RowWriter", "Scores", "available_cores", "batched",
+           "read_lines", "records", "score_stream"]
 
 FORMATS = ("jsonl", "csv", "tsv", "label", "table")
 
@@ -238,13 +241,6 @@ _WORKER_PREDICTOR: Predictor | None = None  # inherited by forked scoring worker
 def _score_in_worker(texts: list[str]) -> Scores:
     assert _WORKER_PREDICTOR is not None
     return _WORKER_PREDICTOR.score(texts)
-
-
-def available_cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 1
 
 
 def score_stream(

@@ -63,3 +63,25 @@ def test_invalid_options_name_the_flag() -> None:
         VectorizerOptions(ngram_range=(2, 1)).validate()
     with pytest.raises(DataError, match="--stop-words"):
         VectorizerOptions(stop_words="french").validate()
+
+
+@pytest.mark.parametrize(
+    "options",
+    [VectorizerOptions(), VectorizerOptions(min_df=2, max_df=0.3, binary=False),
+     VectorizerOptions(max_features=300, ngram_range=(1, 3)),
+     VectorizerOptions(stop_words="english", binary=True, max_features=50, min_df=0.001)],
+)
+def test_parallel_fit_equals_scikit_learn(options: VectorizerOptions, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import random
+
+    import sentiment_cli.features as features
+
+    rng = random.Random(0)
+    words = [f"w{i}" for i in range(400)] + ["not", "good", "!", "don't", "the"]
+    texts = [" ".join(rng.choices(words, k=rng.randint(0, 12))) for _ in range(3000)]
+    monkeypatch.setattr(features, "PARALLEL_MIN_ROWS", 100)
+    single, x_single = fit_vectorizer(texts, options, jobs=1)
+    multi, x_multi = fit_vectorizer(texts, options, jobs=3)
+    assert multi.vocabulary_ == single.vocabulary_
+    assert x_multi.shape == x_single.shape and (x_multi != x_single).nnz == 0
+    assert (transform(multi, texts[:50]) != x_single[:50]).nnz == 0
