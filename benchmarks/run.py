@@ -150,6 +150,70 @@ def checked(result: Measured, what: str) -> Measured:
     return result
 
 
+FASTTEXT_ATTEMPTS = 3
+
+
+def retrying(cmd: Sequence[str], what: str) -> tuple[Measured, list[str]]:
+    """Run a train step; fastText's "Encountered NaN" is retried, each failed attempt recorded."""
+    failures: list[str] = []
+    while True:
+        result = run_measured(cmd)
+        if result.returncode == 0:
+            return result, failures
+        if "Encountered NaN" in result.stderr and len(failures) + 1 < FASTTEXT_ATTEMPTS:
+            failures.append(f"attempt {len(failures) + 1}: Encountered NaN after "
+                            f"{result.wall:.1f} s")
+            continue
+        checked(result, what)
+
+
+@dataclass
+class PeerTrain:
+    wall: float
+    peak_rss_mb: float
+    stats: dict[str, Any]
+    failures: list[str]
+    parts_wall_s: dict[str, float]
+
+
+def train_peer(tool: str, data: Path, text_column: str, label_column: str, positive: str,
+               params: dict[str, Any], model: Path, folder: Path, what: str) -> PeerTrain:
+    """A peer's training from the CSV, in fresh processes.
+
+    scikit-learn: one process (read CSV, fit, pickle). fastText: a CSV -> __label__ file process,
+    then a fastText-only process that trains from that file (fastText 0.9.3 can hit "Encountered
+    NaN" when the process's heap was used before, e.g. by pandas reading the CSV); the wall times
+    add up and the peak RSS is the larger of the two.
+    """
+    data_args = ["--text-column", text_column, "--label-column", label_column,
+                 "--positive", positive]
+    stats_file = folder / "train_stats.json"
+    if tool == "sklearn":
+        result, failures = retrying([sys.executable, WORKER, "sklearn-train", "--train", data,
+                                     *data_args, "--params", json.dumps(params), "--model",
+                                     model, "--stats", stats_file], what)
+        stats = json.loads(stats_file.read_text(encoding="utf-8"))
+        return PeerTrain(result.wall, result.peak_rss_mb, stats, failures,
+                         {"train": result.wall})
+    labels = folder / "fasttext_input.txt"
+    try:
+        prep = checked(run_measured([sys.executable, WORKER, "fasttext-prep", "--train", data,
+                                     *data_args, "--model", labels, "--stats", stats_file]),
+                       f"{what} (CSV -> fastText input)")
+        prep_stats = json.loads(stats_file.read_text(encoding="utf-8"))
+        result, failures = retrying([sys.executable, WORKER, "fasttext-train", "--train", labels,
+                                     "--params", json.dumps(params), "--model", model,
+                                     "--stats", stats_file], what)
+        stats = json.loads(stats_file.read_text(encoding="utf-8"))
+    finally:
+        labels.unlink(missing_ok=True)
+    stats["rows"] = prep_stats["rows"]
+    stats["seconds"] = {**{f"prep_{k}": v for k, v in prep_stats["seconds"].items()},
+                        **stats["seconds"]}
+    return PeerTrain(prep.wall + result.wall, max(prep.peak_rss_mb, result.peak_rss_mb), stats,
+                     failures, {"prep": prep.wall, "train": result.wall})
+
+
 def median(values: Iterable[float | None]) -> float | None:
     kept = [v for v in values if v is not None]
     return statistics.median(kept) if kept else None
@@ -326,12 +390,9 @@ class Runner:
         if params.get("vectorizer") == "ours":
             params["vectorizer"] = context.get("vectorizer") or ours_vectorizer_defaults()
         model = folder / ("model.pkl" if tool == "sklearn" else "model.bin")
-        train = checked(run_measured([
-            sys.executable, WORKER, f"{tool}-train", "--train", split.train,
-            "--text-column", split.text_column, "--label-column", split.label_column,
-            "--positive", positive, "--params", json.dumps(params), "--model", model,
-            "--stats", folder / "train_stats.json"]), f"{system.key} train on {split.name}")
-        stats = json.loads((folder / "train_stats.json").read_text(encoding="utf-8"))
+        train = train_peer(tool, split.train, split.text_column, split.label_column, positive,
+                           params, model, folder, f"{system.key} train on {split.name}")
+        stats = train.stats
         steps, out = self._predict_steps(
             [sys.executable, str(WORKER), f"{tool}-predict", "--model", str(model)], split, folder,
             ["--stats", str(folder / "bulk_stats.json")])
@@ -355,6 +416,8 @@ class Runner:
         for key in ("iterations", "threads", "dim", "bucket"):
             if key in stats:
                 result[key] = stats[key]
+        result["failed_attempts"] = train.failures
+        result["train_parts_wall_s"] = train.parts_wall_s
         if tool == "fasttext":
             model.unlink()  # up to ~800 MB with wordNgrams=2 (2M hash buckets x 100 dims)
         return result
@@ -374,11 +437,15 @@ def summarize(runs: list[dict[str, Any]], rows: int) -> dict[str, Any]:
                 "threads", "dim", "bucket", "model_file_mb", "bulk_rows"):
         if key in runs[0]:
             out[key] = runs[0][key]
+    out["failed_attempts"] = [f for r in runs for f in r.get("failed_attempts", [])]
     if "predict_inprocess_s" in runs[0]:
         # The peers' own clock around predict_proba / predict on the bulk lines: no start-up.
         seconds = median(r["predict_inprocess_s"]["predict"] for r in runs)
         out["predict_inprocess_s"] = seconds
         out["predict_throughput_inprocess"] = runs[0]["bulk_rows"] / seconds if seconds else None
+    if "train_parts_wall_s" in runs[0]:
+        parts = [r["train_parts_wall_s"] for r in runs]
+        out["train_parts_wall_s"] = {k: median(p[k] for p in parts) for k in parts[0]}
     inproc = [r["train_inprocess_s"] for r in runs]
     out["train_inprocess_s"] = {k: median(r.get(k) for r in inproc) for k in inproc[0]}
     out["train_inprocess_all"] = inproc
@@ -538,16 +605,22 @@ def scale_benchmark(sst2_train: Path, work: Path, factors: Sequence[int],
         for key, tool, params, options in peer_runs:
             log(f"scale x{factor}: {key}")
             model = folder / f"{key}.model"
-            result = checked(run_measured([
-                sys.executable, WORKER, f"{tool}-train", "--train", data, "--text-column",
-                "sentence", "--label-column", "label", "--positive", "1", "--params",
-                json.dumps(params), "--model", model, "--stats", folder / "stats.json"]),
-                f"{key} x{factor}")
-            stats = json.loads((folder / "stats.json").read_text(encoding="utf-8"))
+            row = {"system": key, "factor": factor, "rows": n, "csv_mb": size_mb,
+                   "options": options}
+            try:
+                result = train_peer(tool, data, "sentence", "label", "1", params, model, folder,
+                                    f"{key} x{factor}")
+            except RuntimeError as err:
+                # Keep the rest of the scale table; say why this cell is empty.
+                row.update(wall_s=None, peak_rss_mb=None, inprocess_s={},
+                           error=str(err).strip().splitlines()[-1])
+                rows.append(row)
+                continue
             model.unlink()
-            rows.append({"system": key, "factor": factor, "rows": n, "csv_mb": size_mb,
-                         "wall_s": result.wall, "peak_rss_mb": result.peak_rss_mb,
-                         "inprocess_s": stats["seconds"], "options": options})
+            row.update(wall_s=result.wall, peak_rss_mb=result.peak_rss_mb,
+                       inprocess_s=result.stats["seconds"], failed_attempts=result.failures,
+                       parts_wall_s=result.parts_wall_s)
+            rows.append(row)
         data.unlink()
     shutil.rmtree(folder / "ours_model", ignore_errors=True)
     return {"source": str(sst2_train), "base_rows": len(base), "repeats": 1, "runs": rows}
@@ -604,7 +677,8 @@ def render_markdown(results: dict[str, Any]) -> str:
         f"fastText: {results['fasttext']}",
         "",
         "Columns: accuracy, F1 (positive class) and ROC-AUC in % on the held-out split; train = "
-        "wall time of the whole train process (start-up, reading the CSV, fitting, saving); "
+        "wall time of the whole train process (start-up, reading the CSV, fitting, saving; for "
+        "fastText two processes: CSV -> __label__ file, then training from it); "
         "start-up = wall time of the predict command on empty input (interpreter, imports, "
         "loading the model); pred/s = rows / (predict wall - start-up) on the test texts repeated "
         f"to {cfg['throughput_rows']:,} lines; pred/s in-process = the same rows over the "
@@ -635,6 +709,11 @@ def render_markdown(results: dict[str, Any]) -> str:
                 f"{fmt(s['predict_throughput'])} | {fmt(s.get('predict_throughput_inprocess'))} | "
                 f"{s['predict_peak_rss_mb']:.0f} |"
             )
+        for s in ds["systems"].values():
+            if s.get("failed_attempts"):
+                lines += ["", f"Note: {s['title']}: {len(s['failed_attempts'])} train attempt(s) "
+                          "failed with fastText's \"Encountered NaN\" and were rerun; only "
+                          "the successful runs are timed."]
         if ds["ratios"]:
             lines += [
                 "",
@@ -699,10 +778,15 @@ def render_markdown(results: dict[str, Any]) -> str:
         ]
         for row in scale["runs"]:
             parts = ", ".join(f"{k} {v:.1f}" for k, v in row["inprocess_s"].items())
+            if row.get("failed_attempts"):
+                parts += f"; {len(row['failed_attempts'])} failed attempt(s) before (NaN)"
+            if row.get("error"):
+                parts = f"failed: {row['error']}"
+            wall = "n/a" if row["wall_s"] is None else f"{row['wall_s']:.1f}"
+            rss = "n/a" if row["peak_rss_mb"] is None else f"{row['peak_rss_mb']:.0f}"
             lines.append(
                 f"| {row['system']} | {row['options']} | {row['factor']} | {row['rows']:,} | "
-                f"{row['csv_mb']:.0f} | {row['wall_s']:.1f} | {row['peak_rss_mb']:.0f} | "
-                f"{parts} |"
+                f"{row['csv_mb']:.0f} | {wall} | {rss} | {parts} |"
             )
         lines.append("")
     return "\n".join(lines)
@@ -816,17 +900,22 @@ def run_benchmarks(
         if prof_name and any(s.key == "ours" for s in systems):
             results["profile"] = _profile(prof_name, _ours_runs(results, prof_name))
         if scale_source is not None:
+            write_results(results, out, started)  # kept if the scale part fails
             results["scale"] = scale_benchmark(scale_source, work, scale_factors,
                                                scale_peer_factors, peers, log)
     finally:
         if own_work:
             shutil.rmtree(work, ignore_errors=True)
+    write_results(results, out, started)
+    return results
+
+
+def write_results(results: dict[str, Any], out: Path, started: float) -> None:
     results["machine"]["load_average_end"] = os.getloadavg()
     results["machine"]["sentiment_cli_source_digest_end"] = source_digest()
     results["config"]["duration_s"] = time.perf_counter() - started
     (out / "results.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     (out / "results.md").write_text(render_markdown(results), encoding="utf-8")
-    return results
 
 
 def _ours_runs(results: dict[str, Any], name: str) -> list[dict[str, Any]]:
