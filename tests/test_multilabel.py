@@ -94,3 +94,11 @@ def test_binary_bundle_without_a_task_field_still_loads(sample_model: Path,
     result = run("bce-predict", str(old), "love it")
     assert result.returncode == 0 and json.loads(result.stdout)["label"] in ("positive",
                                                                              "negative")
+
+
+def test_a_single_pos_weight_number_applies_to_every_label(tmp_path: Path) -> None:
+    data = write_csv(tmp_path / "emo.csv", ["text", *WORDS], multilabel_rows(120))
+    result = run("bce-train", str(data), "--label-columns", "all-but-text", "--pos-weight",
+                 "2.5", "-o", str(tmp_path / "m"), "--json", "--epochs", "1", "--no-report")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["pos_weight"] == [2.5, 2.5, 2.5]
