@@ -106,6 +106,18 @@ def sklearn_train(args: argparse.Namespace) -> dict:
     }
 
 
+def _emit_probabilities(probs: list[float], loaded: float, read: float) -> dict:
+    """Print one probability per line; return the row count and the phase timings."""
+    predicted = time.perf_counter()
+    sys.stdout.write("".join(f"{p:.6f}\n" for p in probs))
+    sys.stdout.flush()
+    return {
+        "rows": len(probs),
+        "seconds": {"load": loaded - IMPORTED, "read": read - loaded,
+                    "predict": predicted - read, "write": time.perf_counter() - predicted},
+    }
+
+
 def sklearn_predict(args: argparse.Namespace) -> dict:
     with open(args.model, "rb") as handle:
         pipeline = pickle.load(handle)  # our own file, written by sklearn_train just before
@@ -113,14 +125,7 @@ def sklearn_predict(args: argparse.Namespace) -> dict:
     texts = read_stdin_lines()
     read = time.perf_counter()
     probs = pipeline.predict_proba(texts)[:, 1].tolist() if texts else []
-    predicted = time.perf_counter()
-    sys.stdout.write("".join(f"{p:.6f}\n" for p in probs))
-    sys.stdout.flush()
-    return {
-        "rows": len(texts),
-        "seconds": {"load": loaded - IMPORTED, "read": read - loaded,
-                    "predict": predicted - read, "write": time.perf_counter() - predicted},
-    }
+    return _emit_probabilities(probs, loaded, read)
 
 
 def one_line(text: str) -> str:
@@ -168,14 +173,7 @@ def fasttext_predict(args: argparse.Namespace) -> dict:
         for names, values in zip(labels, scores, strict=True):
             by_name = dict(zip(names, values, strict=True))
             probs.append(float(by_name.get("__label__pos", 0.0)))
-    predicted = time.perf_counter()
-    sys.stdout.write("".join(f"{p:.6f}\n" for p in probs))
-    sys.stdout.flush()
-    return {
-        "rows": len(texts),
-        "seconds": {"load": loaded - IMPORTED, "read": read - loaded,
-                    "predict": predicted - read, "write": time.perf_counter() - predicted},
-    }
+    return _emit_probabilities(probs, loaded, read)
 
 
 STEPS = {
