@@ -32,12 +32,6 @@ predict_app = typer.Typer(**_APP_SETTINGS)
 eval_app = typer.Typer(**_APP_SETTINGS)
 
 
-def _stderr():  # type: ignore[no-untyped-def]
-    from rich.console import Console
-
-    return Console(stderr=True, highlight=False, soft_wrap=True)
-
-
 def error_line(message: str) -> None:
     """The one line a user sees for an error."""
     prog = Path(sys.argv[0]).name or "sentiment-cli"

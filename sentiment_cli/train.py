@@ -13,7 +13,7 @@ import math
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -351,7 +351,3 @@ class TrainingDiverged(TrainingError):
         self.epoch = epoch
         self.best_state = best_state
         self.history = history
-
-
-def history_rows(history: list[EpochStats]) -> list[dict[str, Any]]:
-    return [asdict(h) for h in history]
