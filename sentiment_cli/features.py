@@ -6,16 +6,18 @@ pickled, so loading a model folder cannot run code.
 
 from __future__ import annotations
 
-import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .errors import BundleError, DataError
+from .workers import fork_context, quiet_signals
 
 if TYPE_CHECKING:
+    from multiprocessing.context import BaseContext
+
     import scipy.sparse as sp
     from sklearn.feature_extraction.text import CountVectorizer
 
@@ -106,52 +108,108 @@ _CHUNKS: list[Sequence[str]] = []
 _LOCAL_TEMPLATE: Any = None
 
 
-def fit_vectorizer(
-    texts: Sequence[str], options: VectorizerOptions, jobs: int = 1
-) -> tuple[CountVectorizer, sp.csr_matrix]:
-    """Fit the vocabulary on ``texts`` and return the vectorizer and their CSR matrix.
+@dataclass
+class TermCounts:
+    """Every text tokenised once: raw counts over all of their terms (sorted), before pruning."""
+
+    terms: list[str]
+    counts: sp.csr_matrix  # rows x len(terms), float32 counts
+
+    def presence(self) -> sp.csr_matrix:
+        """The same rows as 0/1 term presence."""
+        matrix = self.counts.copy()
+        matrix.data.fill(1)
+        return matrix
+
+
+def count_terms(
+    texts: Sequence[str],
+    options: VectorizerOptions,
+    jobs: int = 1,
+    while_waiting: Callable[[], object] | None = None,
+) -> TermCounts:
+    """Tokenise ``texts`` with the options' analyzer and count every term (no pruning yet).
 
     With ``jobs`` > 1 and enough rows, tokenising (pure Python, most of the cost) runs in that
-    many forked processes on contiguous chunks; the chunks' vocabularies are merged and pruned
-    exactly as scikit-learn prunes (tested equal to a single ``fit_transform``).
+    many forked processes on contiguous chunks, whose vocabularies are then merged.
+    ``while_waiting`` runs in this process while they work (the trainer imports torch there).
     """
-    vectorizer = build_vectorizer(options)
+    local = _counting_vectorizer(options)
+    if jobs > 1 and len(texts) >= PARALLEL_MIN_ROWS and (context := fork_context()) is not None:
+        return _parallel_counts(local, texts, jobs, context, while_waiting)
     try:
-        if jobs > 1 and len(texts) >= PARALLEL_MIN_ROWS and _can_fork():
-            matrix = _parallel_fit_transform(vectorizer, texts, jobs)
-        else:
-            matrix = vectorizer.fit_transform(texts)
+        counts = local.fit_transform(texts).tocsr()
     except ValueError as err:
-        message = str(err)
-        if "empty vocabulary" in message or "no terms remain" in message:
+        if "empty vocabulary" in str(err):
             raise DataError(_EMPTY_VOCABULARY) from None
-        if "max_df corresponds to < documents than min_df" in message:
-            raise DataError(
-                "--max-df keeps fewer documents than --min-df requires; lower --min-df or raise "
-                "--max-df"
-            ) from None
-        raise DataError(f"vectorizer options rejected: {message}") from None
+        raise DataError(f"vectorizer options rejected: {err}") from None
+    if while_waiting is not None:
+        while_waiting()
+    return TermCounts(_terms_in_order(local.vocabulary_), counts)
+
+
+def fit_counts(
+    counts: TermCounts, options: VectorizerOptions, rows: np.ndarray | None = None
+) -> tuple[CountVectorizer, np.ndarray]:
+    """The vectorizer scikit-learn's ``fit`` on just those rows (all if None) would give, and
+    the columns of ``counts`` it keeps: the same terms, min_df/max_df/max_features pruning and
+    order (tested equal). Selecting the training rows after tokenising every row once gives a
+    validation matrix equal to ``transform`` of the validation texts."""
+    vectorizer = build_vectorizer(options)
+    part = counts.counts if rows is None else counts.counts[rows]
+    try:
+        keep = _pruning_mask(part, vectorizer)
+    except ValueError as err:
+        if "no terms remain" in str(err):
+            raise DataError(_EMPTY_VOCABULARY) from None
+        raise DataError(
+            "--max-df keeps fewer documents than --min-df requires; lower --min-df or raise "
+            "--max-df"
+        ) from None
+    columns = np.flatnonzero(keep)
+    vectorizer.vocabulary_ = {counts.terms[c]: new for new, c in enumerate(columns)}
     # Stop words pruned by min_df/max_df are kept by scikit-learn for inspection only; they can be
     # large and are not needed for transform.
     vectorizer.stop_words_ = None
-    return vectorizer, matrix.tocsr()
+    return vectorizer, columns
 
 
-def available_cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 1
+def select(counts: TermCounts, rows: np.ndarray | None, columns: np.ndarray,
+           binary: bool) -> sp.csr_matrix:
+    """Rows of ``counts`` restricted to a fitted vocabulary's columns, as the vectorizer gives."""
+    part = counts.counts if rows is None else counts.counts[rows]
+    matrix = part[:, columns].tocsr()
+    matrix.sort_indices()
+    if binary:
+        matrix.data.fill(1)
+    return matrix
 
 
-def _can_fork() -> bool:
-    import multiprocessing as mp
+def fit_vectorizer(
+    texts: Sequence[str], options: VectorizerOptions, jobs: int = 1
+) -> tuple[CountVectorizer, sp.csr_matrix]:
+    """Fit the vocabulary on ``texts`` and return the vectorizer and their CSR matrix, as
+    scikit-learn's ``fit_transform`` does (tested equal), with ``jobs`` tokenising processes."""
+    counts = count_terms(texts, options, jobs)
+    vectorizer, columns = fit_counts(counts, options)
+    return vectorizer, select(counts, None, columns, options.binary)
 
-    return "fork" in mp.get_all_start_methods()
+
+def _counting_vectorizer(options: VectorizerOptions) -> CountVectorizer:
+    """The options' analyzer, counting every term: pruning is done afterwards, per row subset."""
+    return build_vectorizer(options).set_params(min_df=1, max_df=1.0, max_features=None,
+                                                 binary=False)
+
+
+def _terms_in_order(vocabulary: dict[str, int]) -> list[str]:
+    terms = [""] * len(vocabulary)
+    for term, column in vocabulary.items():
+        terms[column] = term
+    return terms
 
 
 def _count_chunk(index: int) -> tuple[list[str], sp.csr_matrix]:
-    """Raw counts of one chunk with its own vocabulary (no pruning), in a forked worker."""
+    """Raw counts of one chunk with its own vocabulary, in a forked worker."""
     import scipy.sparse as sp
 
     local = _LOCAL_TEMPLATE
@@ -159,34 +217,34 @@ def _count_chunk(index: int) -> tuple[list[str], sp.csr_matrix]:
         counts = local.fit_transform(_CHUNKS[index])
     except ValueError:  # a chunk with no token at all
         return [], sp.csr_matrix((len(_CHUNKS[index]), 0), dtype=np.float32)
-    terms = [""] * len(local.vocabulary_)
-    for term, column in local.vocabulary_.items():
-        terms[column] = term
-    return terms, counts.tocsr()
+    return _terms_in_order(local.vocabulary_), counts.tocsr()
 
 
-def _parallel_fit_transform(
-    vectorizer: CountVectorizer, texts: Sequence[str], jobs: int
-) -> sp.csr_matrix:
-    import multiprocessing as mp
-
+def _parallel_counts(
+    local: CountVectorizer,
+    texts: Sequence[str],
+    jobs: int,
+    context: BaseContext,
+    while_waiting: Callable[[], object] | None,
+) -> TermCounts:
     import scipy.sparse as sp
 
     global _CHUNKS, _LOCAL_TEMPLATE
-    from sklearn.base import clone
 
-    _LOCAL_TEMPLATE = clone(vectorizer).set_params(min_df=1, max_df=1.0, max_features=None,
-                                                   binary=False)
+    _LOCAL_TEMPLATE = local
     size = -(-len(texts) // jobs)
     _CHUNKS = [texts[i : i + size] for i in range(0, len(texts), size)]
     try:
-        with mp.get_context("fork").Pool(len(_CHUNKS)) as pool:
-            parts = pool.map(_count_chunk, range(len(_CHUNKS)))
+        with context.Pool(len(_CHUNKS), initializer=quiet_signals) as pool:
+            pending = pool.map_async(_count_chunk, range(len(_CHUNKS)))
+            if while_waiting is not None:
+                while_waiting()
+            parts = pending.get()
     finally:
         _CHUNKS, _LOCAL_TEMPLATE = [], None
     terms = sorted(set().union(*(chunk_terms for chunk_terms, _ in parts)))
     if not terms:
-        raise ValueError("empty vocabulary")
+        raise DataError(_EMPTY_VOCABULARY)
     position = {term: i for i, term in enumerate(terms)}
     blocks = []
     for chunk_terms, counts in parts:
@@ -196,19 +254,12 @@ def _parallel_fit_transform(
                               shape=(counts.shape[0], len(terms)), dtype=np.float32)
         block.sort_indices()
         blocks.append(block)
-    matrix = sp.vstack(blocks, format="csr")
-    if vectorizer.binary:
-        matrix.data.fill(1)
-    keep = _pruning_mask(matrix, vectorizer)
-    vectorizer.vocabulary_ = {
-        term: new for new, term in enumerate(t for t, k in zip(terms, keep, strict=True) if k)
-    }
-    return matrix[:, np.flatnonzero(keep)]
+    return TermCounts(terms, sp.vstack(blocks, format="csr"))
 
 
 def _pruning_mask(matrix: sp.csr_matrix, vectorizer: CountVectorizer) -> np.ndarray:
     """The terms scikit-learn's fit keeps under min_df, max_df and max_features (same rules,
-    same tie order)."""
+    same tie order); terms absent from these rows are never kept."""
     from numbers import Integral
 
     n_docs = matrix.shape[0]
@@ -218,9 +269,12 @@ def _pruning_mask(matrix: sp.csr_matrix, vectorizer: CountVectorizer) -> np.ndar
     if high < low:
         raise ValueError("max_df corresponds to < documents than min_df")
     dfs = np.bincount(matrix.indices, minlength=matrix.shape[1])
-    mask = (dfs <= high) & (dfs >= low)
+    mask = (dfs <= high) & (dfs >= low) & (dfs > 0)
     limit = vectorizer.max_features
     if limit is not None and mask.sum() > limit:
+        if vectorizer.binary:  # scikit-learn counts presence here when binary
+            matrix = matrix.copy()
+            matrix.data.fill(1)
         tfs = np.asarray(matrix.sum(axis=0)).ravel()
         chosen = (-tfs[mask]).argsort()[:limit]
         new_mask = np.zeros(len(dfs), dtype=bool)

@@ -9,7 +9,6 @@ from __future__ import annotations
 import csv
 import itertools
 import json
-import multiprocessing as mp
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -22,7 +21,7 @@ import numpy as np
 
 from .bundle import Bundle
 from .errors import DataError
-from .features import available_cores
+from .workers import available_cores, fork_context, quiet_signals
 
 __all__ = ["FORMATS", "Predictor", "RowWriter", "Scores", "available_cores", "batched",
            "read_lines", "records", "score_stream"]
@@ -262,13 +261,15 @@ def score_stream(
     second = next(iterator, None)
     if second is None:
         return
-    if jobs <= 1 or predictor.device is not None or "fork" not in mp.get_all_start_methods():
+    context = fork_context()
+    if jobs <= 1 or predictor.device is not None or context is None:
         for chunk, extra in itertools.chain([second], iterator):
             yield chunk, extra, predictor.score(chunk)
         return
     _WORKER_PREDICTOR = predictor
     pending: deque[tuple[list[str], Any, Future[Scores]]] = deque()
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("fork")) as pool:
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=context,
+                             initializer=quiet_signals) as pool:
         try:
             for chunk, extra in itertools.chain([second], iterator):
                 pending.append((chunk, extra, pool.submit(_score_in_worker, chunk)))

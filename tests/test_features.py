@@ -80,8 +80,40 @@ def test_parallel_fit_equals_scikit_learn(options: VectorizerOptions, monkeypatc
     words = [f"w{i}" for i in range(400)] + ["not", "good", "!", "don't", "the"]
     texts = [" ".join(rng.choices(words, k=rng.randint(0, 12))) for _ in range(3000)]
     monkeypatch.setattr(features, "PARALLEL_MIN_ROWS", 100)
-    single, x_single = fit_vectorizer(texts, options, jobs=1)
-    multi, x_multi = fit_vectorizer(texts, options, jobs=3)
-    assert multi.vocabulary_ == single.vocabulary_
-    assert x_multi.shape == x_single.shape and (x_multi != x_single).nnz == 0
-    assert (transform(multi, texts[:50]) != x_single[:50]).nnz == 0
+    reference = build_vectorizer(options)
+    x_reference = reference.fit_transform(texts)
+    for jobs in (1, 3):
+        fitted, matrix = fit_vectorizer(texts, options, jobs=jobs)
+        assert fitted.vocabulary_ == reference.vocabulary_
+        assert matrix.shape == x_reference.shape and (matrix != x_reference).nnz == 0
+        assert matrix.dtype == np.float32 and matrix.has_sorted_indices
+        assert (transform(fitted, texts[:50]) != x_reference[:50]).nnz == 0
+
+    # Tokenising every row once, then fitting on a subset of rows, is scikit-learn's fit on
+    # those rows plus transform of the others (terms only in the others are not kept).
+    train_rows = np.array(sorted(rng.sample(range(len(texts)), 2000)))
+    other_rows = np.setdiff1d(np.arange(len(texts)), train_rows)
+    texts[int(other_rows[0])] = "zzonlyinvalidation w1"
+    reference = build_vectorizer(options)
+    x_train = reference.fit_transform([texts[i] for i in train_rows])
+    x_other = reference.transform([texts[i] for i in other_rows])
+    counts = features.count_terms(texts, options, jobs=3)
+    fitted, columns = features.fit_counts(counts, options, train_rows)
+    assert fitted.vocabulary_ == reference.vocabulary_
+    assert "zzonlyinvalidation" not in fitted.vocabulary_
+    for rows, expected in ((train_rows, x_train), (other_rows, x_other)):
+        got = features.select(counts, rows, columns, options.binary)
+        assert got.shape == expected.shape and (got != expected).nnz == 0
+
+
+def test_count_terms_runs_the_waiting_work_once(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import sentiment_cli.features as features
+
+    monkeypatch.setattr(features, "PARALLEL_MIN_ROWS", 10)
+    texts = [f"text number {i}" for i in range(40)]
+    calls: list[int] = []
+    for jobs in (1, 2):
+        counts = features.count_terms(texts, VectorizerOptions(), jobs=jobs,
+                                      while_waiting=lambda jobs=jobs: calls.append(jobs))
+        assert counts.counts.shape[0] == 40
+    assert calls == [1, 2]

@@ -1,0 +1,117 @@
+"""Forked helper processes: the vectorizer's and scorer's workers, and the report writer.
+
+Workers are forked, so they inherit the parent's data without pickling it, and the parent's
+signal handlers, which they must not keep: the CLI turns SIGINT/SIGTERM into ``Interrupted``
+so that training can save and say how to resume, and a worker raising it would print a
+traceback when its pool is shut down (a pool ends its workers with SIGTERM). In a worker,
+Ctrl-C is left to the parent (which shuts the pool down) and SIGTERM ends it quietly.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing as mp
+import os
+import signal
+import sys
+from collections.abc import Callable
+from multiprocessing.connection import Connection
+from multiprocessing.context import BaseContext
+from multiprocessing.process import BaseProcess
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+
+def available_cores() -> int:
+    """CPUs this process may run on (the affinity mask, not the machine's count)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+def fork_context() -> BaseContext | None:
+    """multiprocessing's fork context, or None where the platform cannot fork."""
+    if "fork" not in mp.get_all_start_methods():
+        return None
+    return mp.get_context("fork")
+
+
+def quiet_signals() -> None:
+    """Initializer of every forked worker: ignore Ctrl-C, die quietly on SIGTERM."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+class Helper:
+    """A forked process that gets ready while this one works, then runs one task for it.
+
+    Training leaves the second core idle: the report's helper imports matplotlib and draws a
+    throwaway figure (fonts, caches) meanwhile, so the plots cost little once the model is
+    ready. ``run`` sends the task (a module-level function and its arguments, pickled over a
+    pipe), waits, and raises what the task raised. Without fork, or if the helper has died, the
+    task runs in this process instead: the result is the same, only slower.
+    """
+
+    def __init__(self, warm_up: Callable[[], object], start: bool = True) -> None:
+        self._process: BaseProcess | None = None
+        self._conn: Connection | None = None
+        context = fork_context()
+        if context is None or not start:
+            return
+        for stream in (sys.stdout, sys.stderr):  # nothing buffered may be written twice
+            stream.flush()
+        ours, theirs = context.Pipe()
+        self._process = context.Process(target=_serve, args=(theirs, ours, warm_up), daemon=True)
+        self._process.start()
+        theirs.close()
+        self._conn = ours
+
+    def run(self, task: Callable[..., T], /, **kwargs: Any) -> T:
+        if self._conn is not None:
+            try:
+                self._conn.send((task, kwargs))
+                ok, value = self._conn.recv()
+            except (EOFError, OSError, BrokenPipeError):
+                ok, value = None, None  # the helper is gone: do it here
+            finally:
+                self.close()
+            if ok is not None:
+                if not ok:
+                    raise value
+                return value
+        return task(**kwargs)
+
+    def __enter__(self) -> Helper:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """End the helper (idempotent); a task it is running is abandoned."""
+        conn, process = self._conn, self._process
+        self._conn = self._process = None
+        if conn is not None:
+            conn.close()
+        if process is not None:
+            if process.is_alive():
+                process.terminate()
+            process.join()
+
+
+def _serve(conn: Connection, parent_end: Connection, warm_up: Callable[[], object]) -> None:
+    quiet_signals()
+    parent_end.close()  # so that the parent's exit, even SIGKILL, ends the wait below
+    with contextlib.suppress(Exception):  # warming up is optional; the task says what fails
+        warm_up()
+    try:
+        task, kwargs = conn.recv()
+    except (EOFError, OSError):
+        return  # closed without a task
+    try:
+        result = (True, task(**kwargs))
+    except Exception as err:  # sent back and raised in the parent
+        result = (False, err)
+    conn.send(result)

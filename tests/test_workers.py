@@ -1,0 +1,82 @@
+"""Forked helpers: the report helper's contract, and workers that stay quiet on signals."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from sentiment_cli.workers import Helper, fork_context, quiet_signals
+
+pytestmark = pytest.mark.skipif(fork_context() is None, reason="needs fork")
+
+
+def pid_and(value: int) -> tuple[int, int]:
+    return os.getpid(), value
+
+
+def fail(message: str) -> None:
+    raise ValueError(message)
+
+
+def touch(path: str) -> None:
+    Path(path).write_text("warm", encoding="utf-8")
+
+
+def test_the_task_runs_in_the_helper_after_its_warm_up(tmp_path: Path) -> None:
+    marker = tmp_path / "warm"
+    with Helper(lambda: touch(str(marker))) as helper:
+        pid, value = helper.run(pid_and, value=7)
+    assert value == 7 and pid != os.getpid()
+    assert marker.read_text(encoding="utf-8") == "warm"
+
+
+def test_the_tasks_error_is_raised_here() -> None:
+    with Helper(lambda: None) as helper, pytest.raises(ValueError, match="disk full"):
+        helper.run(fail, message="disk full")
+
+
+def test_a_dead_or_unstarted_helper_means_the_task_runs_here() -> None:
+    with Helper(lambda: None, start=False) as helper:
+        assert helper.run(pid_and, value=1) == (os.getpid(), 1)
+    helper = Helper(lambda: None)
+    assert helper._process is not None
+    os.kill(helper._process.pid, signal.SIGKILL)
+    helper._process.join()
+    assert helper.run(pid_and, value=2) == (os.getpid(), 2)
+
+
+def test_a_failing_warm_up_is_not_fatal() -> None:
+    with Helper(lambda: fail("no fonts")) as helper:
+        assert helper.run(pid_and, value=3)[1] == 3
+
+
+def test_closing_ends_the_helper_even_mid_warm_up() -> None:
+    helper = Helper(lambda: time.sleep(30))
+    process = helper._process
+    assert process is not None and process.is_alive()
+    helper.close()
+    assert not process.is_alive()
+
+
+def test_workers_ignore_ctrl_c_and_die_quietly_on_sigterm() -> None:
+    context = fork_context()
+    assert context is not None
+
+    def handler(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        with context.Pool(1, initializer=quiet_signals) as pool:
+            seen = pool.apply(_handlers)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert seen == (signal.SIG_IGN, signal.SIG_DFL)
+
+
+def _handlers() -> tuple[object, object]:
+    return signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
