@@ -13,13 +13,16 @@ import hashlib
 import json
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from .bundle import write_folder_atomically, write_json
 from .errors import DataError
-from .train import EpochStats, TrainState
+from .progress import EpochStats
+
+if TYPE_CHECKING:  # torch is imported by the training step, not by importing this module
+    import torch
+
+    from .train import TrainState
 
 STATE_FILE = "state.json"
 
@@ -66,6 +69,8 @@ def load_checkpoint(folder: Path, fingerprint: dict[str, Any]) -> TrainState:
     """Read a checkpoint written by the same job; anything else is a clear error."""
     from safetensors import SafetensorError
     from safetensors.torch import load_file
+
+    from .train import TrainState
 
     if not (folder / STATE_FILE).is_file():
         raise DataError(f"--resume: no checkpoint at {folder}; train without --resume")

@@ -32,12 +32,16 @@ from .data import Dataset, load_dataset, load_line_files
 from .errors import DataError, Interrupted, TrainingError
 from .features import (
     VectorizerOptions,
-    available_cores,
-    fit_vectorizer,
+    count_terms,
+    fit_counts,
+    select,
     transform,
     vectorizer_to_json,
 )
-from .train import EpochStats, TrainingDiverged, TrainOptions, TrainProgress, TrainState, fit
+from .options import TrainOptions
+from .progress import EpochStats, TrainProgress
+from .split import related_groups, split_rows
+from .workers import Helper, available_cores
 
 HISTORY_FIELDS = ("epoch", "train_loss", "val_loss", "train_acc", "val_acc", "seconds")
 
@@ -56,6 +60,7 @@ class TrainJob:
     drop_invalid: bool = False
     val_data: Path | None = None
     val_split: float = 0.1
+    val_grouping: str = "contained"  # keep texts contained in others with them, or "none"
     vectorizer: VectorizerOptions = field(default_factory=VectorizerOptions)
     train: TrainOptions = field(default_factory=TrainOptions)
     threshold: str = "0.5"  # a number, or "auto" (tuned on validation)
@@ -82,6 +87,8 @@ class TrainJob:
                 ) from None
             if not 0 <= value <= 1:
                 raise DataError(f"--threshold must be in [0, 1], got {value}")
+        if self.val_grouping not in ("contained", "none"):
+            raise DataError(f"--val-grouping must be contained or none, got {self.val_grouping!r}")
         if self.threshold_metric not in ("f1", "accuracy"):
             raise DataError("--threshold-metric must be f1 or accuracy")
         if self.calibrate not in ("auto", "none", "temperature"):
@@ -107,26 +114,6 @@ def _subset(data: Dataset, rows: np.ndarray) -> Dataset:
         weights=None if data.weights is None else data.weights[rows],
         multilabel=data.multilabel,
     )
-
-
-def split_dataset(data: Dataset, fraction: float, seed: int) -> tuple[Dataset, Dataset]:
-    """A seeded validation split, stratified on the label (on the rarest label if multi-label)."""
-    from sklearn.model_selection import train_test_split
-
-    rows = np.arange(len(data))
-    strata = None
-    if not data.multilabel and min(data.class_counts.values()) >= 2:
-        strata = data.y
-    n_val = round(len(data) * fraction)
-    if n_val < 2 or len(data) - n_val < 2:
-        raise DataError(
-            f"{data.source}: {len(data)} rows are too few for --val-split {fraction}; "
-            f"add rows, change --val-split, or pass --val-split 0"
-        )
-    train_rows, val_rows = train_test_split(
-        rows, test_size=n_val, random_state=seed, shuffle=True, stratify=strata
-    )
-    return _subset(data, np.sort(train_rows)), _subset(data, np.sort(val_rows))
 
 
 def _keep_labels(data: Dataset, keep: np.ndarray) -> Dataset:
@@ -193,8 +180,10 @@ def _write_training_report(
     result: Any,
     config: dict[str, Any],
     terms: list[str],
+    helper: Helper,
 ) -> None:
-    """report.md and plots/ for the kept epoch, on the validation rows (training rows if none)."""
+    """report.md and plots/ for the kept epoch, on the validation rows (training rows if none);
+    the terms are ranked here (they need the model), the drawing is done by ``helper``."""
     from .metrics import sigmoid
     from .report import top_terms, write_report
 
@@ -205,8 +194,9 @@ def _write_training_report(
     shown_name = f"{name} ({part})"
     if val is not None and job.val_data is not None:
         shown_name = f"{Path(job.val_data).name} (validation)"
-    write_report(
-        folder,
+    helper.run(
+        write_report,
+        folder=folder,
         title=f"Model trained on {name}",
         dataset_name=shown_name,
         labels=data.label_names,
@@ -222,6 +212,11 @@ def _write_training_report(
     )
 
 
+def _import_trainer() -> None:
+    """Load the training code and torch (about 2 s), overlapping the tokenising workers."""
+    from . import train  # noqa: F401
+
+
 def run_training(
     job: TrainJob,
     progress: TrainProgress | None = None,
@@ -230,13 +225,13 @@ def run_training(
     """Train on ``job.data`` and write the model folder ``job.output``; return the summary."""
     from .calibration import fit_temperature, tune_thresholds
     from .metrics import sigmoid
-    from .model import predict_logits
 
     job.validate()
     check_output_free(job.output, job.force)
-    from .train import resolve_device
+    if job.train.device.strip().lower().startswith("cuda"):
+        from .train import resolve_device
 
-    resolve_device(job.train.device)  # a bad --device fails before the data is read
+        resolve_device(job.train.device)  # a CUDA request that cannot work fails before reading
     checkpoints = checkpoint_path(job.output)
     if checkpoints.exists() and not (job.resume or job.force):
         raise DataError(
@@ -260,35 +255,56 @@ def run_training(
         data = load_dataset(job.data, positive_label=job.positive_label, **read)
         if data.dropped_rows:
             note(f"skipped {data.dropped_rows} invalid rows of {job.data} (--drop-invalid)")
+    val: Dataset | None = None
     if job.val_data is not None:
         positive = None if data.multilabel else data.positive_label
         val = load_dataset(job.val_data, positive_label=positive, **read)
         if val.label_names != data.label_names and not data.multilabel:
             note(f"validation labels {val.label_names} differ in spelling from {data.label_names}")
-        train_part = data
-    elif job.val_split > 0:
-        train_part, val = split_dataset(data, job.val_split, job.train.seed)
+    read_seconds = time.perf_counter() - started
+
+    # Every text is tokenised once; torch is imported while worker processes do it.
+    counts = count_terms(data.texts, job.vectorizer, jobs=available_cores(),
+                         while_waiting=_import_trainer)
+    train_rows: np.ndarray | None = None
+    val_rows: np.ndarray | None = None
+    train_part = data
+    if job.val_data is None and job.val_split > 0:
+        groups = related_groups(counts.presence()) if job.val_grouping == "contained" else None
+        train_rows, val_rows = split_rows(data.y, job.val_split, job.train.seed, groups,
+                                          data.source)
+        train_part, val = _subset(data, train_rows), _subset(data, val_rows)
     else:
-        train_part, val = data, None
+        groups = None
     if train_part.multilabel:
         train_part, val = _check_empty_labels(train_part, val, job.drop_empty_labels, note)
         if train_part.label_names != data.label_names:
             data = _keep_labels(data, np.isin(data.label_names, train_part.label_names))
-    read_seconds = time.perf_counter() - started
-
-    vectorizer, x_train = fit_vectorizer(train_part.texts, job.vectorizer,
-                                         jobs=available_cores())
-    x_val = transform(vectorizer, val.texts) if val is not None else None
+    related = 0 if groups is None else len(data) - int((np.bincount(groups) == 1).sum())
+    if related:
+        note(f"{related} rows are sub-texts or duplicates of other rows: the validation split "
+             f"keeps each with its longest text (--val-grouping none to split rows freely)")
+    vectorizer, columns = fit_counts(counts, job.vectorizer, train_rows)
+    x_train = select(counts, train_rows, columns, job.vectorizer.binary)
+    x_val = None
+    if val_rows is not None:
+        x_val = select(counts, val_rows, columns, job.vectorizer.binary)
+    elif val is not None:
+        x_val = transform(vectorizer, val.texts)
+    del counts
     vectorize_seconds = time.perf_counter() - started - read_seconds
     note(
         f"{len(train_part)} training rows, {0 if val is None else len(val)} validation rows, "
         f"vocabulary of {x_train.shape[1]} terms"
     )
+    from .model import predict_logits
+    from .train import TrainingDiverged, TrainState, fit
 
     fingerprint = {
         "data": data.source,
         "val_data": None if job.val_data is None else str(job.val_data),
         "val_split": job.val_split,
+        "val_grouping": job.val_grouping,
         "label_columns": data.label_columns,
         "vectorizer": asdict(job.vectorizer),
         "train": {k: v for k, v in asdict(job.train).items() if k not in ("epochs", "device")},
@@ -305,113 +321,119 @@ def run_training(
         save_checkpoint(checkpoints, state, fingerprint)
         last_saved[0] = state.epoch
 
-    try:
-        result = fit(
-            x_train,
-            train_part.y,
-            x_val,
-            None if val is None else val.y,
-            job.train,
-            w_train=train_part.weights,
-            w_val=None if val is None else val.weights,
-            progress=progress,
-            checkpoint=save_epoch,
-            resume=resume_state,
-        )
-    except Interrupted as err:
-        if last_saved[0]:
+    from .plots import warm_up
+
+    # The report's helper process warms up on the idle core while this one trains.
+    with Helper(warm_up, start=job.report) as report_helper:
+        try:
+            result = fit(
+                x_train,
+                train_part.y,
+                x_val,
+                None if val is None else val.y,
+                job.train,
+                w_train=train_part.weights,
+                w_val=None if val is None else val.weights,
+                progress=progress,
+                checkpoint=save_epoch,
+                resume=resume_state,
+            )
+        except Interrupted as err:
+            if last_saved[0]:
+                raise Interrupted(
+                    err.signum,
+                    f"interrupted; epoch {last_saved[0]} is saved in {checkpoints}: continue with "
+                    f"the same command plus --resume",
+                ) from None
             raise Interrupted(
-                err.signum,
-                f"interrupted; epoch {last_saved[0]} is saved in {checkpoints}: continue with "
-                f"the same command plus --resume",
+                err.signum, "interrupted before the first epoch ended; nothing was saved"
             ) from None
-        raise Interrupted(
-            err.signum, "interrupted before the first epoch ended; nothing was saved"
-        ) from None
-    except TrainingDiverged as err:
-        if last_saved[0]:
-            raise TrainingError(f"{err} (epoch {last_saved[0]} is kept in {checkpoints})") from None
-        raise
-    train_seconds = time.perf_counter() - started - read_seconds - vectorize_seconds
+        except TrainingDiverged as err:
+            if last_saved[0]:
+                raise TrainingError(
+                    f"{err} (epoch {last_saved[0]} is kept in {checkpoints})") from None
+            raise
+        train_seconds = time.perf_counter() - started - read_seconds - vectorize_seconds
 
-    model = result.model
-    train_logits = predict_logits(model, x_train)
-    val_logits = predict_logits(model, x_val) if x_val is not None else None
-    temperature = 1.0
-    if job.calibrate in ("auto", "temperature") and val is not None and val_logits is not None:
-        temperature = fit_temperature(val_logits, val.y)
-    n_outputs = model.config.n_outputs
-    if job.threshold == "auto" and val is not None and val_logits is not None:
-        thresholds = tune_thresholds(sigmoid(val_logits / temperature), val.y,
-                                     job.threshold_metric)
-    else:
-        thresholds = [float(job.threshold)] * n_outputs
+        model = result.model
+        train_logits = predict_logits(model, x_train)
+        val_logits = predict_logits(model, x_val) if x_val is not None else None
+        temperature = 1.0
+        if job.calibrate in ("auto", "temperature") and val is not None and val_logits is not None:
+            temperature = fit_temperature(val_logits, val.y)
+        n_outputs = model.config.n_outputs
+        if job.threshold == "auto" and val is not None and val_logits is not None:
+            thresholds = tune_thresholds(sigmoid(val_logits / temperature), val.y,
+                                         job.threshold_metric)
+        else:
+            thresholds = [float(job.threshold)] * n_outputs
 
-    metrics: dict[str, Any] = {
-        "best_epoch": result.best_epoch,
-        "epochs_run": len(result.history),
-        "stopped_early": result.stopped_early,
-        "train": split_metrics(train_part, train_logits, temperature, thresholds),
-        "validation": None if val is None or val_logits is None
-        else split_metrics(val, val_logits, temperature, thresholds),
-    }
-    best = result.history[result.best_epoch - 1] if result.best_epoch else result.history[-1]
-    metrics["train"]["loss"] = best.train_loss
-    if metrics["validation"] is not None:
-        metrics["validation"]["loss"] = best.val_loss
-    metrics["pos_weight"] = result.pos_weight
-    metrics["temperature"] = temperature
-    metrics["dropped_rows"] = data.dropped_rows
+        metrics: dict[str, Any] = {
+            "best_epoch": result.best_epoch,
+            "epochs_run": len(result.history),
+            "stopped_early": result.stopped_early,
+            "train": split_metrics(train_part, train_logits, temperature, thresholds),
+            "validation": None if val is None or val_logits is None
+            else split_metrics(val, val_logits, temperature, thresholds),
+        }
+        best = result.history[result.best_epoch - 1] if result.best_epoch else result.history[-1]
+        metrics["train"]["loss"] = best.train_loss
+        if metrics["validation"] is not None:
+            metrics["validation"]["loss"] = best.val_loss
+        metrics["pos_weight"] = result.pos_weight
+        metrics["temperature"] = temperature
+        metrics["dropped_rows"] = data.dropped_rows
 
-    vectorizer_json = vectorizer_to_json(vectorizer, job.vectorizer)
-    config = {
-        "format": FORMAT_NAME,
-        "format_version": FORMAT_VERSION,
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "task": "multilabel" if data.multilabel else "binary",
-        "labels": data.label_names,
-        "positive_label": None if data.multilabel else data.positive_label,
-        "thresholds": thresholds,
-        "temperature": temperature,
-        "model": model.config.to_dict(),
-        "vectorizer": vectorizer_json["params"],
-        "training": {
-            **asdict(job.train),
-            "val_split": job.val_split if job.val_data is None else None,
-            "val_data": None if job.val_data is None else str(job.val_data),
-            "threshold": job.threshold,
-            "threshold_metric": job.threshold_metric,
-            "calibrate": job.calibrate,
-            "device_used": result.device,
-            "pos_weight_values": result.pos_weight,
-        },
-        "data": {
-            "source": data.source,
-            "text_column": data.text_column,
-            "label_columns": data.label_columns,
-            "weight_column": job.weight_column,
-            "encoding": job.encoding,
-            "rows": len(data) + data.dropped_rows,
-            "dropped_rows": data.dropped_rows,
-            "train_rows": len(train_part),
-            "val_rows": 0 if val is None else len(val),
-            "class_counts": data.class_counts,
-        },
-        "versions": versions(),
-    }
+        vectorizer_json = vectorizer_to_json(vectorizer, job.vectorizer)
+        config = {
+            "format": FORMAT_NAME,
+            "format_version": FORMAT_VERSION,
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "task": "multilabel" if data.multilabel else "binary",
+            "labels": data.label_names,
+            "positive_label": None if data.multilabel else data.positive_label,
+            "thresholds": thresholds,
+            "temperature": temperature,
+            "model": model.config.to_dict(),
+            "vectorizer": vectorizer_json["params"],
+            "training": {
+                **asdict(job.train),
+                "val_split": job.val_split if job.val_data is None else None,
+                "val_grouping": job.val_grouping if job.val_data is None else None,
+                "val_data": None if job.val_data is None else str(job.val_data),
+                "threshold": job.threshold,
+                "threshold_metric": job.threshold_metric,
+                "calibrate": job.calibrate,
+                "device_used": result.device,
+                "pos_weight_values": result.pos_weight,
+            },
+            "data": {
+                "source": data.source,
+                "text_column": data.text_column,
+                "label_columns": data.label_columns,
+                "weight_column": job.weight_column,
+                "encoding": job.encoding,
+                "rows": len(data) + data.dropped_rows,
+                "dropped_rows": data.dropped_rows,
+                "train_rows": len(train_part),
+                "val_rows": 0 if val is None else len(val),
+                "class_counts": data.class_counts,
+            },
+            "versions": versions(),
+        }
 
-    def fill(folder: Path) -> None:
-        write_json(folder / "config.json", config)
-        write_json(folder / VOCABULARY_FILE, {"terms": vectorizer_json["terms"]})
-        save_weights(model, folder / WEIGHTS_FILE)
-        write_json(folder / "metrics.json", metrics)
-        (folder / "history.csv").write_text(_history_csv(result.history), encoding="utf-8")
-        if job.report:
-            _write_training_report(folder, job, data, train_part, val, train_logits, val_logits,
-                                   temperature, metrics, result, config,
-                                   vectorizer_json["terms"])
+        def fill(folder: Path) -> None:
+            write_json(folder / "config.json", config)
+            write_json(folder / VOCABULARY_FILE, {"terms": vectorizer_json["terms"]})
+            save_weights(model, folder / WEIGHTS_FILE)
+            write_json(folder / "metrics.json", metrics)
+            (folder / "history.csv").write_text(_history_csv(result.history), encoding="utf-8")
+            if job.report:
+                _write_training_report(folder, job, data, train_part, val, train_logits, val_logits,
+                                       temperature, metrics, result, config,
+                                       vectorizer_json["terms"], report_helper)
 
-    write_folder_atomically(job.output, fill, job.force)
+        write_folder_atomically(job.output, fill, job.force)
     shutil.rmtree(checkpoints, ignore_errors=True)
     total = time.perf_counter() - started
     return {

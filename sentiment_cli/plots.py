@@ -36,6 +36,16 @@ def _pyplot() -> Any:
     return plt
 
 
+def warm_up() -> None:
+    """Import matplotlib and draw one throwaway figure (loads fonts and caches), so the real
+    plots start at once: the training helper does this while the model trains."""
+    import io
+
+    fig, ax = _figure()
+    with _pyplot().rc_context(STYLE):
+        _finish(fig, ax, io.BytesIO(), legend=None, title="warm-up", xlabel="x")  # type: ignore[arg-type]
+
+
 def _figure(nrows: int = 1, height: float = FIGSIZE[1], **kwargs: Any) -> tuple[Figure, Any]:
     return _pyplot().subplots(nrows, 1, figsize=(FIGSIZE[0], height), dpi=DPI,
                               layout="constrained", **kwargs)

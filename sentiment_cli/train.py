@@ -13,7 +13,7 @@ import math
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -25,40 +25,11 @@ from torch import nn
 from .errors import DataError, TrainingError
 from .model import ModelConfig, SparseBatch, SparseMLP, predict_logits
 from .optim import Adam
+from .options import TrainOptions
 from .progress import EpochStats, TrainProgress
 
 __all__ = ["EpochStats", "TrainOptions", "TrainProgress", "TrainResult", "TrainState",
            "TrainingDiverged", "fit", "resolve_device"]
-
-
-@dataclass
-class TrainOptions:
-    # Defaults measured by cross-validation on the training splits (README, "Choosing the
-    # defaults"): no hidden layer matched or beat every MLP we tried on rt_polarity, SST-2 and UCI.
-    hidden: list[int] = field(default_factory=list)
-    dropout: float = 0.2
-    lr: float = 1e-2
-    weight_decay: float = 0.0
-    batch_size: int = 256
-    epochs: int = 30
-    patience: int = 3
-    pos_weight: str | float | None = None  # None, "auto" or a number
-    device: str = "auto"
-    seed: int = 0
-
-    def validate(self) -> None:
-        checks = [
-            (self.lr > 0 and math.isfinite(self.lr), "--lr must be a positive number"),
-            (self.weight_decay >= 0, "--weight-decay must be >= 0"),
-            (self.batch_size >= 1, "--batch-size must be at least 1"),
-            (self.epochs >= 1, "--epochs must be at least 1"),
-            (self.patience >= 1, "--patience must be at least 1"),
-            (0 <= self.dropout < 1, "--dropout must be in [0, 1)"),
-            (all(h >= 1 for h in self.hidden), "--hidden sizes must be positive integers"),
-        ]
-        for ok, message in checks:
-            if not ok:
-                raise DataError(message)
 
 
 @dataclass

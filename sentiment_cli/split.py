@@ -1,0 +1,125 @@
+"""The validation split: seeded, stratified, and keeping related texts on the same side.
+
+Some datasets hold texts cut from other texts: SST-2's training file has every phrase of each
+parsed sentence as a row of its own, and scraped data has duplicates. A random split then puts a
+phrase in validation and its sentence in training; validation accuracy reads about 0.93 where
+new sentences score about 0.83, and early stopping, misled, trains on for twice the epochs.
+So rows are grouped before splitting: a row all of whose terms occur in a longer row (a
+sub-phrase, a duplicate) joins that row's group, and whole groups go to one side.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from .errors import DataError
+
+if TYPE_CHECKING:
+    import scipy.sparse as sp
+
+
+def related_groups(presence: sp.csr_matrix) -> np.ndarray:
+    """A group number per row of a 0/1 term matrix; related rows share one.
+
+    Each row is linked to the longest row holding the row's rarest term (the first such row on
+    ties), when that row holds all of its terms; groups are the connected rows. Every row has
+    at most one link, to a row at least as long, so groups stay near their sentence's size
+    instead of chaining across the data (a common word's rows never merge). Vectorised: a few
+    passes over the matrix, no Python loop over rows.
+    """
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    n_rows, n_terms = presence.shape
+    row = np.arange(n_rows)
+    lengths = np.diff(presence.indptr)
+    filled = lengths > 0
+    if n_rows == 0 or not filled.any():
+        return row
+    df = np.bincount(presence.indices, minlength=n_terms).astype(np.int64)
+    # the rarest term of each row: smallest (document frequency, column)
+    keys = df[presence.indices] * n_terms + presence.indices
+    rarest = np.zeros(n_rows, dtype=np.int64)
+    rarest[filled] = np.minimum.reduceat(keys, presence.indptr[:-1][filled]) % n_terms
+    # the longest row holding each term: largest (length, -row)
+    by_term = presence.tocsc()
+    held = np.diff(by_term.indptr) > 0
+    holder_keys = lengths[by_term.indices].astype(np.int64) * (n_rows + 1) + (
+        n_rows - by_term.indices)
+    holder = np.zeros(n_terms, dtype=np.int64)
+    holder[held] = n_rows - np.maximum.reduceat(holder_keys, by_term.indptr[:-1][held]) % (
+        n_rows + 1)
+    parent = np.where(filled, holder[rarest], row)
+    shared = np.asarray(presence.multiply(presence[parent]).sum(axis=1)).ravel()
+    linked = filled & (parent != row) & (shared == lengths)
+    graph = coo_matrix((np.ones(int(linked.sum())), (row[linked], parent[linked])),
+                       shape=(n_rows, n_rows))
+    return connected_components(graph, directed=False)[1]
+
+
+def split_rows(
+    y: np.ndarray,
+    fraction: float,
+    seed: int,
+    groups: np.ndarray | None = None,
+    source: str = "data",
+) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted (training rows, validation rows), about ``fraction`` of the rows in validation.
+
+    Binary labels are stratified. Without groups, or when every group is a single row, this is
+    scikit-learn's ``train_test_split`` (so such data splits as it always did); otherwise whole
+    groups are drawn in a seeded order, per majority label when binary, until each stratum has
+    its share.
+    """
+    n_rows = len(y)
+    n_val = round(n_rows * fraction)
+    if n_val < 2 or n_rows - n_val < 2:
+        raise DataError(
+            f"{source}: {n_rows} rows are too few for --val-split {fraction}; add rows, change "
+            f"--val-split, or pass --val-split 0"
+        )
+    binary = y.ndim == 1
+    if groups is None or np.bincount(groups).max() == 1:
+        return _plain_split(y, n_val, seed, binary)
+    n_groups = int(groups.max()) + 1
+    sizes = np.bincount(groups, minlength=n_groups)
+    if binary:
+        positives = np.bincount(groups, weights=(y > 0.5).astype(float), minlength=n_groups)
+        strata = (2 * positives >= sizes).astype(np.int64)
+    else:
+        strata = np.zeros(n_groups, dtype=np.int64)
+    order = np.random.default_rng(seed).permutation(n_groups)
+    chosen = np.zeros(n_groups, dtype=bool)
+    for stratum in np.unique(strata):
+        members = order[strata[order] == stratum]
+        rows_in = sizes[members].sum()
+        target = n_val * rows_in / n_rows
+        filled = np.cumsum(sizes[members])
+        take = int(np.searchsorted(filled, target, side="right"))
+        if take < len(members) and abs(filled[take] - target) < abs(
+                (filled[take - 1] if take else 0) - target):
+            take += 1  # one more group lands closer to the share
+        chosen[members[:take]] = True
+    in_val = chosen[groups]
+    if in_val.sum() < 2 or (~in_val).sum() < 2:
+        raise DataError(
+            f"{source}: its related texts form too few groups for --val-split {fraction}; "
+            f"change --val-split, pass --val-data FILE, or --val-grouping none"
+        )
+    return np.flatnonzero(~in_val), np.flatnonzero(in_val)
+
+
+def _plain_split(y: np.ndarray, n_val: int, seed: int,
+                 binary: bool) -> tuple[np.ndarray, np.ndarray]:
+    from sklearn.model_selection import train_test_split
+
+    strata = None
+    if binary:
+        _, counts = np.unique(y, return_counts=True)
+        if counts.min() >= 2:
+            strata = y
+    train_rows, val_rows = train_test_split(np.arange(len(y)), test_size=n_val,
+                                            random_state=seed, shuffle=True, stratify=strata)
+    return np.sort(train_rows), np.sort(val_rows)
