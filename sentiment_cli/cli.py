@@ -18,6 +18,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 
 from .errors import DataError, SentimentError
+from .options import TrainOptions
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -202,6 +203,11 @@ def train(
         float, typer.Option("--val-split", help="Stratified validation fraction when no "
                             "--val-data (0: none, no early stopping).")
     ] = 0.1,
+    val_grouping: Annotated[
+        str, typer.Option("--val-grouping", help="contained: a text whose words all occur in a "
+                          "longer text (a sub-phrase, a duplicate) goes to the same side of the "
+                          "validation split; none: split rows freely.")
+    ] = "contained",
     ngram_range: Annotated[
         str, typer.Option("--ngram-range", help="n-gram sizes MIN,MAX.")
     ] = "1,2",
@@ -230,15 +236,23 @@ def train(
         str, typer.Option("--hidden", help="Hidden layer sizes of the MLP, e.g. 64 or 64,32; "
                           "'none' for a linear model.")
     ] = "none",
-    dropout: Annotated[float, typer.Option("--dropout", help="Dropout after hidden layers.")] = 0.2,
-    lr: Annotated[float, typer.Option("--lr", help="Adam learning rate.")] = 1e-2,
-    weight_decay: Annotated[float, typer.Option("--weight-decay", help="L2 penalty.")] = 0.0,
-    batch_size: Annotated[int, typer.Option("--batch-size", help="Rows per step.")] = 256,
-    epochs: Annotated[int, typer.Option("--epochs", help="Most epochs to run.")] = 30,
+    dropout: Annotated[
+        float, typer.Option("--dropout", help="Dropout after hidden layers.")
+    ] = TrainOptions.dropout,
+    lr: Annotated[float, typer.Option("--lr", help="Adam learning rate.")] = TrainOptions.lr,
+    weight_decay: Annotated[
+        float, typer.Option("--weight-decay", help="L2 penalty.")
+    ] = TrainOptions.weight_decay,
+    batch_size: Annotated[
+        int, typer.Option("--batch-size", help="Rows per step.")
+    ] = TrainOptions.batch_size,
+    epochs: Annotated[
+        int, typer.Option("--epochs", help="Most epochs to run.")
+    ] = TrainOptions.epochs,
     patience: Annotated[
         int, typer.Option("--patience", help="Stop after this many epochs without a better "
                           "validation loss.")
-    ] = 3,
+    ] = TrainOptions.patience,
     pos_weight: Annotated[
         str, typer.Option("--pos-weight", help="Positive-class loss weight: auto "
                           "(negatives/positives), a number, or none.")
@@ -301,6 +315,7 @@ def train(
         drop_invalid=drop_invalid,
         val_data=val_data,
         val_split=val_split,
+        val_grouping=val_grouping.strip().lower(),
         vectorizer=VectorizerOptions(
             ngram_range=_parse_ngram(ngram_range),
             min_df=min_df,
@@ -319,7 +334,6 @@ def train(
         drop_empty_labels=drop_empty_labels,
         report=write_report,
     )
-    from .train import TrainOptions
 
     job.train = TrainOptions(
         hidden=_parse_ints(hidden, "--hidden"),
