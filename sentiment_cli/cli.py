@@ -13,7 +13,7 @@ import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
 
@@ -469,8 +469,31 @@ def evaluate(
         print_eval(metrics)
 
 
-def _run(app: typer.Typer, prog: str) -> None:
-    app(prog_name=prog)
+def _run(app: typer.Typer, prog: str) -> NoReturn:
+    """Run a command, then leave at once with its status.
+
+    Everything is written and closed by then, and unwinding the interpreter (torch's and
+    scikit-learn's module graphs) would add 0.3-0.9 s to every run, so the output streams are
+    flushed and the process ends without that teardown. An unexpected exception still
+    propagates and ends the process the usual way, with its traceback.
+    """
+    try:
+        app(prog_name=prog)
+        code: object = 0
+    except SystemExit as done:
+        code = done.code
+    if code is None:
+        code = 0
+    elif not isinstance(code, int):
+        sys.stderr.write(f"{code}\n")
+        code = 1
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # the reader went away: the SIGPIPE convention
+            if stream is sys.stdout and code == 0:
+                code = 128 + signal.SIGPIPE
+    os._exit(code)
 
 
 def train_main() -> None:

@@ -182,8 +182,9 @@ def _write_training_report(
     terms: list[str],
     helper: Helper,
 ) -> None:
-    """report.md and plots/ for the kept epoch, on the validation rows (training rows if none);
-    the terms are ranked here (they need the model), the drawing is done by ``helper``."""
+    """Start report.md and plots/ for the kept epoch, on the validation rows (training rows if
+    none): the terms are ranked here (they need the model), the drawing is submitted to
+    ``helper``, whose ``result()`` the caller waits for."""
     from .metrics import sigmoid
     from .report import top_terms, write_report
 
@@ -194,7 +195,7 @@ def _write_training_report(
     shown_name = f"{name} ({part})"
     if val is not None and job.val_data is not None:
         shown_name = f"{Path(job.val_data).name} (validation)"
-    helper.run(
+    helper.submit(
         write_report,
         folder=folder,
         title=f"Model trained on {name}",
@@ -423,15 +424,17 @@ def run_training(
         }
 
         def fill(folder: Path) -> None:
+            if job.report:  # drawn by the helper while the files below are written
+                _write_training_report(folder, job, data, train_part, val, train_logits, val_logits,
+                                       temperature, metrics, result, config,
+                                       vectorizer_json["terms"], report_helper)
             write_json(folder / "config.json", config)
             write_json(folder / VOCABULARY_FILE, {"terms": vectorizer_json["terms"]})
             save_weights(model, folder / WEIGHTS_FILE)
             write_json(folder / "metrics.json", metrics)
             (folder / "history.csv").write_text(_history_csv(result.history), encoding="utf-8")
             if job.report:
-                _write_training_report(folder, job, data, train_part, val, train_logits, val_logits,
-                                       temperature, metrics, result, config,
-                                       vectorizer_json["terms"], report_helper)
+                report_helper.result()
 
         write_folder_atomically(job.output, fill, job.force)
     shutil.rmtree(checkpoints, ignore_errors=True)

@@ -46,9 +46,19 @@ def warm_up() -> None:
         _finish(fig, ax, io.BytesIO(), legend=None, title="warm-up", xlabel="x")  # type: ignore[arg-type]
 
 
-def _figure(nrows: int = 1, height: float = FIGSIZE[1], **kwargs: Any) -> tuple[Figure, Any]:
-    return _pyplot().subplots(nrows, 1, figsize=(FIGSIZE[0], height), dpi=DPI,
-                              layout="constrained", **kwargs)
+# Fixed margins for 640 x 480 figures: matplotlib's constrained layout finds them itself but
+# draws every figure twice to do so, doubling the report's cost (0.9 s -> 0.45 s for the six
+# binary plots); only the per-label plot, whose label names vary in length, uses it.
+MARGINS = {"left": 0.12, "right": 0.97, "top": 0.93, "bottom": 0.1, "hspace": 0.08}
+
+
+def _figure(nrows: int = 1, height: float = FIGSIZE[1], fit_labels: bool = False,
+            **kwargs: Any) -> tuple[Figure, Any]:
+    fig, axes = _pyplot().subplots(nrows, 1, figsize=(FIGSIZE[0], height), dpi=DPI,
+                                   layout="constrained" if fit_labels else None, **kwargs)
+    if not fit_labels:
+        fig.subplots_adjust(**MARGINS)
+    return fig, axes
 
 
 def _finish(fig: Figure, ax: Any, path: Path, legend: str | None = "best", **labels: Any) -> Path:
@@ -151,7 +161,8 @@ def _plot_confusion(path: Path, dataset: str, labels: list[str], cm: dict[str, i
 
 def _plot_per_label_f1(path: Path, dataset: str, metrics: dict) -> Path:
     items = sorted(metrics["per_label"].items(), key=lambda kv: kv[1]["f1"])
-    fig, ax = _figure(height=max(FIGSIZE[1], 0.3 * len(items) + 1.4))  # room for many labels
+    fig, ax = _figure(height=max(FIGSIZE[1], 0.3 * len(items) + 1.4),  # room for many labels
+                      fit_labels=True)
     ax.barh(range(len(items)), [v["f1"] for _, v in items], color=TRAIN_COLOR)
     for i, (_, v) in enumerate(items):
         ax.text(v["f1"] + 0.01, i, f"{v['f1']:.2f}  (support {v['support']})", va="center",

@@ -49,14 +49,17 @@ class Helper:
 
     Training leaves the second core idle: the report's helper imports matplotlib and draws a
     throwaway figure (fonts, caches) meanwhile, so the plots cost little once the model is
-    ready. ``run`` sends the task (a module-level function and its arguments, pickled over a
-    pipe), waits, and raises what the task raised. Without fork, or if the helper has died, the
-    task runs in this process instead: the result is the same, only slower.
+    ready. ``submit`` sends the task (a module-level function and its arguments, pickled over a
+    pipe) and returns; ``result`` waits and raises what the task raised; ``run`` does both.
+    Without fork, or if the helper has died, the task runs in this process instead: the result
+    is the same, only slower.
     """
 
     def __init__(self, warm_up: Callable[[], object], start: bool = True) -> None:
         self._process: BaseProcess | None = None
         self._conn: Connection | None = None
+        self._task: tuple[Callable[..., Any], dict[str, Any]] | None = None
+        self._sent = False
         context = fork_context()
         if context is None or not start:
             return
@@ -68,20 +71,40 @@ class Helper:
         theirs.close()
         self._conn = ours
 
-    def run(self, task: Callable[..., T], /, **kwargs: Any) -> T:
+    def submit(self, task: Callable[..., Any], /, **kwargs: Any) -> None:
+        """Hand the task over and return at once; ``result`` waits for it."""
+        self._task = (task, kwargs)
+        self._sent = False
         if self._conn is not None:
             try:
                 self._conn.send((task, kwargs))
+                self._sent = True
+            except (OSError, ValueError):  # the helper is gone: result() runs it here
+                self.close()
+
+    def result(self) -> Any:
+        """The submitted task's return value, or its exception raised here."""
+        if self._task is None:
+            raise RuntimeError("Helper.result() without submit()")
+        task, kwargs = self._task
+        self._task = None
+        if self._sent and self._conn is not None:
+            try:
                 ok, value = self._conn.recv()
-            except (EOFError, OSError, BrokenPipeError):
-                ok, value = None, None  # the helper is gone: do it here
+            except (EOFError, OSError):
+                ok, value = None, None  # the helper died: do it here
             finally:
                 self.close()
             if ok is not None:
                 if not ok:
                     raise value
                 return value
+        self.close()
         return task(**kwargs)
+
+    def run(self, task: Callable[..., T], /, **kwargs: Any) -> T:
+        self.submit(task, **kwargs)
+        return self.result()  # type: ignore[no-any-return]
 
     def __enter__(self) -> Helper:
         return self
