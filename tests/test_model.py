@@ -137,7 +137,7 @@ def test_summing_duplicate_rows_equals_coalesce(width: int) -> None:
     generator = torch.Generator().manual_seed(width)
     indices = torch.randint(0, 30, (200,), generator=generator)
     values = torch.randn(200, width, generator=generator)
-    grad = torch.sparse_coo_tensor(indices[None], values, (40, width))
+    grad = torch.sparse_coo_tensor(indices[None], values, (40, width), check_invariants=True)
     rows, summed = _sum_duplicates(grad)
     expected = grad.coalesce()
     assert torch.equal(rows, expected.indices()[0])
