@@ -52,12 +52,19 @@ def resolve_binary_labels(
     Returns (y, [negative name, positive name], valid mask). Blank values and values outside the
     chosen pair are marked invalid; the caller decides whether that is an error.
     """
-    keys = [canonical_label(v) for v in values]
-    counts = Counter(k for k in keys if k)
+    # Work on the distinct values (two or three in a file of any length), in order of appearance.
+    first_seen: dict[str, int] = {}
+    codes = np.fromiter((first_seen.setdefault(v, len(first_seen)) for v in values),
+                        dtype=np.int64, count=len(values))
+    distinct = list(first_seen)
+    keys = [canonical_label(v) for v in distinct]
+    occurrences = np.bincount(codes, minlength=len(distinct))
+    counts: Counter[str] = Counter()
     spelled: dict[str, Counter[str]] = {}
-    for raw, key in zip(values, keys, strict=True):
+    for raw, key, n in zip(distinct, keys, occurrences.tolist(), strict=True):
         if key:
-            spelled.setdefault(key, Counter())[raw.strip()] += 1
+            counts[key] += n
+            spelled.setdefault(key, Counter())[raw.strip()] += n
     shown = Counter({spelled[k].most_common(1)[0][0]: n for k, n in counts.items()})
     if not counts:
         raise DataError(f"{where}: the label column {column!r} is empty in every row")
@@ -109,8 +116,9 @@ def resolve_binary_labels(
                 f"a binary model needs two: filter the file, or use --label-columns for several "
                 f"0/1 columns"
             )
-    key_array = np.asarray(keys, dtype=object)
-    valid = (key_array == pair[0]) | (key_array == pair[1])
-    y = (key_array == pair[1]).astype(np.float32)
+    is_negative = np.array([k == pair[0] for k in keys], dtype=bool)[codes]
+    is_positive = np.array([k == pair[1] for k in keys], dtype=bool)[codes]
+    valid = is_negative | is_positive
+    y = is_positive.astype(np.float32)
     names = [spelled[pair[0]].most_common(1)[0][0], spelled[pair[1]].most_common(1)[0][0]]
     return y, names, valid
