@@ -423,6 +423,8 @@ def run_training(
             "versions": versions(),
         }
 
+        report_wait = [0.0]
+
         def fill(folder: Path) -> None:
             if job.report:  # drawn by the helper while the files below are written
                 _write_training_report(folder, job, data, train_part, val, train_logits, val_logits,
@@ -434,7 +436,9 @@ def run_training(
             write_json(folder / "metrics.json", metrics)
             (folder / "history.csv").write_text(_history_csv(result.history), encoding="utf-8")
             if job.report:
+                waited = time.perf_counter()
                 report_helper.result()
+                report_wait[0] = time.perf_counter() - waited
 
         write_folder_atomically(job.output, fill, job.force)
     shutil.rmtree(checkpoints, ignore_errors=True)
@@ -458,6 +462,8 @@ def run_training(
             "read": round(read_seconds, 3),
             "vectorize": round(vectorize_seconds, 3),
             "train": round(train_seconds, 3),
+            "finish": round(total - read_seconds - vectorize_seconds - train_seconds, 3),
+            "report_wait": round(report_wait[0], 3),
             "total": round(total, 3),
         },
     }
