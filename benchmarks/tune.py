@@ -51,7 +51,7 @@ def tune(shared: Path, work: Path, seeds: int, candidates: list[dict]) -> list[d
         data = load_dataset(splits[name][0])
         options = VectorizerOptions()
         counts = count_terms(data.texts, options)
-        groups = related_groups(counts.presence())
+        groups = related_groups(counts.counts)
         for seed in range(seeds):
             train_rows, val_rows = split_rows(data.y, 0.1, seed, groups, data.source)
             _, columns = fit_counts(counts, options, train_rows)

@@ -115,12 +115,6 @@ class TermCounts:
     terms: list[str]
     counts: sp.csr_matrix  # rows x len(terms), float32 counts
 
-    def presence(self) -> sp.csr_matrix:
-        """The same rows as 0/1 term presence."""
-        matrix = self.counts.copy()
-        matrix.data.fill(1)
-        return matrix
-
 
 def count_terms(
     texts: Sequence[str],

@@ -271,7 +271,7 @@ def run_training(
     val_rows: np.ndarray | None = None
     train_part = data
     if job.val_data is None and job.val_split > 0:
-        groups = related_groups(counts.presence()) if job.val_grouping == "contained" else None
+        groups = related_groups(counts.counts) if job.val_grouping == "contained" else None
         train_rows, val_rows = split_rows(data.y, job.val_split, job.train.seed, groups,
                                           data.source)
         train_part, val = _subset(data, train_rows), _subset(data, val_rows)

@@ -20,14 +20,14 @@ if TYPE_CHECKING:
     import scipy.sparse as sp
 
 
-def related_groups(presence: sp.csr_matrix) -> np.ndarray:
-    """A group number per row of a 0/1 term matrix; related rows share one.
+def related_groups(presence: sp.csr_matrix, chunk_rows: int = 50_000) -> np.ndarray:
+    """A group number per row of a term matrix (non-zero = present); related rows share one.
 
     Each row is linked to the longest row holding the row's rarest term (the first such row on
     ties), when that row holds all of its terms; groups are the connected rows. Every row has
     at most one link, to a row at least as long, so groups stay near their sentence's size
-    instead of chaining across the data (a common word's rows never merge). Vectorised: a few
-    passes over the matrix, no Python loop over rows.
+    instead of chaining across the data (a common word's rows never merge). Vectorised, in
+    chunks of ``chunk_rows`` rows so that the temporary arrays stay small on big files.
     """
     from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import connected_components
@@ -39,20 +39,26 @@ def related_groups(presence: sp.csr_matrix) -> np.ndarray:
     if n_rows == 0 or not filled.any():
         return row
     df = np.bincount(presence.indices, minlength=n_terms).astype(np.int64)
-    # the rarest term of each row: smallest (document frequency, column)
-    keys = df[presence.indices] * n_terms + presence.indices
     rarest = np.zeros(n_rows, dtype=np.int64)
-    rarest[filled] = np.minimum.reduceat(keys, presence.indptr[:-1][filled]) % n_terms
-    # the longest row holding each term: largest (length, -row)
-    by_term = presence.tocsc()
-    held = np.diff(by_term.indptr) > 0
-    holder_keys = lengths[by_term.indices].astype(np.int64) * (n_rows + 1) + (
-        n_rows - by_term.indices)
-    holder = np.zeros(n_terms, dtype=np.int64)
-    holder[held] = n_rows - np.maximum.reduceat(holder_keys, by_term.indptr[:-1][held]) % (
-        n_rows + 1)
+    # per term, the longest row holding it as one number: length * (n + 1) + (n - row)
+    holder_key = np.zeros(n_terms, dtype=np.int64)
+    for lo in range(0, n_rows, chunk_rows):
+        hi = min(lo + chunk_rows, n_rows)
+        indptr = presence.indptr[lo : hi + 1]
+        indices = presence.indices[indptr[0] : indptr[-1]]
+        starts = (indptr[:-1] - indptr[0])[filled[lo:hi]]
+        # the rarest term of each row: smallest (document frequency, column)
+        keys = df[indices] * n_terms + indices
+        rarest[lo:hi][filled[lo:hi]] = np.minimum.reduceat(keys, starts) % n_terms
+        rows = np.repeat(np.arange(lo, hi), lengths[lo:hi])
+        np.maximum.at(holder_key, indices, lengths[rows] * (n_rows + 1) + (n_rows - rows))
+    holder = n_rows - holder_key % (n_rows + 1)
     parent = np.where(filled, holder[rarest], row)
-    shared = np.asarray(presence.multiply(presence[parent]).sum(axis=1)).ravel()
+    shared = np.empty(n_rows, dtype=np.int64)
+    for lo in range(0, n_rows, chunk_rows):
+        hi = min(lo + chunk_rows, n_rows)
+        mine, theirs = presence[lo:hi], presence[parent[lo:hi]]
+        shared[lo:hi] = np.asarray((mine != 0).multiply(theirs != 0).sum(axis=1)).ravel()
     linked = filled & (parent != row) & (shared == lengths)
     graph = coo_matrix((np.ones(int(linked.sum())), (row[linked], parent[linked])),
                        shape=(n_rows, n_rows))

@@ -7,13 +7,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import SHARED_DATA, assert_clean_error, needs_shared, run, write_csv
 from sklearn.model_selection import train_test_split
 
 from sentiment_cli.errors import DataError
 from sentiment_cli.features import VectorizerOptions, count_terms
 from sentiment_cli.split import related_groups, split_rows
-
-from conftest import SHARED_DATA, assert_clean_error, needs_shared, run, write_csv
 
 WORDS = [f"w{i}" for i in range(3000)] + ["good", "bad", "film", "the", "not"]
 
@@ -38,7 +37,7 @@ def phrase_rows(sentences: int = 150, seed: int = 0) -> tuple[list[str], list[in
 
 
 def groups_of(texts: list[str]) -> np.ndarray:
-    return related_groups(count_terms(texts, VectorizerOptions()).presence())
+    return related_groups(count_terms(texts, VectorizerOptions()).counts)
 
 
 def test_sub_phrases_and_duplicates_join_their_sentence() -> None:
@@ -51,6 +50,12 @@ def test_sub_phrases_and_duplicates_join_their_sentence() -> None:
         assert len({groups[i] for i in rows}) == 1, sentence
     # ... and different sentences (random words from 3000) stay apart
     assert len(set(groups)) == len(set(origin))
+
+
+def test_chunked_grouping_equals_one_pass() -> None:
+    texts, _, _ = phrase_rows(seed=5)
+    counts = count_terms(texts, VectorizerOptions()).counts
+    assert related_groups(counts, chunk_rows=7).tolist() == related_groups(counts).tolist()
 
 
 def test_unrelated_texts_and_common_words_do_not_chain() -> None:
