@@ -46,6 +46,7 @@ def save_checkpoint(folder: Path, state: TrainState, fingerprint: dict[str, Any]
         tensors = {f"exp_avg.{i}": t for i, t in enumerate(optimizer["exp_avg"])}
         tensors |= {f"exp_avg_sq.{i}": t for i, t in enumerate(optimizer["exp_avg_sq"])}
         tensors |= {"torch_rng": state.torch_rng, "shuffle_rng": state.shuffle_rng}
+        tensors |= {f"weight_sum.{k}": v for k, v in (state.weight_sum or {}).items()}
         save_file(_contiguous(tensors), str(staging / "optimizer.safetensors"))
         write_json(staging / STATE_FILE, {
             "fingerprint": fingerprint,
@@ -55,6 +56,7 @@ def save_checkpoint(folder: Path, state: TrainState, fingerprint: dict[str, Any]
             "best_val_loss": state.best_val_loss,
             "best_epoch": state.best_epoch,
             "bad_epochs": state.bad_epochs,
+            "summed_epochs": state.summed_epochs,
             "history": [asdict(h) for h in state.history],
         })
 
@@ -103,6 +105,9 @@ def load_checkpoint(folder: Path, fingerprint: dict[str, Any]) -> TrainState:
             history=[EpochStats(**h) for h in meta["history"]],
             torch_rng=optimizer["torch_rng"],
             shuffle_rng=optimizer["shuffle_rng"],
+            weight_sum={k.removeprefix("weight_sum."): v for k, v in optimizer.items()
+                        if k.startswith("weight_sum.")} or None,
+            summed_epochs=int(meta["summed_epochs"]),
         )
     except (OSError, KeyError, TypeError, ValueError, SafetensorError) as err:
         raise DataError(

@@ -259,6 +259,10 @@ def train(
     ] = "none",
     device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda or cuda:N.")] = "auto",
     seed: Annotated[int, typer.Option("--seed", help="Seed for the split, init and order.")] = 0,
+    average_epochs: Annotated[
+        bool, typer.Option("--average-epochs/--no-average-epochs", help="Keep the mean of all "
+                           "epochs' weights when its validation loss beats the best epoch's.")
+    ] = TrainOptions.average_epochs,
     threshold: Annotated[
         str, typer.Option("--threshold", help="Decision threshold stored in the model: a "
                           "number, or auto (best --threshold-metric on validation).")
@@ -346,6 +350,7 @@ def train(
         pos_weight=_parse_pos_weight(pos_weight),
         device=device,
         seed=seed,
+        average_epochs=average_epochs,
     )
     console = TrainConsole(quiet=quiet)
     from .pipeline import run_training

@@ -27,6 +27,8 @@ class TrainOptions:
     pos_weight: str | float | None = None  # None, "auto" or a number
     device: str = "auto"
     seed: int = 0
+    # keep the mean of all epochs' weights when its validation loss beats the best epoch's
+    average_epochs: bool = True
 
     def validate(self) -> None:
         checks = [

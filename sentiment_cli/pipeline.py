@@ -206,6 +206,7 @@ def _write_training_report(
         metrics=metrics["validation"] if val is not None else metrics["train"],
         history=[asdict(h) for h in result.history],
         best_epoch=result.best_epoch,
+        averaged_epochs=result.averaged_epochs,
         options={"data": config["data"], "vectorizer": config["vectorizer"],
                  "training": config["training"]},
         top_terms=top_terms(result.model, terms, data.label_names),
@@ -377,10 +378,10 @@ def run_training(
             "validation": None if val is None or val_logits is None
             else split_metrics(val, val_logits, temperature, thresholds),
         }
-        best = result.history[result.best_epoch - 1] if result.best_epoch else result.history[-1]
-        metrics["train"]["loss"] = best.train_loss
+        metrics["averaged_epochs"] = result.averaged_epochs
+        metrics["train"]["loss"] = result.train_loss
         if metrics["validation"] is not None:
-            metrics["validation"]["loss"] = best.val_loss
+            metrics["validation"]["loss"] = result.val_loss
         metrics["pos_weight"] = result.pos_weight
         metrics["temperature"] = temperature
         metrics["dropped_rows"] = data.dropped_rows
@@ -451,6 +452,7 @@ def run_training(
         "val_rows": 0 if val is None else len(val),
         "vocabulary": x_train.shape[1],
         "best_epoch": result.best_epoch,
+        "averaged_epochs": result.averaged_epochs,
         "epochs_run": len(result.history),
         "device": result.device,
         "thresholds": thresholds,

@@ -88,7 +88,7 @@ def _plot_history(path: Path, dataset: str, history: list[dict], best_epoch: int
             ax.plot(epochs, [np.nan if v is None else v for v in values], marker="o",
                     markersize=4, color=color, label=label)
     if best_epoch:
-        ax.axvline(best_epoch, color=MARK_COLOR, linestyle="--", label=f"kept epoch {best_epoch}")
+        ax.axvline(best_epoch, color=MARK_COLOR, linestyle="--", label=f"best epoch {best_epoch}")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     return _finish(fig, ax, path, xlabel="epoch", ylabel=name, title=f"{dataset}: {name} per epoch")
 

@@ -90,6 +90,14 @@ class TrainConsole(TrainProgress):
         )
 
 
+def _kept(summary: dict[str, Any]) -> str:
+    averaged = summary.get("averaged_epochs") or 0
+    if averaged:
+        return (f"the mean of epochs 1-{averaged} (lower validation loss than the best epoch, "
+                f"{summary['best_epoch']})")
+    return f"epoch {summary['best_epoch']}"
+
+
 def print_train_summary(summary: dict[str, Any]) -> None:
     out = Console(highlight=False, soft_wrap=True)
     val = summary["validation"]
@@ -97,7 +105,7 @@ def print_train_summary(summary: dict[str, Any]) -> None:
         f"model folder: {summary['output']}",
         f"labels: {', '.join(summary['labels'])}   rows: {summary['train_rows']} train, "
         f"{summary['val_rows']} validation   vocabulary: {summary['vocabulary']}",
-        f"kept epoch {summary['best_epoch']} of {summary['epochs_run']} on {summary['device']} "
+        f"kept {_kept(summary)} of {summary['epochs_run']} on {summary['device']} "
         f"in {summary['seconds']['total']:.1f}s",
     ]
     for name, part in (("train", summary["train"]), ("validation", val)):

@@ -162,12 +162,17 @@ def _terms_section(terms: dict[str, list[tuple[str, float]]]) -> list[str]:
     return [*out, ""]
 
 
-def _history_section(history: list[dict], best_epoch: int | None) -> list[str]:
+def _history_section(history: list[dict], best_epoch: int | None,
+                     averaged_epochs: int = 0) -> list[str]:
     keys = ("train_loss", "val_loss", "train_acc", "val_acc", "seconds")
-    rows = [[f"{row['epoch']} (kept)" if history_value(row["epoch"]) == best_epoch
+    rows = [[f"{row['epoch']} (best)" if history_value(row["epoch"]) == best_epoch
              else row["epoch"], *(history_value(row.get(k)) for k in keys)] for row in history]
-    kept = f" ({best_epoch})" if best_epoch else ""
-    return ["## Training history", "", f"The kept epoch is marked{kept}.", "",
+    if averaged_epochs:
+        kept = (f"The model is the mean of the weights of epochs 1-{averaged_epochs}: its "
+                f"validation loss was lower than that of the best epoch ({best_epoch}, marked).")
+    else:
+        kept = f"The model is the best epoch's ({best_epoch}, marked)." if best_epoch else ""
+    return ["## Training history", "", kept, "",
             *_table(["epoch", "train loss", "val loss", "train acc", "val acc", "seconds"], rows)]
 
 
@@ -182,6 +187,7 @@ def write_report(
     metrics: dict,
     history: list[dict] | None = None,
     best_epoch: int | None = None,
+    averaged_epochs: int = 0,
     options: dict | None = None,
     top_terms: dict[str, list[tuple[str, float]]] | None = None,
     extra_sections: dict[str, dict] | None = None,
@@ -214,7 +220,7 @@ def write_report(
                            for k, v in _flatten(options).items()])]
     lines += _metrics_section(metrics, labels, multilabel, dataset_name, extra_sections or {})
     if history:
-        lines += _history_section(history, best_epoch)
+        lines += _history_section(history, best_epoch, averaged_epochs)
     lines += ["## Plots", ""]
     for caption, path in figures:
         lines += [f"![{caption}](plots/{path.name})", ""]

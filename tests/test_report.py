@@ -96,7 +96,7 @@ def test_report_lists_the_options_passed_and_embeds_every_plot(
     for path in paths[1:]:
         assert re.search(rf"!\[[^\]]+\]\(plots/{path.name}\)", text), path.name
     assert "![ROC curve](plots/roc.png)" in text
-    assert "| 3 (kept) " in text
+    assert "| 3 (best) " in text
     assert re.search(r"\| metric +\| toy\.csv +\| train +\|", text)
     y, prob = synthetic_binary()
     metrics = binary_metrics(y, prob, 0.4)
@@ -134,7 +134,7 @@ def test_history_without_validation_and_as_read_from_csv(tmp_path: Path) -> None
     paths = binary_report(tmp_path, history=as_csv, best_epoch=6)
     for path in paths[1:]:
         assert_real_png(path)
-    assert "| 6 (kept) " in (tmp_path / "report.md").read_text(encoding="utf-8")
+    assert "| 6 (best) " in (tmp_path / "report.md").read_text(encoding="utf-8")
 
 
 def test_one_class_data_skips_roc_and_pr_with_a_note(tmp_path: Path) -> None:

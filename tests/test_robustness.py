@@ -60,6 +60,7 @@ def test_resume_after_interrupt_reaches_the_same_model(tmp_path: Path) -> None:
     resumed = run_training(job(tmp_path / "cut", resume=True))
     assert resumed["validation"] == straight["validation"]
     assert resumed["best_epoch"] == straight["best_epoch"]
+    assert resumed["averaged_epochs"] == straight["averaged_epochs"]
     history = (tmp_path / "cut" / "history.csv").read_text().splitlines()
     assert len(history) == 1 + straight["epochs_run"]
     assert not (tmp_path / "cut.checkpoint").exists()

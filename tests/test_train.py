@@ -53,7 +53,9 @@ def test_early_stopping_keeps_the_best_epoch(toy_matrix) -> None:  # type: ignor
     x, y, xv, yv = toy_matrix
     noisy = y.copy()
     noisy[::4] = 1 - noisy[::4]  # label noise: validation loss turns up once it is memorised
-    result = fit(x, noisy, xv, yv, TrainOptions(hidden=[64], lr=0.05, epochs=30, patience=2))
+    result = fit(x, noisy, xv, yv, TrainOptions(hidden=[64], lr=0.05, epochs=30, patience=2,
+                                                average_epochs=False))
+    assert result.averaged_epochs == 0
     val_losses = [h.val_loss for h in result.history]
     assert result.best_epoch == int(np.argmin(val_losses)) + 1
     assert result.stopped_early and len(result.history) == result.best_epoch + 2
@@ -61,6 +63,36 @@ def test_early_stopping_keeps_the_best_epoch(toy_matrix) -> None:  # type: ignor
 
     kept_loss, _, _ = evaluate_loss(result.model, xv, yv, None, None, torch.device("cpu"))
     assert kept_loss == pytest.approx(min(val_losses), rel=1e-5)
+
+
+# On this toy task (seeded, so deterministic on CPU) the linear model's mean of epochs wins on
+# validation loss and the MLP's does not: both branches are exercised.
+@pytest.mark.parametrize(("hidden", "averages"), [([], True), ([16], False)])
+def test_the_mean_of_the_epochs_is_kept_only_when_validation_prefers_it(
+        toy_matrix, hidden: list[int], averages: bool) -> None:  # type: ignore[no-untyped-def]
+    from sentiment_cli.train import evaluate_loss
+
+    x, y, xv, yv = toy_matrix
+    noisy = y.copy()
+    noisy[::4] = 1 - noisy[::4]
+    snapshots: list[dict[str, torch.Tensor]] = []
+    result = fit(x, noisy, xv, yv, TrainOptions(hidden=hidden, lr=0.05, epochs=30, patience=2),
+                 checkpoint=lambda state: snapshots.append(state.model_state))
+    best_loss = min(h.val_loss for h in result.history)
+    kept_loss, _, _ = evaluate_loss(result.model, xv, yv, None, None, torch.device("cpu"))
+    assert kept_loss == pytest.approx(result.val_loss, rel=1e-5)
+    mean = {k: torch.stack([s[k].double() for s in snapshots]).mean(0) for k in snapshots[0]}
+    assert bool(result.averaged_epochs) == averages
+    if result.averaged_epochs:
+        assert result.averaged_epochs == len(result.history) == len(snapshots)
+        assert kept_loss < best_loss
+        for name, value in result.model.state_dict().items():
+            assert torch.allclose(value.double(), mean[name], atol=1e-6)
+    else:
+        assert kept_loss == pytest.approx(best_loss, rel=1e-5)
+    without = fit(x, noisy, xv, yv, TrainOptions(hidden=hidden, lr=0.05, epochs=30, patience=2,
+                                                 average_epochs=False))
+    assert result.val_loss <= without.val_loss + 1e-9
 
 
 def test_sample_weights_change_the_model(toy_matrix) -> None:  # type: ignore[no-untyped-def]
