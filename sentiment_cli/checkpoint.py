@@ -56,7 +56,6 @@ def save_checkpoint(folder: Path, state: TrainState, fingerprint: dict[str, Any]
             "best_val_loss": state.best_val_loss,
             "best_epoch": state.best_epoch,
             "bad_epochs": state.bad_epochs,
-            "summed_epochs": state.summed_epochs,
             "history": [asdict(h) for h in state.history],
         })
 
@@ -107,7 +106,6 @@ def load_checkpoint(folder: Path, fingerprint: dict[str, Any]) -> TrainState:
             shuffle_rng=optimizer["shuffle_rng"],
             weight_sum={k.removeprefix("weight_sum."): v for k, v in optimizer.items()
                         if k.startswith("weight_sum.")} or None,
-            summed_epochs=int(meta["summed_epochs"]),
         )
     except (OSError, KeyError, TypeError, ValueError, SafetensorError) as err:
         raise DataError(

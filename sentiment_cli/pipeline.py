@@ -270,14 +270,13 @@ def run_training(
                          while_waiting=_import_trainer)
     train_rows: np.ndarray | None = None
     val_rows: np.ndarray | None = None
+    groups: np.ndarray | None = None
     train_part = data
     if job.val_data is None and job.val_split > 0:
         groups = related_groups(counts.counts) if job.val_grouping == "contained" else None
         train_rows, val_rows = split_rows(data.y, job.val_split, job.train.seed, groups,
                                           data.source)
         train_part, val = _subset(data, train_rows), _subset(data, val_rows)
-    else:
-        groups = None
     if train_part.multilabel:
         train_part, val = _check_empty_labels(train_part, val, job.drop_empty_labels, note)
         if train_part.label_names != data.label_names:
@@ -287,6 +286,7 @@ def run_training(
         note(f"{related} rows are sub-texts or duplicates of other rows: the validation split "
              f"keeps each with its longest text (--val-grouping none to split rows freely)")
     vectorizer, columns = fit_counts(counts, job.vectorizer, train_rows)
+    vectorizer_json = vectorizer_to_json(vectorizer, job.vectorizer)
     x_train = select(counts, train_rows, columns, job.vectorizer.binary)
     x_val = None
     if val_rows is not None:
@@ -311,7 +311,7 @@ def run_training(
         "vectorizer": asdict(job.vectorizer),
         "train": {k: v for k, v in asdict(job.train).items() if k not in ("epochs", "device")},
         "train_rows": len(train_part),
-        "vocabulary": vocabulary_digest(vectorizer.get_feature_names_out().tolist()),
+        "vocabulary": vocabulary_digest(vectorizer_json["terms"]),
     }
     fingerprint = json.loads(json.dumps(fingerprint))  # tuples -> lists, as read back
     resume_state = load_checkpoint(checkpoints, fingerprint) if job.resume else None
@@ -386,7 +386,6 @@ def run_training(
         metrics["temperature"] = temperature
         metrics["dropped_rows"] = data.dropped_rows
 
-        vectorizer_json = vectorizer_to_json(vectorizer, job.vectorizer)
         config = {
             "format": FORMAT_NAME,
             "format_version": FORMAT_VERSION,

@@ -46,8 +46,7 @@ class TrainState:
     history: list[EpochStats]
     torch_rng: torch.Tensor
     shuffle_rng: torch.Tensor
-    weight_sum: dict[str, torch.Tensor] | None = None  # sum of the epochs' weights so far
-    summed_epochs: int = 0
+    weight_sum: dict[str, torch.Tensor] | None = None  # sum of the weights of every epoch so far
 
 
 @dataclass
@@ -258,15 +257,14 @@ def fit(
         best_state: dict[str, torch.Tensor] | None = None
         best_val_loss, best_epoch, bad_epochs, start_epoch = math.inf, 0, 0, 1
         averaging = options.average_epochs and x_val is not None and y_val is not None
-        weight_sum: dict[str, torch.Tensor] | None = None
-        summed_epochs = 0
+        weight_sum: dict[str, torch.Tensor] | None = None  # over all epochs in ``history``
         if resume is not None:
             model.load_state_dict(resume.model_state)
             optimizer.load_state_dict(resume.optimizer_state)
             best_state, best_val_loss = resume.best_state, resume.best_val_loss
             best_epoch, bad_epochs = resume.best_epoch, resume.bad_epochs
             history = list(resume.history)
-            weight_sum, summed_epochs = resume.weight_sum, resume.summed_epochs
+            weight_sum = resume.weight_sum
             start_epoch = resume.epoch + 1
             torch.set_rng_state(resume.torch_rng)
             shuffle_rng.set_state(resume.shuffle_rng)
@@ -293,7 +291,6 @@ def fit(
                     raise TrainingDiverged(epoch, options.lr, best_state, history)
             if averaging:
                 weight_sum = _add_weights(weight_sum, model)
-                summed_epochs += 1
             monitored = val_loss if val_loss is not None else train_loss
             is_best = monitored < best_val_loss
             if is_best:
@@ -320,17 +317,16 @@ def fit(
                         torch_rng=torch.get_rng_state(),
                         shuffle_rng=shuffle_rng.get_state(),
                         weight_sum=weight_sum,
-                        summed_epochs=summed_epochs,
                     )
                 )
             epoch += 1
 
         averaged_epochs, kept_losses = 0, None
-        if weight_sum is not None and summed_epochs > 1 and x_val is not None and y_val is not None:
-            model.load_state_dict({k: v / summed_epochs for k, v in weight_sum.items()})
+        if weight_sum is not None and len(history) > 1 and x_val is not None and y_val is not None:
+            model.load_state_dict({k: v / len(history) for k, v in weight_sum.items()})
             mean_val_loss, _, _ = evaluate_loss(model, x_val, y_val, w_val, pos_weight, device)
             if math.isfinite(mean_val_loss) and mean_val_loss < best_val_loss:
-                averaged_epochs = summed_epochs
+                averaged_epochs = len(history)
                 mean_train_loss, _, _ = evaluate_loss(model, x_train, y_train, w_train,
                                                       pos_weight, device)
                 kept_losses = (mean_train_loss, mean_val_loss)

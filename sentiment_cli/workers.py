@@ -59,7 +59,6 @@ class Helper:
         self._process: BaseProcess | None = None
         self._conn: Connection | None = None
         self._task: tuple[Callable[..., Any], dict[str, Any]] | None = None
-        self._sent = False
         context = fork_context()
         if context is None or not start:
             return
@@ -74,11 +73,9 @@ class Helper:
     def submit(self, task: Callable[..., Any], /, **kwargs: Any) -> None:
         """Hand the task over and return at once; ``result`` waits for it."""
         self._task = (task, kwargs)
-        self._sent = False
         if self._conn is not None:
             try:
                 self._conn.send((task, kwargs))
-                self._sent = True
             except (OSError, ValueError):  # the helper is gone: result() runs it here
                 self.close()
 
@@ -88,7 +85,7 @@ class Helper:
             raise RuntimeError("Helper.result() without submit()")
         task, kwargs = self._task
         self._task = None
-        if self._sent and self._conn is not None:
+        if self._conn is not None:  # started, and the task went over
             try:
                 ok, value = self._conn.recv()
             except (EOFError, OSError):
