@@ -129,8 +129,9 @@ def write_folder_atomically(path: Path, fill: Callable[[Path], None], force: boo
 
 
 def versions() -> dict[str, str]:
+    from importlib.metadata import version  # not ``import sklearn``: training never loads it
+
     import numpy
-    import sklearn
     import torch
 
     from . import __version__
@@ -138,7 +139,7 @@ def versions() -> dict[str, str]:
     return {
         "sentiment_cli": __version__,
         "torch": torch.__version__,
-        "scikit_learn": sklearn.__version__,
+        "scikit_learn": version("scikit-learn"),
         "numpy": numpy.__version__,
     }
 

@@ -44,16 +44,24 @@ def precision_recall_f1(cm: dict[str, int]) -> tuple[float, float, float]:
     return precision, recall, f1
 
 
+def average_ranks(values: np.ndarray) -> np.ndarray:
+    """1-based ranks, tied values sharing the mean of their ranks (scipy's ``rankdata``)."""
+    order = np.argsort(values, kind="mergesort")
+    ordered = values[order]
+    bounds = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1], True])  # tie-run starts, n
+    ranks = np.empty(len(values), dtype=np.float64)
+    ranks[order] = np.repeat((bounds[:-1] + 1 + bounds[1:]) / 2, np.diff(bounds))
+    return ranks
+
+
 def roc_auc(y_true: np.ndarray, scores: np.ndarray) -> float | None:
     """Area under the ROC curve (Mann-Whitney U with tied scores averaged); None for one class."""
-    from scipy.stats import rankdata
-
     y_true = np.asarray(y_true).astype(bool)
     n_pos = int(y_true.sum())
     n_neg = len(y_true) - n_pos
     if n_pos == 0 or n_neg == 0:
         return None
-    ranks = rankdata(scores)
+    ranks = average_ranks(np.asarray(scores, dtype=np.float64).reshape(-1))
     return float((ranks[y_true].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 

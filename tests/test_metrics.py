@@ -91,3 +91,29 @@ def test_temperature_recovers_overconfidence() -> None:
     y = (rng.random(20_000) < sigmoid(true_logits)).astype(float)
     temperature = fit_temperature(true_logits * 3, y)  # a model three times too confident
     assert temperature == pytest.approx(3.0, rel=0.05)
+
+
+def test_average_ranks_match_scipy_with_ties() -> None:
+    from scipy.stats import rankdata
+
+    from sentiment_cli.metrics import average_ranks
+
+    rng = np.random.default_rng(4)
+    for values in (rng.integers(0, 5, 200).astype(float), rng.normal(size=50), np.ones(7),
+                   np.array([3.0])):
+        assert np.allclose(average_ranks(values), rankdata(values))
+
+
+def test_temperature_equals_scipy_bounded_minimum() -> None:
+    from scipy.optimize import minimize_scalar
+
+    from sentiment_cli.metrics import log_loss
+
+    rng = np.random.default_rng(5)
+    logits = rng.normal(0, 3, 2_000)
+    y = (rng.random(2_000) < sigmoid(logits / 2.5)).astype(float)
+    reference = minimize_scalar(lambda t: log_loss(y, sigmoid(logits / np.exp(t))),
+                                bounds=(np.log(0.05), np.log(20.0)), method="bounded",
+                                options={"xatol": 1e-8})
+    assert fit_temperature(logits, y) == pytest.approx(float(np.exp(reference.x)), rel=1e-4)
+    assert fit_temperature(np.zeros(10), np.r_[np.zeros(5), np.ones(5)]) > 0  # flat: any T
