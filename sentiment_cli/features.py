@@ -8,18 +8,19 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
 from .errors import BundleError, DataError
-from .workers import fork_context, quiet_signals
+from .workers import Helper
 
 if TYPE_CHECKING:
-    from multiprocessing.context import BaseContext
 
     import scipy.sparse as sp
     from sklearn.feature_extraction.text import CountVectorizer
+
+T = TypeVar("T")
 
 # scikit-learn's default pattern, r"(?u)\b\w\w+\b", drops one-letter words, "!" and "?", and cuts
 # "don't" into "don". For sentiment those matter, so the default keeps contractions whole
@@ -102,10 +103,10 @@ _EMPTY_VOCABULARY = (
     "the vocabulary is empty: every token was dropped (all stop words, or --min-df too high / "
     "--max-df too low for this data); relax --min-df/--max-df or drop --stop-words"
 )
-PARALLEL_MIN_ROWS = 20_000  # below this, starting worker processes costs more than it saves
-# Set before forking and inherited by the workers, so the texts are never pickled.
-_CHUNKS: list[Sequence[str]] = []
-_LOCAL_TEMPLATE: Any = None
+# Below this many rows one process tokenises. A second one first imports scikit-learn (0.7 s of
+# CPU) and its chunk is merged afterwards: on 2 cores, SST-2 repeated 1x-3x (67k-202k rows) was
+# tokenised as fast or faster by one process, 5x (337k) 20% faster by two.
+PARALLEL_MIN_ROWS = 250_000
 
 
 @dataclass
@@ -116,43 +117,78 @@ class TermCounts:
     counts: sp.csr_matrix  # rows x len(terms), float32 counts
 
 
+class Counters:
+    """Forked processes that tokenise for :func:`count_terms` (``counters=``) and run other
+    scikit-learn work (:meth:`run`); leaving the ``with`` block ends them.
+
+    Started before the data is read, the first imports scikit-learn (about 0.7 s) while this
+    process reads the file, then tokenises while this one imports torch, so the trainer itself
+    never imports scikit-learn. The others import it only when given a chunk of a large input:
+    on two cores, two processes importing it next to this one's read and torch import were
+    slower than one.
+    """
+
+    def __init__(self, jobs: int) -> None:
+        self.helpers = [Helper(_import_vectorizer)] + [Helper() for _ in range(jobs - 1)]
+
+    def run(self, task: Callable[..., T], /, **kwargs: Any) -> T:
+        """``task(**kwargs)`` in the process that has scikit-learn loaded."""
+        return self.helpers[0].run(task, **kwargs)
+
+    def __enter__(self) -> Counters:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        for helper in self.helpers:
+            helper.close()
+
+
+def _import_vectorizer() -> None:
+    from sklearn.feature_extraction.text import CountVectorizer  # noqa: F401
+
+
 def count_terms(
     texts: Sequence[str],
     options: VectorizerOptions,
     jobs: int = 1,
     while_waiting: Callable[[], object] | None = None,
+    counters: Counters | None = None,
 ) -> TermCounts:
     """Tokenise ``texts`` with the options' analyzer and count every term (no pruning yet).
 
-    With ``jobs`` > 1 and enough rows, tokenising (pure Python, most of the cost) runs in that
-    many forked processes on contiguous chunks, whose vocabularies are then merged.
-    ``while_waiting`` runs in this process while they work (the trainer imports torch there).
+    Tokenising (pure Python, most of the cost) runs in ``counters``, or, with ``jobs`` > 1 and
+    enough rows, in that many processes forked for it. With enough rows the texts are cut into
+    contiguous chunks, one per process, whose vocabularies are then merged. ``while_waiting``
+    runs in this process meanwhile (the trainer imports torch there).
     """
-    local = _counting_vectorizer(options)
-    if jobs > 1 and len(texts) >= PARALLEL_MIN_ROWS and (context := fork_context()) is not None:
-        return _parallel_counts(local, texts, jobs, context, while_waiting)
-    try:
-        counts = local.fit_transform(texts).tocsr()
-    except ValueError as err:
-        if "empty vocabulary" in str(err):
-            raise DataError(_EMPTY_VOCABULARY) from None
-        raise DataError(f"vectorizer options rejected: {err}") from None
+    if counters is None and jobs > 1 and len(texts) >= PARALLEL_MIN_ROWS:
+        with Counters(jobs) as own:
+            return count_terms(texts, options, jobs, while_waiting, own)
+    if counters is None:
+        parts = [_count_chunk(options, texts)]
+        if while_waiting is not None:
+            while_waiting()
+        return _merge(parts)
+    helpers = counters.helpers if len(texts) >= PARALLEL_MIN_ROWS else counters.helpers[:1]
+    size = -(-len(texts) // len(helpers))
+    for i, helper in enumerate(helpers):
+        helper.submit(_count_chunk, options=options, texts=texts[i * size : (i + 1) * size])
     if while_waiting is not None:
         while_waiting()
-    return TermCounts(_terms_in_order(local.vocabulary_), counts)
+    return _merge([helper.result() for helper in helpers])
 
 
 def fit_counts(
     counts: TermCounts, options: VectorizerOptions, rows: np.ndarray | None = None
-) -> tuple[CountVectorizer, np.ndarray]:
-    """The vectorizer scikit-learn's ``fit`` on just those rows (all if None) would give, and
-    the columns of ``counts`` it keeps: the same terms, min_df/max_df/max_features pruning and
-    order (tested equal). Selecting the training rows after tokenising every row once gives a
-    validation matrix equal to ``transform`` of the validation texts."""
-    vectorizer = build_vectorizer(options)
+) -> tuple[list[str], np.ndarray]:
+    """The vocabulary scikit-learn's ``fit`` on just those rows (all if None) would give, in
+    column order, and the columns of ``counts`` it keeps: the same terms, min_df/max_df/
+    max_features pruning and order (tested equal). Selecting the training rows after tokenising
+    every row once gives a validation matrix equal to ``transform`` of the validation texts."""
+    options.validate()
     part = counts.counts if rows is None else counts.counts[rows]
     try:
-        keep = _pruning_mask(part, vectorizer)
+        keep = _pruning_mask(part, options)
     except ValueError as err:
         if "no terms remain" in str(err):
             raise DataError(_EMPTY_VOCABULARY) from None
@@ -161,11 +197,7 @@ def fit_counts(
             "--max-df"
         ) from None
     columns = np.flatnonzero(keep)
-    vectorizer.vocabulary_ = {counts.terms[c]: new for new, c in enumerate(columns)}
-    # Stop words pruned by min_df/max_df are kept by scikit-learn for inspection only; they can be
-    # large and are not needed for transform.
-    vectorizer.stop_words_ = None
-    return vectorizer, columns
+    return [counts.terms[c] for c in columns], columns
 
 
 def select(counts: TermCounts, rows: np.ndarray | None, columns: np.ndarray,
@@ -185,7 +217,8 @@ def fit_vectorizer(
     """Fit the vocabulary on ``texts`` and return the vectorizer and their CSR matrix, as
     scikit-learn's ``fit_transform`` does (tested equal), with ``jobs`` tokenising processes."""
     counts = count_terms(texts, options, jobs)
-    vectorizer, columns = fit_counts(counts, options)
+    terms, columns = fit_counts(counts, options)
+    vectorizer = vectorizer_from_json(vectorizer_to_json(options, terms))
     return vectorizer, select(counts, None, columns, options.binary)
 
 
@@ -195,50 +228,33 @@ def _counting_vectorizer(options: VectorizerOptions) -> CountVectorizer:
                                                  binary=False)
 
 
-def _terms_in_order(vocabulary: dict[str, int]) -> list[str]:
-    terms = [""] * len(vocabulary)
-    for term, column in vocabulary.items():
+def _count_chunk(options: VectorizerOptions,
+                 texts: Sequence[str]) -> tuple[list[str], sp.csr_matrix]:
+    """Raw counts of ``texts`` over their own sorted terms ([] when no text has a token)."""
+    import scipy.sparse as sp
+
+    local = _counting_vectorizer(options)
+    try:
+        counts = local.fit_transform(texts).tocsr()
+    except ValueError as err:
+        if "empty vocabulary" in str(err):
+            return [], sp.csr_matrix((len(texts), 0), dtype=np.float32)
+        raise DataError(f"vectorizer options rejected: {err}") from None
+    terms = [""] * len(local.vocabulary_)
+    for term, column in local.vocabulary_.items():
         terms[column] = term
-    return terms
+    return terms, counts
 
 
-def _count_chunk(index: int) -> tuple[list[str], sp.csr_matrix]:
-    """Raw counts of one chunk with its own vocabulary, in a forked worker."""
+def _merge(parts: list[tuple[list[str], sp.csr_matrix]]) -> TermCounts:
+    """One count matrix over the sorted union of the chunks' terms, rows in chunk order."""
     import scipy.sparse as sp
 
-    local = _LOCAL_TEMPLATE
-    try:
-        counts = local.fit_transform(_CHUNKS[index])
-    except ValueError:  # a chunk with no token at all
-        return [], sp.csr_matrix((len(_CHUNKS[index]), 0), dtype=np.float32)
-    return _terms_in_order(local.vocabulary_), counts.tocsr()
-
-
-def _parallel_counts(
-    local: CountVectorizer,
-    texts: Sequence[str],
-    jobs: int,
-    context: BaseContext,
-    while_waiting: Callable[[], object] | None,
-) -> TermCounts:
-    import scipy.sparse as sp
-
-    global _CHUNKS, _LOCAL_TEMPLATE
-
-    _LOCAL_TEMPLATE = local
-    size = -(-len(texts) // jobs)
-    _CHUNKS = [texts[i : i + size] for i in range(0, len(texts), size)]
-    try:
-        with context.Pool(len(_CHUNKS), initializer=quiet_signals) as pool:
-            pending = pool.map_async(_count_chunk, range(len(_CHUNKS)))
-            if while_waiting is not None:
-                while_waiting()
-            parts = pending.get()
-    finally:
-        _CHUNKS, _LOCAL_TEMPLATE = [], None
     terms = sorted(set().union(*(chunk_terms for chunk_terms, _ in parts)))
     if not terms:
         raise DataError(_EMPTY_VOCABULARY)
+    if len(parts) == 1:
+        return TermCounts(terms, parts[0][1])
     position = {term: i for i, term in enumerate(terms)}
     blocks = []
     for chunk_terms, counts in parts:
@@ -251,22 +267,23 @@ def _parallel_counts(
     return TermCounts(terms, sp.vstack(blocks, format="csr"))
 
 
-def _pruning_mask(matrix: sp.csr_matrix, vectorizer: CountVectorizer) -> np.ndarray:
+def _pruning_mask(matrix: sp.csr_matrix, options: VectorizerOptions) -> np.ndarray:
     """The terms scikit-learn's fit keeps under min_df, max_df and max_features (same rules,
     same tie order); terms absent from these rows are never kept."""
     from numbers import Integral
 
     n_docs = matrix.shape[0]
-    max_df, min_df = vectorizer.max_df, vectorizer.min_df
+    max_df = _df_value(options.max_df, whole_at_one=False)
+    min_df = _df_value(options.min_df, whole_at_one=True)
     high = max_df if isinstance(max_df, Integral) else max_df * n_docs
     low = min_df if isinstance(min_df, Integral) else min_df * n_docs
     if high < low:
         raise ValueError("max_df corresponds to < documents than min_df")
     dfs = np.bincount(matrix.indices, minlength=matrix.shape[1])
     mask = (dfs <= high) & (dfs >= low) & (dfs > 0)
-    limit = vectorizer.max_features
+    limit = options.max_features
     if limit is not None and mask.sum() > limit:
-        if vectorizer.binary:  # scikit-learn counts presence here when binary
+        if options.binary:  # scikit-learn counts presence here when binary
             matrix = matrix.copy()
             matrix.data.fill(1)
         tfs = np.asarray(matrix.sum(axis=0)).ravel()
@@ -279,17 +296,12 @@ def _pruning_mask(matrix: sp.csr_matrix, vectorizer: CountVectorizer) -> np.ndar
     return mask
 
 
-def vectorizer_to_json(vectorizer: CountVectorizer, options: VectorizerOptions) -> dict[str, Any]:
+def vectorizer_to_json(options: VectorizerOptions, terms: Sequence[str]) -> dict[str, Any]:
     """Parameters and the vocabulary in column order: everything ``transform`` needs."""
-    vocabulary = vectorizer.vocabulary_
-    terms = [""] * len(vocabulary)
-    for term, index in vocabulary.items():
-        terms[index] = term
     params = asdict(options)
     params["ngram_range"] = list(options.ngram_range)
-    stop = vectorizer.get_params()["stop_words"]
-    params["stop_word_list"] = list(stop) if stop else None
-    return {"params": params, "terms": terms}
+    params["stop_word_list"] = english_stop_words() if options.stop_words == "english" else None
+    return {"params": params, "terms": list(terms)}
 
 
 def vectorizer_from_json(payload: dict[str, Any]) -> CountVectorizer:

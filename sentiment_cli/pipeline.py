@@ -3,6 +3,7 @@ measure, save. Returns a summary dict; progress and notes go through callbacks."
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -31,11 +32,11 @@ from .checkpoint import checkpoint_path, load_checkpoint, save_checkpoint, vocab
 from .data import Dataset, load_dataset, load_line_files
 from .errors import DataError, Interrupted, TrainingError
 from .features import (
+    Counters,
     VectorizerOptions,
     count_terms,
     fit_counts,
     select,
-    transform,
     vectorizer_to_json,
 )
 from .options import TrainOptions
@@ -214,6 +215,93 @@ def _write_training_report(
     )
 
 
+def _read_data(job: TrainJob, note: Callable[[str], None]) -> tuple[Dataset, Dataset | None]:
+    """The training rows, and the validation file's rows when ``--val-data`` names one."""
+    read = dict(
+        text_column=job.text_column,
+        label_columns=job.label_columns or None,
+        weight_column=job.weight_column,
+        delimiter=job.delimiter,
+        encoding=job.encoding,
+        drop_invalid=job.drop_invalid,
+    )
+    if job.line_files is not None:
+        data = load_line_files(*job.line_files, encoding=job.encoding)
+        if data.dropped_rows:
+            note(f"skipped {data.dropped_rows} blank lines")
+    else:
+        assert job.data is not None  # validate() checked
+        data = load_dataset(job.data, positive_label=job.positive_label, **read)
+        if data.dropped_rows:
+            note(f"skipped {data.dropped_rows} invalid rows of {job.data} (--drop-invalid)")
+    val: Dataset | None = None
+    if job.val_data is not None:
+        positive = None if data.multilabel else data.positive_label
+        val = load_dataset(job.val_data, positive_label=positive, **read)
+        if val.label_names != data.label_names and not data.multilabel:
+            note(f"validation labels {val.label_names} differ in spelling from {data.label_names}")
+    return data, val
+
+
+@dataclass
+class Features:
+    data: Dataset  # all rows (labels without positive training rows dropped, if asked)
+    train_part: Dataset
+    val: Dataset | None
+    x_train: Any  # CSR matrices over the training rows' vocabulary
+    x_val: Any
+    vectorizer_json: dict[str, Any]
+
+
+def _features(
+    job: TrainJob,
+    data: Dataset,
+    val: Dataset | None,
+    counters: Counters | None,
+    note: Callable[[str], None],
+) -> Features:
+    """Tokenise every text once (in ``counters`` while torch is imported here), split off the
+    validation rows, fit the vocabulary on the training rows and select both matrices.
+
+    A ``--val-data`` file's texts are counted with the training texts and then restricted to
+    the training vocabulary, which is what ``transform`` gives (tested equal)."""
+    texts = data.texts if val is None else [*data.texts, *val.texts]
+    counts = count_terms(texts, job.vectorizer, jobs=available_cores(),
+                         while_waiting=_import_trainer, counters=counters)
+    train_rows: np.ndarray | None = None
+    val_rows: np.ndarray | None = None
+    groups: np.ndarray | None = None
+    train_part = data
+    if val is not None:
+        train_rows, val_rows = np.arange(len(data)), np.arange(len(data), len(texts))
+    elif job.val_split > 0:
+        groups = related_groups(counts.counts) if job.val_grouping == "contained" else None
+        split = dict(y=data.y, fraction=job.val_split, seed=job.train.seed, groups=groups,
+                     source=data.source)
+        # Without related rows this is scikit-learn's train_test_split, loaded over there.
+        train_rows, val_rows = (split_rows(**split) if counters is None
+                                else counters.run(split_rows, **split))
+        train_part, val = _subset(data, train_rows), _subset(data, val_rows)
+    if train_part.multilabel:
+        train_part, val = _check_empty_labels(train_part, val, job.drop_empty_labels, note)
+        if train_part.label_names != data.label_names:
+            data = _keep_labels(data, np.isin(data.label_names, train_part.label_names))
+    related = 0 if groups is None else len(data) - int((np.bincount(groups) == 1).sum())
+    if related:
+        note(f"{related} rows are sub-texts or duplicates of other rows: the validation split "
+             f"keeps each with its longest text (--val-grouping none to split rows freely)")
+    terms, columns = fit_counts(counts, job.vectorizer, train_rows)
+    binary = job.vectorizer.binary
+    return Features(
+        data=data,
+        train_part=train_part,
+        val=val,
+        x_train=select(counts, train_rows, columns, binary),
+        x_val=None if val_rows is None else select(counts, val_rows, columns, binary),
+        vectorizer_json=vectorizer_to_json(job.vectorizer, terms),
+    )
+
+
 def _import_trainer() -> None:
     """Load the training code and torch (about 2 s), overlapping the tokenising workers."""
     from . import train  # noqa: F401
@@ -241,60 +329,17 @@ def run_training(
             f"it, or --force to start over"
         )
     started = time.perf_counter()
-    read = dict(
-        text_column=job.text_column,
-        label_columns=job.label_columns or None,
-        weight_column=job.weight_column,
-        delimiter=job.delimiter,
-        encoding=job.encoding,
-        drop_invalid=job.drop_invalid,
-    )
-    if job.line_files is not None:
-        data = load_line_files(*job.line_files, encoding=job.encoding)
-        if data.dropped_rows:
-            note(f"skipped {data.dropped_rows} blank lines")
-    else:
-        data = load_dataset(job.data, positive_label=job.positive_label, **read)
-        if data.dropped_rows:
-            note(f"skipped {data.dropped_rows} invalid rows of {job.data} (--drop-invalid)")
-    val: Dataset | None = None
-    if job.val_data is not None:
-        positive = None if data.multilabel else data.positive_label
-        val = load_dataset(job.val_data, positive_label=positive, **read)
-        if val.label_names != data.label_names and not data.multilabel:
-            note(f"validation labels {val.label_names} differ in spelling from {data.label_names}")
-    read_seconds = time.perf_counter() - started
-
-    # Every text is tokenised once; torch is imported while worker processes do it.
-    counts = count_terms(data.texts, job.vectorizer, jobs=available_cores(),
-                         while_waiting=_import_trainer)
-    train_rows: np.ndarray | None = None
-    val_rows: np.ndarray | None = None
-    groups: np.ndarray | None = None
-    train_part = data
-    if job.val_data is None and job.val_split > 0:
-        groups = related_groups(counts.counts) if job.val_grouping == "contained" else None
-        train_rows, val_rows = split_rows(data.y, job.val_split, job.train.seed, groups,
-                                          data.source)
-        train_part, val = _subset(data, train_rows), _subset(data, val_rows)
-    if train_part.multilabel:
-        train_part, val = _check_empty_labels(train_part, val, job.drop_empty_labels, note)
-        if train_part.label_names != data.label_names:
-            data = _keep_labels(data, np.isin(data.label_names, train_part.label_names))
-    related = 0 if groups is None else len(data) - int((np.bincount(groups) == 1).sum())
-    if related:
-        note(f"{related} rows are sub-texts or duplicates of other rows: the validation split "
-             f"keeps each with its longest text (--val-grouping none to split rows freely)")
-    vectorizer, columns = fit_counts(counts, job.vectorizer, train_rows)
-    vectorizer_json = vectorizer_to_json(vectorizer, job.vectorizer)
-    x_train = select(counts, train_rows, columns, job.vectorizer.binary)
-    x_val = None
-    if val_rows is not None:
-        x_val = select(counts, val_rows, columns, job.vectorizer.binary)
-    elif val is not None:
-        x_val = transform(vectorizer, val.texts)
-    del counts
+    # Forked before reading: they import scikit-learn meanwhile, tokenise while this process
+    # imports torch, and run the split; this process never imports scikit-learn.
+    cores = available_cores()
+    counters = Counters(cores) if cores > 1 else None
+    with counters or contextlib.nullcontext():
+        data, val = _read_data(job, note)
+        read_seconds = time.perf_counter() - started
+        features = _features(job, data, val, counters, note)
     vectorize_seconds = time.perf_counter() - started - read_seconds
+    data, train_part, val = features.data, features.train_part, features.val
+    x_train, x_val, vectorizer_json = features.x_train, features.x_val, features.vectorizer_json
     note(
         f"{len(train_part)} training rows, {0 if val is None else len(val)} validation rows, "
         f"vocabulary of {x_train.shape[1]} terms"

@@ -14,6 +14,7 @@ import multiprocessing as mp
 import os
 import signal
 import sys
+import threading
 from collections.abc import Callable
 from multiprocessing.connection import Connection
 from multiprocessing.context import BaseContext
@@ -45,20 +46,24 @@ def quiet_signals() -> None:
 
 
 class Helper:
-    """A forked process that gets ready while this one works, then runs one task for it.
+    """A forked process that gets ready while this one works, then runs tasks for it.
 
     Training leaves the second core idle: the report's helper imports matplotlib and draws a
     throwaway figure (fonts, caches) meanwhile, so the plots cost little once the model is
-    ready. ``submit`` sends the task (a module-level function and its arguments, pickled over a
-    pipe) and returns; ``result`` waits and raises what the task raised; ``run`` does both.
-    Without fork, or if the helper has died, the task runs in this process instead: the result
-    is the same, only slower.
+    ready; the vectorizer's helper imports scikit-learn while this process reads the data.
+    ``submit`` sends a task (a module-level function and its arguments, pickled over a pipe)
+    and returns; ``result`` waits and raises what the task raised; ``run`` does both. Tasks run
+    one after another until the helper is closed. Without fork, or if the helper has died, the
+    task runs in this process instead: the result is the same, only slower.
     """
 
-    def __init__(self, warm_up: Callable[[], object], start: bool = True) -> None:
+    def __init__(self, warm_up: Callable[[], object] | None = None,
+                 start: bool = True) -> None:
         self._process: BaseProcess | None = None
         self._conn: Connection | None = None
         self._task: tuple[Callable[..., Any], dict[str, Any]] | None = None
+        self._sender: threading.Thread | None = None
+        self._send_failed = False
         context = fork_context()
         if context is None or not start:
             return
@@ -71,13 +76,21 @@ class Helper:
         self._conn = ours
 
     def submit(self, task: Callable[..., Any], /, **kwargs: Any) -> None:
-        """Hand the task over and return at once; ``result`` waits for it."""
+        """Hand the task over and return at once; ``result`` waits for it.
+
+        The task is sent from a thread: a pipe holds 64 KiB, so sending a large argument
+        would otherwise wait until the helper has finished warming up."""
         self._task = (task, kwargs)
         if self._conn is not None:
-            try:
-                self._conn.send((task, kwargs))
-            except (OSError, ValueError):  # the helper is gone: result() runs it here
-                self.close()
+            self._sender = threading.Thread(target=self._send, args=(self._conn, task, kwargs),
+                                            daemon=True)
+            self._sender.start()
+
+    def _send(self, conn: Connection, task: Callable[..., Any], kwargs: dict[str, Any]) -> None:
+        try:
+            conn.send((task, kwargs))
+        except (OSError, ValueError):  # the helper is gone: result() runs the task here
+            self._send_failed = True
 
     def result(self) -> Any:
         """The submitted task's return value, or its exception raised here."""
@@ -85,18 +98,20 @@ class Helper:
             raise RuntimeError("Helper.result() without submit()")
         task, kwargs = self._task
         self._task = None
+        if self._sender is not None:
+            self._sender.join()
+            self._sender = None
+        if self._send_failed:
+            self.close()
         if self._conn is not None:  # started, and the task went over
             try:
                 ok, value = self._conn.recv()
             except (EOFError, OSError):
-                ok, value = None, None  # the helper died: do it here
-            finally:
-                self.close()
-            if ok is not None:
+                self.close()  # the helper died: do it here
+            else:
                 if not ok:
                     raise value
                 return value
-        self.close()
         return task(**kwargs)
 
     def run(self, task: Callable[..., T], /, **kwargs: Any) -> T:
@@ -111,27 +126,32 @@ class Helper:
 
     def close(self) -> None:
         """End the helper (idempotent); a task it is running is abandoned."""
-        conn, process = self._conn, self._process
-        self._conn = self._process = None
-        if conn is not None:
-            conn.close()
+        conn, process, sender = self._conn, self._process, self._sender
+        self._conn = self._process = self._sender = None
         if process is not None:
             if process.is_alive():
                 process.terminate()
             process.join()
+        if sender is not None:  # its send fails once the helper is gone
+            sender.join()
+        if conn is not None:
+            conn.close()
 
 
-def _serve(conn: Connection, parent_end: Connection, warm_up: Callable[[], object]) -> None:
+def _serve(conn: Connection, parent_end: Connection,
+           warm_up: Callable[[], object] | None) -> None:
     quiet_signals()
     parent_end.close()  # so that the parent's exit, even SIGKILL, ends the wait below
-    with contextlib.suppress(Exception):  # warming up is optional; the task says what fails
-        warm_up()
-    try:
-        task, kwargs = conn.recv()
-    except (EOFError, OSError):
-        return  # closed without a task
-    try:
-        result = (True, task(**kwargs))
-    except Exception as err:  # sent back and raised in the parent
-        result = (False, err)
-    conn.send(result)
+    if warm_up is not None:
+        with contextlib.suppress(Exception):  # warming up is optional; a task says what fails
+            warm_up()
+    while True:
+        try:
+            task, kwargs = conn.recv()
+        except (EOFError, OSError):
+            return  # closed: no more tasks
+        try:
+            result = (True, task(**kwargs))
+        except Exception as err:  # sent back and raised in the parent
+            result = (False, err)
+        conn.send(result)

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -37,8 +38,10 @@ def test_json_round_trip_transforms_identically() -> None:
     texts = ["not good at all!", "really great movie", "great, not bad", "the worst ?"]
     options = VectorizerOptions(stop_words="english", ngram_range=(1, 2))
     vectorizer, matrix = fit_vectorizer(texts, options)
-    payload = json.loads(json.dumps(vectorizer_to_json(vectorizer, options)))
+    terms = sorted(vectorizer.vocabulary_, key=vectorizer.vocabulary_.__getitem__)
+    payload = json.loads(json.dumps(vectorizer_to_json(options, terms)))
     loaded = vectorizer_from_json(payload)
+    assert (transform(build_vectorizer(options).fit(texts), texts) != matrix).nnz == 0
     new = ["great not bad", "unknown words only", ""]
     assert (transform(loaded, new) != transform(vectorizer, new)).nnz == 0
     assert (transform(loaded, texts) != matrix).nnz == 0
@@ -98,9 +101,9 @@ def test_parallel_fit_equals_scikit_learn(options: VectorizerOptions, monkeypatc
     x_train = reference.fit_transform([texts[i] for i in train_rows])
     x_other = reference.transform([texts[i] for i in other_rows])
     counts = features.count_terms(texts, options, jobs=3)
-    fitted, columns = features.fit_counts(counts, options, train_rows)
-    assert fitted.vocabulary_ == reference.vocabulary_
-    assert "zzonlyinvalidation" not in fitted.vocabulary_
+    terms, columns = features.fit_counts(counts, options, train_rows)
+    assert terms == sorted(reference.vocabulary_, key=reference.vocabulary_.__getitem__)
+    assert "zzonlyinvalidation" not in terms
     for rows, expected in ((train_rows, x_train), (other_rows, x_other)):
         got = features.select(counts, rows, columns, options.binary)
         assert got.shape == expected.shape and (got != expected).nnz == 0
@@ -117,3 +120,25 @@ def test_count_terms_runs_the_waiting_work_once(monkeypatch) -> None:  # type: i
                                       while_waiting=lambda jobs=jobs: calls.append(jobs))
         assert counts.counts.shape[0] == 40
     assert calls == [1, 2]
+
+
+def _pid() -> int:
+    return os.getpid()
+
+
+def test_counters_started_before_reading_count_as_in_process(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import sentiment_cli.features as features
+
+    texts = [f"not good {i} !" if i % 3 else f"great film {i}" for i in range(300)]
+    options = VectorizerOptions()
+    alone = features.count_terms(texts, options)
+    for min_rows in (10, 1000):  # two chunks merged, or one chunk in one worker
+        monkeypatch.setattr(features, "PARALLEL_MIN_ROWS", min_rows)
+        with features.Counters(2) as counters:
+            pooled = features.count_terms(texts, options, jobs=2, counters=counters)
+            with pytest.raises(DataError, match="vocabulary is empty"):
+                features.count_terms(["the", "and"], VectorizerOptions(stop_words="english"),
+                                     counters=counters)
+            assert counters.run(_pid) != os.getpid()  # in the process with scikit-learn
+        assert pooled.terms == alone.terms
+        assert (pooled.counts != alone.counts).nnz == 0
