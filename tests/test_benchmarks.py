@@ -77,3 +77,17 @@ def test_runner_writes_results(bench, tmp_path: Path) -> None:
     assert "## tiny" in table
     assert "sklearn LR + our CountVectorizer settings" in table
     assert "Where ours spends its training time" in table
+
+
+def test_holdout_script_on_tiny_files(tmp_path: Path) -> None:
+    spec = importlib.util.spec_from_file_location("bench_holdout",
+                                                  ROOT / "benchmarks" / "holdout.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    as_sst2 = [(text, "1" if label == "positive" else "0") for text, label in toy_rows(160)]
+    write_csv(tmp_path / "sst2_train.csv", ["sentence", "label"], as_sst2)
+    write_csv(tmp_path / "sst2_dev.csv", ["sentence", "label"],
+              [(t, "1" if lab == "positive" else "0") for t, lab in toy_rows(40, seed=3)])
+    (row,) = module.run(tmp_path, seeds=1)
+    assert set(row) == {"seed", *module.COLUMNS}
+    assert all(0.5 < row[column] <= 1.0 for column in module.COLUMNS)  # learnable toy data
