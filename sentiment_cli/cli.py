@@ -83,14 +83,19 @@ def _quiet_broken_pipe() -> None:
 
 
 def _raise_on_signals() -> None:
-    """Ctrl-C and SIGTERM become Interrupted, so training can save and say how to resume."""
+    """Ctrl-C and SIGTERM become Interrupted, so training can save and say how to resume.
+
+    A signal ignored when we started stays ignored: a shell starts background jobs (``cmd &``)
+    with SIGINT ignored so that Ctrl-C at the terminal does not reach them (Python itself leaves
+    SIGINT alone then)."""
     from .errors import Interrupted
 
     def handler(signum: int, frame: object) -> None:
         raise Interrupted(signum)
 
-    signal.signal(signal.SIGINT, handler)
-    signal.signal(signal.SIGTERM, handler)
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        if signal.getsignal(signum) is not signal.SIG_IGN:
+            signal.signal(signum, handler)
 
 
 def _parse_ints(value: str, option: str) -> list[int]:

@@ -7,6 +7,7 @@ import os
 import random
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -101,6 +102,21 @@ def test_signal_saves_the_checkpoint_and_says_how_to_resume(tmp_path: Path, sign
     resumed = run("bce-train", *args[1:], "--resume", "--epochs", "1", "-q")
     assert resumed.returncode == 0, resumed.stderr
     load_bundle(out)
+
+
+def test_a_background_jobs_ignored_sigint_stays_ignored() -> None:
+    # `bce-train ... &` from a script starts with SIGINT ignored: Ctrl-C at the terminal must
+    # not stop it. SIGTERM still becomes the clean "interrupted" exit.
+    script = ("import signal\n"
+              "from sentiment_cli.cli import _raise_on_signals\n"
+              "_raise_on_signals()\n"
+              "print(signal.getsignal(signal.SIGINT) is signal.SIG_IGN,"
+              " callable(signal.getsignal(signal.SIGTERM)))\n")
+    for ignored, expected in ((True, "True True"), (False, "False True")):
+        result = subprocess.run(
+            [sys.executable, "-c", script], capture_output=True, text=True, timeout=60,
+            preexec_fn=(lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)) if ignored else None)
+        assert result.stdout.split() == expected.split(), result.stderr
 
 
 def test_sigkill_at_random_moments_never_leaves_a_half_model(tmp_path: Path) -> None:
