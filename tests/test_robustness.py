@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -86,12 +87,19 @@ def _wait_for(path: Path, process: subprocess.Popen[bytes], seconds: float = 120
         time.sleep(0.05)
 
 
+def _sigint(disposition: signal.Handlers) -> Callable[[], object]:
+    """preexec_fn: the child starts with SIGINT as a foreground job (SIG_DFL) or a background
+    job (SIG_IGN) has it, whatever this test process inherited from whoever started it."""
+    return lambda: signal.signal(signal.SIGINT, disposition)
+
+
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_signal_saves_the_checkpoint_and_says_how_to_resume(tmp_path: Path, signum: int) -> None:
     out = tmp_path / "m"
     args = [command("bce-train"), str(SAMPLE), "-o", str(out), "--hidden", "256", "--epochs",
             "500", "--patience", "500", "--batch-size", "16"]
-    process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               preexec_fn=_sigint(signal.SIG_DFL))
     _wait_for(out.with_name("m.checkpoint") / "state.json", process)
     process.send_signal(signum)
     _, stderr = process.communicate(timeout=120)
@@ -112,10 +120,9 @@ def test_a_background_jobs_ignored_sigint_stays_ignored() -> None:
               "_raise_on_signals()\n"
               "print(signal.getsignal(signal.SIGINT) is signal.SIG_IGN,"
               " callable(signal.getsignal(signal.SIGTERM)))\n")
-    for ignored, expected in ((True, "True True"), (False, "False True")):
-        result = subprocess.run(
-            [sys.executable, "-c", script], capture_output=True, text=True, timeout=60,
-            preexec_fn=(lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)) if ignored else None)
+    for disposition, expected in ((signal.SIG_IGN, "True True"), (signal.SIG_DFL, "False True")):
+        result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                                timeout=60, preexec_fn=_sigint(disposition))
         assert result.stdout.split() == expected.split(), result.stderr
 
 
