@@ -16,7 +16,6 @@ from .errors import BundleError, DataError
 from .workers import Helper
 
 if TYPE_CHECKING:
-
     import scipy.sparse as sp
     from sklearn.feature_extraction.text import CountVectorizer
 
@@ -123,9 +122,9 @@ class Counters:
 
     Started before the data is read, the first imports scikit-learn (about 0.7 s) while this
     process reads the file, then tokenises while this one imports torch, so the trainer itself
-    never imports scikit-learn. The others import it only when given a chunk of a large input:
-    on two cores, two processes importing it next to this one's read and torch import were
-    slower than one.
+    does not import scikit-learn (only ``--stop-words english`` loads its list there). The
+    others import it only when given a chunk of a large input: on two cores, two processes
+    importing it next to this one's read and torch import were slower than one.
     """
 
     def __init__(self, jobs: int) -> None:

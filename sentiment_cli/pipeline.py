@@ -266,8 +266,8 @@ def _features(
     A ``--val-data`` file's texts are counted with the training texts and then restricted to
     the training vocabulary, which is what ``transform`` gives (tested equal)."""
     texts = data.texts if val is None else [*data.texts, *val.texts]
-    counts = count_terms(texts, job.vectorizer, jobs=available_cores(),
-                         while_waiting=_import_trainer, counters=counters)
+    counts = count_terms(texts, job.vectorizer, while_waiting=_import_trainer,
+                         counters=counters)
     train_rows: np.ndarray | None = None
     val_rows: np.ndarray | None = None
     groups: np.ndarray | None = None
