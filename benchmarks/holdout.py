@@ -2,11 +2,11 @@
 
     python benchmarks/holdout.py [--seeds 3] [--out benchmarks/results/holdout.md]
 
-``bce-train`` keeps 10% of the training rows (grouped, see sentiment_cli/split.py) for early
-stopping, calibration and the report; the LogisticRegression peer trains on every row. For each
-seed this scores on sst2_dev:
+``bce-train`` used to keep 10% of the training rows (grouped, see sentiment_cli/split.py) for
+early stopping, calibration and the report (``--val-max-rows 0`` still does); the
+LogisticRegression peer trains on every row. For each seed this scores on sst2_dev:
 
-- ours with default options, trained on the 90% ``bce-train`` keeps for training;
+- ours with default options otherwise, trained on the other 90%;
 - LR (liblinear, C=1, as in benchmarks/run.py) on the same 90% and on all rows;
 - ours refitted on all rows for the epochs the 90/10 run chose (the mean of those epochs'
   weights when that run kept the mean), the usual way to get the held-out rows back.

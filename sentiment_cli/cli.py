@@ -208,6 +208,10 @@ def train(
         float, typer.Option("--val-split", help="Stratified validation fraction when no "
                             "--val-data (0: none, no early stopping).")
     ] = 0.1,
+    val_max_rows: Annotated[
+        int, typer.Option("--val-max-rows", help="At most this many validation rows from "
+                          "--val-split; the rest train (0: no cap).")
+    ] = 2000,
     val_grouping: Annotated[
         str, typer.Option("--val-grouping", help="contained: a text whose words all occur in a "
                           "longer text (a sub-phrase, a duplicate) goes to the same side of the "
@@ -324,6 +328,7 @@ def train(
         drop_invalid=drop_invalid,
         val_data=val_data,
         val_split=val_split,
+        val_max_rows=val_max_rows,
         val_grouping=val_grouping.strip().lower(),
         vectorizer=VectorizerOptions(
             ngram_range=_parse_ngram(ngram_range),

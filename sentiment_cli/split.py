@@ -71,8 +71,10 @@ def split_rows(
     seed: int,
     groups: np.ndarray | None = None,
     source: str = "data",
+    max_rows: int = 0,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Sorted (training rows, validation rows), about ``fraction`` of the rows in validation.
+    """Sorted (training rows, validation rows), about ``fraction`` of the rows in validation,
+    but no more than ``max_rows`` of them when that is above 0.
 
     Binary labels are stratified. Without groups, or when every group is a single row, this is
     scikit-learn's ``train_test_split`` (so such data splits as it always did); otherwise whole
@@ -81,6 +83,8 @@ def split_rows(
     """
     n_rows = len(y)
     n_val = round(n_rows * fraction)
+    if max_rows > 0:
+        n_val = min(n_val, max_rows)
     if n_val < 2 or n_rows - n_val < 2:
         raise DataError(
             f"{source}: {n_rows} rows are too few for --val-split {fraction}; add rows, change "

@@ -91,3 +91,18 @@ def test_holdout_script_on_tiny_files(tmp_path: Path) -> None:
     (row,) = module.run(tmp_path, seeds=1)
     assert set(row) == {"seed", *module.COLUMNS}
     assert all(0.5 < row[column] <= 1.0 for column in module.COLUMNS)  # learnable toy data
+
+
+def test_valsize_script_on_tiny_files(tmp_path: Path) -> None:
+    spec = importlib.util.spec_from_file_location("bench_valsize",
+                                                  ROOT / "benchmarks" / "valsize.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    as_sst2 = [(text, "1" if label == "positive" else "0") for text, label in toy_rows(300)]
+    write_csv(tmp_path / "sst2_train.csv", ["sentence", "label"], as_sst2)
+    (row,) = module.run(tmp_path, seeds=1, caps=[0, 10])
+    assert row["cap 10: validation rows"] == 10
+    assert row["cap 0: validation rows"] == 27  # 10% of the 270 rows left after the test part
+    for key in ("cap 0: ours", "cap 10: ours", "cap 10: LR, same rows", module.ALL_ROWS):
+        assert 0.5 < row[key] <= 1.0, key  # learnable toy data
+    assert "capped at 10" in "\n".join(module.table([row], [0, 10]))

@@ -129,3 +129,31 @@ def test_sst2_phrases_group_by_sentence() -> None:
     assert (sizes > 1).sum() > 5000
     assert (sizes[groups] > 1).mean() > 0.9
     assert sizes.max() < 200
+
+
+def test_max_rows_caps_the_validation_split() -> None:
+    y = np.array([0, 1] * 500)
+    train, val = split_rows(y, 0.1, seed=0, max_rows=40)
+    assert len(val) == 40 and len(train) == 960
+    assert y[val].mean() == 0.5  # still stratified
+    assert [r.tolist() for r in split_rows(y, 0.1, seed=0, max_rows=0)] == [
+        r.tolist() for r in split_rows(y, 0.1, seed=0)]  # 0: no cap, 100 rows
+    assert len(split_rows(y, 0.1, seed=0, max_rows=500)[1]) == 100  # the cap only lowers
+    texts, labels, _ = phrase_rows(sentences=300)
+    groups = groups_of(texts)
+    _, grouped_val = split_rows(np.array(labels), 0.2, seed=1, groups=groups, max_rows=50)
+    assert 40 <= len(grouped_val) <= 60  # whole groups, as close to the cap as they allow
+    assert set(groups[grouped_val]).isdisjoint(set(np.delete(groups, grouped_val)))
+
+
+def test_cli_val_max_rows(tmp_path: Path) -> None:
+    texts, labels, _ = phrase_rows()
+    data = write_csv(tmp_path / "phrases.csv", ["sentence", "label"],
+                     [(t, str(y)) for t, y in zip(texts, labels, strict=True)])
+    capped = run("bce-train", str(data), "-o", str(tmp_path / "c"), "--no-report",
+                 "--epochs", "1", "--val-grouping", "none", "--val-max-rows", "25")
+    assert capped.returncode == 0, capped.stderr
+    assert f"{len(texts) - 25} training rows, 25 validation rows" in capped.stderr
+    bad = run("bce-train", str(data), "-o", str(tmp_path / "b"), "--val-max-rows", "-3")
+    assert_clean_error(bad, 2, "--val-max-rows")
+    assert not (tmp_path / "b").exists()
