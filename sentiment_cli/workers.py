@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import multiprocessing as mp
 import os
+import pickle
 import signal
 import sys
 import threading
@@ -136,6 +137,60 @@ class Helper:
             sender.join()
         if conn is not None:
             conn.close()
+
+
+class Forked:
+    """``task(**kwargs)`` in a child forked at once, for a helper to share its work.
+
+    A child forked from a warmed-up helper has its imports for free (the report's helper has
+    matplotlib loaded). Helpers are daemonic, and multiprocessing does not let those start
+    processes, hence a bare ``os.fork``: the child sends its result (or exception) back over a
+    pipe and leaves with ``os._exit``. ``result`` waits and returns it; without fork, or if the
+    child died, the task runs in this process then.
+    """
+
+    def __init__(self, task: Callable[..., Any], /, **kwargs: Any) -> None:
+        self._task, self._kwargs = task, kwargs
+        self._pid: int | None = None
+        self._fd: int | None = None
+        if fork_context() is None:
+            return
+        for stream in (sys.stdout, sys.stderr):  # nothing buffered may be written twice
+            stream.flush()
+        read_end, write_end = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child
+            os.close(read_end)
+            try:
+                try:
+                    payload = (True, task(**kwargs))
+                except Exception as err:
+                    payload = (False, err)
+                with os.fdopen(write_end, "wb") as out:
+                    pickle.dump(payload, out, protocol=pickle.HIGHEST_PROTOCOL)
+            finally:
+                os._exit(0)
+        os.close(write_end)
+        self._pid, self._fd = pid, read_end
+
+    def result(self) -> Any:
+        """The task's return value, or its exception raised here."""
+        pid, fd = self._pid, self._fd
+        self._pid = self._fd = None
+        if pid is None or fd is None:
+            return self._task(**self._kwargs)
+        try:
+            with os.fdopen(fd, "rb") as pipe:
+                ok, value = pickle.load(pipe)
+        except (EOFError, OSError, pickle.UnpicklingError):  # the child died: do it here
+            ok, value = None, None
+        finally:
+            os.waitpid(pid, 0)
+        if ok is None:
+            return self._task(**self._kwargs)
+        if not ok:
+            raise value
+        return value
 
 
 def _serve(conn: Connection, parent_end: Connection,

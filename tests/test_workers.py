@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from sentiment_cli.workers import Helper, fork_context, quiet_signals
+from sentiment_cli.workers import Forked, Helper, fork_context, quiet_signals
 
 pytestmark = pytest.mark.skipif(fork_context() is None, reason="needs fork")
 
@@ -47,6 +47,33 @@ def test_a_dead_or_unstarted_helper_means_the_task_runs_here() -> None:
     os.kill(helper._process.pid, signal.SIGKILL)
     helper._process.join()
     assert helper.run(pid_and, value=2) == (os.getpid(), 2)
+
+
+def die_unless_in(pid: int) -> int:
+    if os.getpid() != pid:
+        os._exit(3)
+    return pid
+
+
+def test_forked_runs_the_task_in_a_child_even_inside_a_helper() -> None:
+    pid, value = Forked(pid_and, value=4).result()
+    assert value == 4 and pid != os.getpid()
+    with Helper() as helper:  # helpers are daemonic: multiprocessing would refuse a child here
+        inner, value = helper.run(forked_pid_and, value=5)
+        assert value == 5 and inner not in (os.getpid(), helper._process.pid)  # type: ignore[union-attr]
+    with pytest.raises(ValueError, match="disk full"):
+        Forked(fail, message="disk full").result()
+
+
+def forked_pid_and(value: int) -> tuple[int, int]:
+    return Forked(pid_and, value=value).result()  # type: ignore[no-any-return]
+
+
+def test_a_dead_or_unforked_child_means_the_task_runs_here(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    assert Forked(die_unless_in, pid=os.getpid()).result() == os.getpid()
+    monkeypatch.setattr("sentiment_cli.workers.fork_context", lambda: None)
+    assert Forked(pid_and, value=6).result() == (os.getpid(), 6)
 
 
 def test_a_failing_warm_up_is_not_fatal() -> None:
