@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import numpy as np
 
 from .errors import BundleError, DataError
-from .workers import Helper
+from .workers import Helper, available_cores
 
 if TYPE_CHECKING:
     import scipy.sparse as sp
@@ -138,8 +138,17 @@ class Counters:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
         for helper in self.helpers:
             helper.close()
+
+
+def start_counters() -> Counters | None:
+    """One tokenising helper per core this process may use; none on a single core."""
+    cores = available_cores()
+    return Counters(cores) if cores > 1 else None
 
 
 def _import_vectorizer() -> None:

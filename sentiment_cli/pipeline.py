@@ -37,12 +37,13 @@ from .features import (
     count_terms,
     fit_counts,
     select,
+    start_counters,
     vectorizer_to_json,
 )
 from .options import TrainOptions
 from .progress import EpochStats, TrainProgress
 from .split import related_groups, split_rows
-from .workers import Helper, available_cores
+from .workers import Helper
 
 HISTORY_FIELDS = ("epoch", "train_loss", "val_loss", "train_acc", "val_acc", "seconds")
 
@@ -316,15 +317,9 @@ def _import_trainer() -> None:
     from . import calibration, report, train  # noqa: F401
 
 
-def run_training(
-    job: TrainJob,
-    progress: TrainProgress | None = None,
-    note: Callable[[str], None] = lambda message: None,
-) -> dict[str, Any]:
-    """Train on ``job.data`` and write the model folder ``job.output``; return the summary."""
-    from .calibration import fit_temperature, tune_thresholds
-    from .metrics import sigmoid
-
+def _check_job(job: TrainJob) -> Path:
+    """Fail before reading on options, output and device that cannot work; the checkpoint
+    folder's path."""
     job.validate()
     check_output_free(job.output, job.force)
     if job.train.device.strip().lower().startswith("cuda"):
@@ -337,11 +332,33 @@ def run_training(
             f"{checkpoints} holds the checkpoint of an interrupted run: pass --resume to continue "
             f"it, or --force to start over"
         )
+    return checkpoints
+
+
+def run_training(
+    job: TrainJob,
+    progress: TrainProgress | None = None,
+    note: Callable[[str], None] = lambda message: None,
+    counters: Counters | None = None,
+) -> dict[str, Any]:
+    """Train on ``job.data`` and write the model folder ``job.output``; return the summary.
+
+    ``counters``: tokenising helpers the caller started earlier (``bce-train`` does, first
+    thing), closed here once the features are built; by default they are started here."""
+    from .calibration import fit_temperature, tune_thresholds
+    from .metrics import sigmoid
+
+    try:
+        checkpoints = _check_job(job)
+    except BaseException:
+        if counters is not None:
+            counters.close()
+        raise
     started = time.perf_counter()
     # Forked before reading: they import scikit-learn meanwhile, tokenise while this process
     # imports torch, and run the split; this process never imports scikit-learn.
-    cores = available_cores()
-    counters = Counters(cores) if cores > 1 else None
+    if counters is None:
+        counters = start_counters()
     with counters or contextlib.nullcontext():
         data, val = _read_data(job, note)
         read_seconds = time.perf_counter() - started

@@ -26,6 +26,24 @@ def test_help_answers(name: str) -> None:
     assert result.returncode == 0 and "Usage" in result.stdout
 
 
+def test_bce_train_leaves_no_helper_process_behind(tmp_path: Path, toy_csv: Path) -> None:
+    """bce-train forks its tokenising helper first thing (it shares the command line, hence
+    the marker); whatever the command does, the helper is gone when it returns."""
+    marker = "leftover-marker-5c1e"
+    runs = [
+        (("--help", marker), 0),
+        ((str(tmp_path / f"{marker}.csv"),), 2),  # no such file
+        ((str(toy_csv), "-o", str(tmp_path / marker), "--no-report", "--epochs", "1"), 0),
+    ]
+    for args, code in runs:
+        with (tmp_path / "out.txt").open("wb") as out:  # a pipe would wait for the helper too
+            done = subprocess.run([command("bce-train"), *args], stdout=out, stderr=out)
+        assert done.returncode == code, args
+        ps = subprocess.run(["ps", "-ww", "-eo", "args"], capture_output=True, text=True,
+                            check=True)
+        assert marker not in ps.stdout, args
+
+
 def test_python_dash_m_runs_the_same_commands() -> None:
     out = subprocess.run([sys.executable, "-m", "sentiment_cli", "predict", "--help"],
                          capture_output=True, text=True)
