@@ -9,7 +9,7 @@ number of labels so their names stay readable.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -38,14 +38,25 @@ def _pyplot() -> Any:
     return plt
 
 
-def warm_up() -> None:
-    """Import matplotlib and draw one throwaway figure (loads fonts and caches), so the real
-    plots start at once: the training helper does this while the model trains."""
-    import io
+def warm_up() -> Iterator[None]:
+    """Import matplotlib, then draw each kind of binary plot once on made-up data into a
+    temporary folder, one step per plot: the first drawing of each kind loads fonts, glyphs and
+    caches (the six real plots then take 0.25 s instead of 0.45 s). The training helper does
+    this while the model trains and stops as soon as the real plots are asked for."""
+    import tempfile
 
-    fig, ax = _figure()
-    with _pyplot().rc_context(STYLE):
-        _finish(fig, ax, io.BytesIO(), legend=None, title="warm-up", xlabel="x")  # type: ignore[arg-type]
+    _pyplot()
+    yield
+    rng = np.random.default_rng(0)
+    y = rng.random(200) < 0.5
+    p = np.clip(0.3 * y + 0.7 * rng.random(200), 0, 1)
+    history = [{"epoch": e, "train_loss": 1 / e, "val_loss": 1 / e, "train_acc": 0.5,
+                "val_acc": 0.5} for e in (1, 2, 3)]
+    with tempfile.TemporaryDirectory() as folder:
+        jobs, _ = _plot_jobs(Path(folder), "warm-up", ["no", "yes"], y, p, {}, history, 2)
+        for job in jobs:
+            _draw([job])
+            yield
 
 
 # Fixed margins for 640 x 480 figures: matplotlib's constrained layout finds them itself but
@@ -177,12 +188,7 @@ def _plot_per_label_f1(path: Path, dataset: str, metrics: dict) -> Path:
                    title=f"{dataset}: F1 per label")
 
 
-def _draw(jobs: list[tuple[str, Callable[..., Path], dict[str, Any]]]) -> list[tuple[str, Path]]:
-    with _pyplot().rc_context(STYLE):
-        return [(caption, plot(**kwargs)) for caption, plot, kwargs in jobs]
-
-
-def draw_plots(
+def _plot_jobs(
     folder: Path,
     dataset: str,
     labels: list[str],
@@ -191,13 +197,9 @@ def draw_plots(
     metrics: dict,
     history: list[dict] | None,
     best_epoch: int | None,
-) -> tuple[list[tuple[str, Path]], list[str]]:
-    """Draw every plot that applies into ``folder``; return (caption, path) pairs and notes on
-    plots left out. ``y`` is boolean; binary ``y``/``p`` are 1-D, multi-label ones (rows, k).
-
-    A forked child (it has matplotlib loaded) draws every other plot meanwhile: the six plots
-    of a binary model take about 0.45 s in one process, and the training's last step waits.
-    """
+) -> tuple[list[tuple[str, Callable[..., Path], dict[str, Any]]], list[str]]:
+    """(caption, plot function, its arguments) for every plot that applies, and notes on the
+    plots left out."""
     jobs: list[tuple[str, Callable[..., Path], dict[str, Any]]] = []
     notes: list[str] = []
     common = {"dataset": dataset}
@@ -228,6 +230,31 @@ def draw_plots(
         jobs.append(("Confusion matrix", _plot_confusion,
                      {**common, **at, "path": folder / "confusion_matrix.png",
                       "labels": labels}))
+    return jobs, notes
+
+
+def _draw(jobs: list[tuple[str, Callable[..., Path], dict[str, Any]]]) -> list[tuple[str, Path]]:
+    with _pyplot().rc_context(STYLE):
+        return [(caption, plot(**kwargs)) for caption, plot, kwargs in jobs]
+
+
+def draw_plots(
+    folder: Path,
+    dataset: str,
+    labels: list[str],
+    y: np.ndarray,
+    p: np.ndarray,
+    metrics: dict,
+    history: list[dict] | None,
+    best_epoch: int | None,
+) -> tuple[list[tuple[str, Path]], list[str]]:
+    """Draw every plot that applies into ``folder``; return (caption, path) pairs and notes on
+    plots left out. ``y`` is boolean; binary ``y``/``p`` are 1-D, multi-label ones (rows, k).
+
+    A forked child (it has matplotlib loaded) draws every other plot meanwhile: the six plots
+    of a binary model take about 0.45 s in one process, and the training's last step waits.
+    """
+    jobs, notes = _plot_jobs(folder, dataset, labels, y, p, metrics, history, best_epoch)
     twin = Forked(_draw, jobs=jobs[1::2]) if len(jobs) > 1 else None
     mine = _draw(jobs[0::2])
     theirs = twin.result() if twin is not None else []

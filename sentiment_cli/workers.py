@@ -16,7 +16,7 @@ import pickle
 import signal
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from multiprocessing.connection import Connection
 from multiprocessing.context import BaseContext
 from multiprocessing.process import BaseProcess
@@ -55,7 +55,9 @@ class Helper:
     ``submit`` sends a task (a module-level function and its arguments, pickled over a pipe)
     and returns; ``result`` waits and raises what the task raised; ``run`` does both. Tasks run
     one after another until the helper is closed. Without fork, or if the helper has died, the
-    task runs in this process instead: the result is the same, only slower.
+    task runs in this process instead: the result is the same, only slower. A ``warm_up`` that
+    is a generator function warms up in steps and stops at the first step that finds a task
+    waiting, so a long warm-up never delays a task that comes early.
     """
 
     def __init__(self, warm_up: Callable[[], object] | None = None,
@@ -199,7 +201,14 @@ def _serve(conn: Connection, parent_end: Connection,
     parent_end.close()  # so that the parent's exit, even SIGKILL, ends the wait below
     if warm_up is not None:
         with contextlib.suppress(Exception):  # warming up is optional; a task says what fails
-            warm_up()
+            steps = warm_up()
+            if isinstance(steps, Generator):  # it stops once a task is waiting
+                try:
+                    for _ in steps:
+                        if conn.poll():
+                            break
+                finally:
+                    steps.close()  # runs its clean-up now
     while True:
         try:
             task, kwargs = conn.recv()

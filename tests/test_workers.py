@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -107,3 +108,25 @@ def test_workers_ignore_ctrl_c_and_die_quietly_on_sigterm() -> None:
 
 def _handlers() -> tuple[object, object]:
     return signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+
+
+def stepwise_warm_up(log: str) -> Iterator[None]:
+    try:
+        for step in range(10_000):  # 100 s if it ran to the end
+            with open(log, "a", encoding="utf-8") as out:
+                out.write(f"{step}\n")
+            time.sleep(0.01)
+            yield
+    finally:
+        with open(log, "a", encoding="utf-8") as out:
+            out.write("closed\n")
+
+
+def test_a_generator_warm_up_stops_when_a_task_is_waiting(tmp_path: Path) -> None:
+    log = tmp_path / "steps"
+    with Helper(lambda: stepwise_warm_up(str(log))) as helper:
+        time.sleep(0.3)
+        assert helper.run(pid_and, value=8)[1] == 8
+        lines = log.read_text(encoding="utf-8").split()
+    assert lines[-1] == "closed"  # its clean-up ran before the task
+    assert len(lines) < 10_000  # it stopped early instead of warming up to the end
