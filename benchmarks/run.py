@@ -745,10 +745,11 @@ def render_markdown(results: dict[str, Any]) -> str:
             f"## Where ours spends its training time ({profile['dataset']}, medians)",
             "",
             "From `bce-train --json` \"seconds\" (in-process) and the process wall time. "
-            "read: the CSV (with importing pandas), while a helper process forked just before "
-            "imports scikit-learn; vectorize: tokenising every row in that helper (a second one "
-            "too above 250,000 rows) while torch is imported in the training process, then the "
-            "grouped validation split and the vocabulary; train: the epochs; finish: final "
+            "read: the CSV (with importing pandas), while a helper process forked when the "
+            "command started imports scikit-learn; vectorize: tokenising every row in that helper "
+            "(a second one too above 250,000 rows) while torch is imported in the training "
+            "process, then the grouped validation split and the vocabulary; train: the epochs; "
+            "finish: final "
             "metrics and writing the folder, of which report wait is the time spent waiting "
             "for the report's helper process to finish the plots; start-up = wall - total "
             "(interpreter, CLI imports, exit).",

@@ -106,3 +106,17 @@ def test_valsize_script_on_tiny_files(tmp_path: Path) -> None:
     for key in ("cap 0: ours", "cap 10: ours", "cap 10: LR, same rows", module.ALL_ROWS):
         assert 0.5 < row[key] <= 1.0, key  # learnable toy data
     assert "capped at 10" in "\n".join(module.table([row], [0, 10]))
+
+
+def test_pairs_script_on_tiny_files(tmp_path: Path) -> None:
+    spec = importlib.util.spec_from_file_location("bench_pairs", ROOT / "benchmarks" / "pairs.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    data = write_csv(tmp_path / "tiny.csv", ["sentence", "label"],
+                     [(text, "1" if label == "positive" else "0") for text, label in toy_rows(120)])
+    rows = module.run_pairs(data, pairs=2)
+    assert [r["first"] for r in rows] == ["ours", "peer"]  # alternating
+    for row in rows:
+        assert row["ours"] > 0 and row["peer"] > 0
+        assert row["ratio"] == row["ours"] / row["peer"]
+    assert "| median |" in "\n".join(module.table(rows))
