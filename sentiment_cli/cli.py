@@ -125,12 +125,13 @@ def _parse_pos_weight(value: str) -> str | float | None:
     lowered = value.strip().lower()
     if lowered in ("none", "off", ""):
         return None
-    if lowered == "auto":
-        return "auto"
+    if lowered in ("auto", "balanced"):
+        return lowered
     try:
         return float(lowered)
     except ValueError:
-        raise DataError(f"--pos-weight must be auto, none or a number, got {value!r}") from None
+        raise DataError(
+            f"--pos-weight must be auto, balanced, none or a number, got {value!r}") from None
 
 
 DebugOption = Annotated[
@@ -266,7 +267,8 @@ def train(
     ] = TrainOptions.patience,
     pos_weight: Annotated[
         str, typer.Option("--pos-weight", help="Positive-class loss weight: auto "
-                          "(negatives/positives), a number, or none.")
+                          "(negatives/positives), balanced (auto, then the output bias shifted "
+                          "back to the data's class balance), a number, or none.")
     ] = "none",
     device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda or cuda:N.")] = "auto",
     seed: Annotated[int, typer.Option("--seed", help="Seed for the split, init and order.")] = 0,

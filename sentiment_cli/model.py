@@ -80,6 +80,10 @@ class SparseMLP(nn.Module):
     def forward(self, batch: SparseBatch) -> torch.Tensor:
         return self.rest(self.first(batch))
 
+    def output_bias(self) -> nn.Parameter:
+        """The bias of the layer that gives the logits."""
+        return self.rest[-1].bias if len(self.rest) else self.first.bias  # type: ignore[return-value]
+
 
 def iter_csr_batches(matrix: sp.csr_matrix, batch_size: int):
     """Consecutive row slices of a CSR matrix, each a few hundred rows."""

@@ -24,7 +24,7 @@ class TrainOptions:
     batch_size: int = 256
     epochs: int = 30
     patience: int = 2
-    pos_weight: str | float | None = None  # None, "auto" or a number
+    pos_weight: str | float | None = None  # None, "auto", "balanced" or a number
     device: str = "auto"
     seed: int = 0
     # keep the mean of all epochs' weights when its validation loss beats the best epoch's

@@ -90,15 +90,17 @@ def compute_pos_weight(setting: str | float | None, y: np.ndarray) -> np.ndarray
     if setting is None:
         return None
     n_outputs = 1 if y.ndim == 1 else y.shape[1]
-    if setting == "auto":
+    if setting in ("auto", "balanced"):
         positives = y.reshape(len(y), n_outputs).sum(axis=0)
         negatives = len(y) - positives
         if (positives == 0).any():
-            raise DataError("--pos-weight auto: a label has no positive rows in the training split")
+            raise DataError(f"--pos-weight {setting}: a label has no positive rows in the "
+                            f"training split")
         return (negatives / positives).astype(np.float32)
     value = float(setting)
     if not math.isfinite(value) or value <= 0:
-        raise DataError(f"--pos-weight must be auto, none or a positive number, got {setting}")
+        raise DataError(
+            f"--pos-weight must be auto, balanced, none or a positive number, got {setting}")
     return np.full(n_outputs, value, dtype=np.float32)
 
 
@@ -336,6 +338,8 @@ def fit(
             kept = history[best_epoch - 1] if best_epoch else history[-1]
             kept_losses = (kept.train_loss, kept.val_loss)
         model.to("cpu").eval()
+        if options.pos_weight == "balanced" and pos_weight is not None:
+            _shift_to_prior(model, pos_weight)
         return TrainResult(
             model=model,
             history=history,
@@ -347,6 +351,15 @@ def fit(
             train_loss=None if kept_losses is None else kept_losses[0],
             val_loss=None if kept_losses is None else kept_losses[1],
         )
+
+
+@torch.no_grad()
+def _shift_to_prior(model: SparseMLP, pos_weight: np.ndarray) -> None:
+    """Undo what weighting the positives by w does to the optimum: it adds log(w) to each
+    output's logit, so subtracting it from the output bias puts probabilities (and the 0.5
+    threshold) back on the data's own class balance, while training on the weighted loss
+    learned the rare class's terms sooner (``--pos-weight balanced``)."""
+    model.output_bias().sub_(torch.from_numpy(np.log(pos_weight)))
 
 
 class TrainingDiverged(TrainingError):

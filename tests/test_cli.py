@@ -168,6 +168,19 @@ def test_eval_table_for_people(sample_model: Path) -> None:
     assert result.returncode == 0 and "accuracy" in result.stdout and "confusion" in result.stdout
 
 
+def test_pos_weight_balanced_is_recorded_and_keeps_the_default_threshold(
+        tmp_path: Path, toy_csv: Path) -> None:
+    result = run("bce-train", str(toy_csv), "-o", str(tmp_path / "m"), "--no-report", "--json",
+                 "--epochs", "3", "--pos-weight", "balanced")
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["pos_weight"] == [1.0] and summary["thresholds"] == [0.5]  # toy data: 50/50
+    config = json.loads((tmp_path / "m" / "config.json").read_text(encoding="utf-8"))
+    assert config["training"]["pos_weight"] == "balanced"
+    scored = run("bce-predict", str(tmp_path / "m"), "great value, works well")
+    assert scored.returncode == 0 and scored.stdout.strip()
+
+
 @pytest.mark.parametrize(
     ("args", "needles"),
     [
@@ -175,7 +188,7 @@ def test_eval_table_for_people(sample_model: Path) -> None:
         (["{tmp}"], ["is a folder"]),
         (["{toy}", "--text-column", "nope"], ["no column 'nope'", "columns are"]),
         (["{toy}", "--device", "cuda:7"], ["--device cuda:7"]),
-        (["{toy}", "--pos-weight", "lots"], ["--pos-weight"]),
+        (["{toy}", "--pos-weight", "lots"], ["--pos-weight", "balanced"]),
         (["{toy}", "--ngram-range", "3,1"], ["--ngram-range"]),
         (["{toy}", "--min-df", "500"], ["--min-df"]),
         (["{toy}", "--val-split", "1.5"], ["--val-split"]),

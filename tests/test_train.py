@@ -41,12 +41,37 @@ def test_learns_the_toy_task(toy_matrix) -> None:  # type: ignore[no-untyped-def
 def test_auto_pos_weight_is_negatives_over_positives() -> None:
     y = np.array([1, 0, 0, 0, 0, 1, 0, 0], dtype=np.float32)
     assert compute_pos_weight("auto", y).tolist() == [3.0]
+    assert compute_pos_weight("balanced", y).tolist() == [3.0]
     assert compute_pos_weight(None, y) is None
     assert compute_pos_weight(2.5, y).tolist() == [2.5]
     y2 = np.array([[1, 0], [0, 0], [1, 1], [0, 0]], dtype=np.float32)
     assert compute_pos_weight("auto", y2).tolist() == [1.0, 3.0]
     with pytest.raises(DataError, match="no positive rows"):
         compute_pos_weight("auto", np.zeros((4, 2), dtype=np.float32))
+
+
+@pytest.mark.parametrize("hidden", [[], [8]])
+def test_balanced_trains_as_auto_then_shifts_the_output_bias_by_log_w(
+        toy_matrix, hidden: list[int]) -> None:  # type: ignore[no-untyped-def]
+    x, y, xv, yv = toy_matrix
+    positives = np.flatnonzero(y == 1)
+    keep = np.sort(np.concatenate([np.flatnonzero(y == 0), positives[: len(positives) // 4]]))
+    x, y = x[keep], y[keep]
+    auto, balanced = (fit(x, y, xv, yv, TrainOptions(hidden=hidden, epochs=4, seed=1,
+                                                     device="cpu", pos_weight=setting))
+                      for setting in ("auto", "balanced"))
+    assert auto.pos_weight == balanced.pos_weight and auto.pos_weight[0] > 3
+    shift = np.log(np.float32(auto.pos_weight[0]))
+    a, b = auto.model.state_dict(), balanced.model.state_dict()
+    bias = "rest.2.bias" if hidden else "first.bias"
+    for name in a:
+        if name == bias:
+            assert torch.allclose(b[name], a[name] - shift)
+        else:
+            assert torch.equal(a[name], b[name]), name
+    logits_a, logits_b = predict_logits(auto.model, xv), predict_logits(balanced.model, xv)
+    assert np.allclose(logits_b, logits_a - shift, atol=1e-5)
+    assert (logits_b > 0).mean() < (logits_a > 0).mean()  # fewer positives called at 0.5
 
 
 def test_early_stopping_keeps_the_best_epoch(toy_matrix) -> None:  # type: ignore[no-untyped-def]
