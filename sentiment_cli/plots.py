@@ -39,11 +39,11 @@ def _pyplot() -> Any:
 
 
 def warm_up() -> Iterator[None]:
-    """Import matplotlib, then draw each kind of binary plot once on made-up data into a
-    temporary folder, one step per plot: the first drawing of each kind loads fonts, glyphs and
-    caches (the six real plots then take 0.25 s instead of 0.45 s). The training helper does
-    this while the model trains and stops as soon as the real plots are asked for."""
-    import tempfile
+    """Import matplotlib, then draw each kind of binary plot once on made-up data into memory,
+    one step per plot: the first drawing of each kind loads fonts, glyphs and caches (the six
+    real plots then take 0.25 s instead of 0.45 s). The training helper does this while the
+    model trains and stops as soon as the real plots are asked for."""
+    import io
 
     _pyplot()
     yield
@@ -52,11 +52,10 @@ def warm_up() -> Iterator[None]:
     p = np.clip(0.3 * y + 0.7 * rng.random(200), 0, 1)
     history = [{"epoch": e, "train_loss": 1 / e, "val_loss": 1 / e, "train_acc": 0.5,
                 "val_acc": 0.5} for e in (1, 2, 3)]
-    with tempfile.TemporaryDirectory() as folder:
-        jobs, _ = _plot_jobs(Path(folder), "warm-up", ["no", "yes"], y, p, {}, history, 2)
-        for job in jobs:
-            _draw([job])
-            yield
+    jobs, _ = _plot_jobs(Path(), "warm-up", ["no", "yes"], y, p, {}, history, 2)
+    for caption, plot, kwargs in jobs:
+        _draw([(caption, plot, {**kwargs, "path": io.BytesIO()})])  # nothing on disk
+        yield
 
 
 # Fixed margins for 640 x 480 figures: matplotlib's constrained layout finds them itself but
@@ -255,8 +254,14 @@ def draw_plots(
     of a binary model take about 0.45 s in one process, and the training's last step waits.
     """
     jobs, notes = _plot_jobs(folder, dataset, labels, y, p, metrics, history, best_epoch)
+    _pyplot()  # imported before the fork, so the child has it too
     twin = Forked(_draw, jobs=jobs[1::2]) if len(jobs) > 1 else None
-    mine = _draw(jobs[0::2])
-    theirs = twin.result() if twin is not None else []
+    try:
+        mine = _draw(jobs[0::2])
+        theirs = twin.result() if twin is not None else []
+    except BaseException:
+        if twin is not None:
+            twin.cancel()
+        raise
     order = [*range(0, len(jobs), 2), *range(1, len(jobs), 2)]
     return [figure for _, figure in sorted(zip(order, mine + theirs, strict=True))], notes

@@ -141,6 +141,40 @@ class Helper:
             conn.close()
 
 
+# Children started by Forked in this process, ended with it (see _end_children_then).
+_children: set[int] = set()
+_sigterm_before: Any = None
+_in_helper = False  # set in a Helper's process, whose close() ends it with SIGTERM
+
+
+def _end_children_then(signum: int, frame: Any) -> None:
+    """SIGTERM in a process with Forked children: kill them first (they would otherwise go on
+    writing into a folder that is being removed), then do what SIGTERM did before."""
+    for pid in list(_children):
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGKILL)
+    if callable(_sigterm_before):
+        _sigterm_before(signum, frame)
+    elif _sigterm_before != signal.SIG_IGN:
+        signal.signal(signum, signal.SIG_DFL)
+        os.kill(os.getpid(), signum)
+
+
+def _watch_children() -> None:
+    """In a helper, make SIGTERM end its Forked children first. Only there: a Python-level
+    SIGTERM handler in a process that later forks a Helper would be inherited by it, and a
+    SIGTERM landing before the Helper resets it would be dropped (CPython ignores a pending
+    signal whose handler has become SIG_DFL), so close() would wait forever. Elsewhere the
+    caller's own error path cancels the child (see plots.draw_plots)."""
+    global _sigterm_before
+    if not _in_helper or threading.current_thread() is not threading.main_thread():
+        return
+    current = signal.getsignal(signal.SIGTERM)
+    if current is not _end_children_then:
+        _sigterm_before = current
+        signal.signal(signal.SIGTERM, _end_children_then)
+
+
 class Forked:
     """``task(**kwargs)`` in a child forked at once, for a helper to share its work.
 
@@ -148,7 +182,8 @@ class Forked:
     matplotlib loaded). Helpers are daemonic, and multiprocessing does not let those start
     processes, hence a bare ``os.fork``: the child sends its result (or exception) back over a
     pipe and leaves with ``os._exit``. ``result`` waits and returns it; without fork, or if the
-    child died, the task runs in this process then.
+    child died, the task runs in this process then. ``cancel`` kills the child, and in a
+    helper so does the SIGTERM of ``Helper.close``: the child does not outlive the helper.
     """
 
     def __init__(self, task: Callable[..., Any], /, **kwargs: Any) -> None:
@@ -157,6 +192,7 @@ class Forked:
         self._fd: int | None = None
         if fork_context() is None:
             return
+        _watch_children()
         for stream in (sys.stdout, sys.stderr):  # nothing buffered may be written twice
             stream.flush()
         read_end, write_end = os.pipe()
@@ -164,6 +200,8 @@ class Forked:
         if pid == 0:  # the child
             os.close(read_end)
             try:
+                _children.clear()
+                quiet_signals()
                 try:
                     payload = (True, task(**kwargs))
                 except Exception as err:
@@ -173,31 +211,51 @@ class Forked:
             finally:
                 os._exit(0)
         os.close(write_end)
+        _children.add(pid)
         self._pid, self._fd = pid, read_end
 
     def result(self) -> Any:
         """The task's return value, or its exception raised here."""
         pid, fd = self._pid, self._fd
-        self._pid = self._fd = None
         if pid is None or fd is None:
             return self._task(**self._kwargs)
         try:
             with os.fdopen(fd, "rb") as pipe:
+                self._fd = None
                 ok, value = pickle.load(pipe)
-        except (EOFError, OSError, pickle.UnpicklingError):  # the child died: do it here
+        except Exception:  # the child died, or sent what cannot be read back: do it here
             ok, value = None, None
         finally:
-            os.waitpid(pid, 0)
+            self._reap()
         if ok is None:
             return self._task(**self._kwargs)
         if not ok:
             raise value
         return value
 
+    def cancel(self) -> None:
+        """Kill the child and forget its task (idempotent)."""
+        if self._pid is not None:
+            with contextlib.suppress(OSError):
+                os.kill(self._pid, signal.SIGKILL)
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+        self._reap()
+
+    def _reap(self) -> None:
+        if self._pid is not None:
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(self._pid, 0)
+            _children.discard(self._pid)
+            self._pid = None
+
 
 def _serve(conn: Connection, parent_end: Connection,
            warm_up: Callable[[], object] | None) -> None:
+    global _in_helper
     quiet_signals()
+    _in_helper = True
     parent_end.close()  # so that the parent's exit, even SIGKILL, ends the wait below
     if warm_up is not None:
         with contextlib.suppress(Exception):  # warming up is optional; a task says what fails

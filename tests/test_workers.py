@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from sentiment_cli import workers
 from sentiment_cli.workers import Forked, Helper, fork_context, quiet_signals
 
 pytestmark = pytest.mark.skipif(fork_context() is None, reason="needs fork")
@@ -130,3 +131,42 @@ def test_a_generator_warm_up_stops_when_a_task_is_waiting(tmp_path: Path) -> Non
         lines = log.read_text(encoding="utf-8").split()
     assert lines[-1] == "closed"  # its clean-up ran before the task
     assert len(lines) < 10_000  # it stopped early instead of warming up to the end
+
+
+def touch_later(path: str, delay: float) -> None:
+    time.sleep(delay)
+    Path(path).write_text("late", encoding="utf-8")
+
+
+def fork_then_wait(started: str, late: str) -> None:
+    twin = Forked(touch_later, path=late, delay=2.0)
+    Path(started).write_text("forked", encoding="utf-8")
+    twin.result()
+
+
+def test_closing_a_helper_kills_its_forked_child(tmp_path: Path) -> None:
+    started, late = tmp_path / "started", tmp_path / "late"
+    helper = Helper()
+    helper.submit(fork_then_wait, started=str(started), late=str(late))
+    deadline = time.monotonic() + 30
+    while not started.exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert started.exists()
+    helper.close()
+    time.sleep(2.5)  # the child would have written by now
+    assert not late.exists()
+
+
+def nap(seconds: float) -> None:
+    time.sleep(seconds)
+
+
+def test_cancel_kills_and_reaps_the_child() -> None:
+    twin = Forked(nap, seconds=30)
+    pid = twin._pid
+    assert pid is not None and pid in workers._children
+    twin.cancel()
+    twin.cancel()  # idempotent
+    assert pid not in workers._children
+    with pytest.raises(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)  # already reaped
