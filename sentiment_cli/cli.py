@@ -6,6 +6,7 @@ and option errors answer at once. Data goes to stdout; progress, notes and error
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
@@ -508,7 +509,8 @@ def _run(app: typer.Typer, prog: str, cleanup: Callable[[], None] | None = None)
         sys.stderr.write(f"{code}\n")
         code = 1
     if cleanup is not None:
-        cleanup()
+        with contextlib.suppress(Exception):  # ending helpers must not cost the exit status
+            cleanup()
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()

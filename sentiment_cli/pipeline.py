@@ -83,8 +83,9 @@ class TrainJob:
             )
         if not 0 <= self.val_split < 1:
             raise DataError(f"--val-split must be in [0, 1), got {self.val_split}")
-        if self.val_max_rows < 0:
-            raise DataError(f"--val-max-rows must be 0 (no cap) or more, got {self.val_max_rows}")
+        if self.val_max_rows < 0 or self.val_max_rows == 1:
+            raise DataError(
+                f"--val-max-rows must be 0 (no cap) or at least 2, got {self.val_max_rows}")
         if self.threshold != "auto":
             try:
                 value = float(self.threshold)

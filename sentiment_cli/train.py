@@ -96,6 +96,9 @@ def compute_pos_weight(setting: str | float | None, y: np.ndarray) -> np.ndarray
         if (positives == 0).any():
             raise DataError(f"--pos-weight {setting}: a label has no positive rows in the "
                             f"training split")
+        if (negatives == 0).any():
+            raise DataError(f"--pos-weight {setting}: a label is positive on every training "
+                            f"row, so its weight would be 0; use --pos-weight none")
         return (negatives / positives).astype(np.float32)
     value = float(setting)
     if not math.isfinite(value) or value <= 0:

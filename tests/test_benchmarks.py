@@ -79,27 +79,34 @@ def test_runner_writes_results(bench, tmp_path: Path) -> None:
     assert "Where ours spends its training time" in table
 
 
-def test_holdout_script_on_tiny_files(tmp_path: Path) -> None:
-    spec = importlib.util.spec_from_file_location("bench_holdout",
-                                                  ROOT / "benchmarks" / "holdout.py")
+def load_script(name: str):  # type: ignore[no-untyped-def]
+    """A benchmarks/ script as a module (they are scripts, not a package)."""
+    spec = importlib.util.spec_from_file_location(f"bench_{name}",
+                                                  ROOT / "benchmarks" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    as_sst2 = [(text, "1" if label == "positive" else "0") for text, label in toy_rows(160)]
-    write_csv(tmp_path / "sst2_train.csv", ["sentence", "label"], as_sst2)
-    write_csv(tmp_path / "sst2_dev.csv", ["sentence", "label"],
-              [(t, "1" if lab == "positive" else "0") for t, lab in toy_rows(40, seed=3)])
+    return module
+
+
+def write_sst2_like(path: Path, rows: int, seed: int = 0) -> Path:
+    """Toy rows with SST-2's columns (sentence, label 0/1)."""
+    return write_csv(path, ["sentence", "label"],
+                     [(text, "1" if label == "positive" else "0")
+                      for text, label in toy_rows(rows, seed=seed)])
+
+
+def test_holdout_script_on_tiny_files(tmp_path: Path) -> None:
+    module = load_script("holdout")
+    write_sst2_like(tmp_path / "sst2_train.csv", 160)
+    write_sst2_like(tmp_path / "sst2_dev.csv", 40, seed=3)
     (row,) = module.run(tmp_path, seeds=1)
     assert set(row) == {"seed", *module.COLUMNS}
     assert all(0.5 < row[column] <= 1.0 for column in module.COLUMNS)  # learnable toy data
 
 
 def test_valsize_script_on_tiny_files(tmp_path: Path) -> None:
-    spec = importlib.util.spec_from_file_location("bench_valsize",
-                                                  ROOT / "benchmarks" / "valsize.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    as_sst2 = [(text, "1" if label == "positive" else "0") for text, label in toy_rows(300)]
-    write_csv(tmp_path / "sst2_train.csv", ["sentence", "label"], as_sst2)
+    module = load_script("valsize")
+    write_sst2_like(tmp_path / "sst2_train.csv", 300)
     (row,) = module.run(tmp_path, seeds=1, caps=[0, 10])
     assert row["cap 10: validation rows"] == 10
     assert row["cap 0: validation rows"] == 27  # 10% of the 270 rows left after the test part
@@ -109,11 +116,8 @@ def test_valsize_script_on_tiny_files(tmp_path: Path) -> None:
 
 
 def test_pairs_script_on_tiny_files(tmp_path: Path) -> None:
-    spec = importlib.util.spec_from_file_location("bench_pairs", ROOT / "benchmarks" / "pairs.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    data = write_csv(tmp_path / "tiny.csv", ["sentence", "label"],
-                     [(text, "1" if label == "positive" else "0") for text, label in toy_rows(120)])
+    module = load_script("pairs")
+    data = write_sst2_like(tmp_path / "tiny.csv", 120)
     rows = module.run_pairs(data, pairs=2)
     assert [r["first"] for r in rows] == ["ours", "peer"]  # alternating
     for row in rows:

@@ -154,6 +154,7 @@ def test_cli_val_max_rows(tmp_path: Path) -> None:
                  "--epochs", "1", "--val-grouping", "none", "--val-max-rows", "25")
     assert capped.returncode == 0, capped.stderr
     assert f"{len(texts) - 25} training rows, 25 validation rows" in capped.stderr
-    bad = run("bce-train", str(data), "-o", str(tmp_path / "b"), "--val-max-rows", "-3")
-    assert_clean_error(bad, 2, "--val-max-rows")
+    for value in ("-3", "1"):
+        bad = run("bce-train", str(data), "-o", str(tmp_path / "b"), "--val-max-rows", value)
+        assert_clean_error(bad, 2, "--val-max-rows")
     assert not (tmp_path / "b").exists()

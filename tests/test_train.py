@@ -48,6 +48,8 @@ def test_auto_pos_weight_is_negatives_over_positives() -> None:
     assert compute_pos_weight("auto", y2).tolist() == [1.0, 3.0]
     with pytest.raises(DataError, match="no positive rows"):
         compute_pos_weight("auto", np.zeros((4, 2), dtype=np.float32))
+    with pytest.raises(DataError, match="positive on every training row"):
+        compute_pos_weight("balanced", np.array([[1, 0], [1, 1]], dtype=np.float32))
 
 
 @pytest.mark.parametrize("hidden", [[], [8]])
