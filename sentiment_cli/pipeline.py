@@ -349,18 +349,16 @@ def run_training(
     from .calibration import fit_temperature, tune_thresholds
     from .metrics import sigmoid
 
-    try:
-        checkpoints = _check_job(job)
-    except BaseException:
+    # The helpers import scikit-learn while this process reads, tokenise while it imports
+    # torch, and run the split; this process never imports scikit-learn. Given or started here
+    # (after the checks, so a bad command forks nothing), they end with this block.
+    with contextlib.ExitStack() as helpers:
         if counters is not None:
-            counters.close()
-        raise
-    started = time.perf_counter()
-    # Forked before reading: they import scikit-learn meanwhile, tokenise while this process
-    # imports torch, and run the split; this process never imports scikit-learn.
-    if counters is None:
-        counters = start_counters()
-    with counters or contextlib.nullcontext():
+            helpers.callback(counters.close)
+        checkpoints = _check_job(job)
+        started = time.perf_counter()
+        if counters is None and (counters := start_counters()) is not None:
+            helpers.callback(counters.close)
         data, val = _read_data(job, note)
         read_seconds = time.perf_counter() - started
         features = _features(job, data, val, counters, note)

@@ -46,11 +46,17 @@ def quiet_signals() -> None:
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
+def _flush_streams() -> None:
+    """Before a fork: nothing buffered may be written twice."""
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()
+
+
 class Helper:
     """A forked process that gets ready while this one works, then runs tasks for it.
 
-    Training leaves the second core idle: the report's helper imports matplotlib and draws a
-    throwaway figure (fonts, caches) meanwhile, so the plots cost little once the model is
+    Training leaves the second core idle: the report's helper imports matplotlib and draws each
+    kind of plot once (fonts, caches) meanwhile, so the plots cost little once the model is
     ready; the vectorizer's helper imports scikit-learn while this process reads the data.
     ``submit`` sends a task (a module-level function and its arguments, pickled over a pipe)
     and returns; ``result`` waits and raises what the task raised; ``run`` does both. Tasks run
@@ -70,8 +76,7 @@ class Helper:
         context = fork_context()
         if context is None or not start:
             return
-        for stream in (sys.stdout, sys.stderr):  # nothing buffered may be written twice
-            stream.flush()
+        _flush_streams()
         ours, theirs = context.Pipe()
         self._process = context.Process(target=_serve, args=(theirs, ours, warm_up), daemon=True)
         self._process.start()
@@ -193,8 +198,7 @@ class Forked:
         if fork_context() is None:
             return
         _watch_children()
-        for stream in (sys.stdout, sys.stderr):  # nothing buffered may be written twice
-            stream.flush()
+        _flush_streams()
         read_end, write_end = os.pipe()
         pid = os.fork()
         if pid == 0:  # the child
