@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import itertools
 import json
+import os
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -21,7 +22,7 @@ import numpy as np
 
 from .bundle import Bundle
 from .errors import DataError
-from .workers import available_cores, fork_context, quiet_signals
+from .workers import available_cores, fork_context, quiet_signals, signals_held
 
 __all__ = ["FORMATS", "Predictor", "RowWriter", "Scores", "available_cores", "batched",
            "read_lines", "records", "score_stream"]
@@ -268,10 +269,12 @@ def score_stream(
         return
     _WORKER_PREDICTOR = predictor
     pending: deque[tuple[list[str], Any, Future[Scores]]] = deque()
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=context,
-                             initializer=quiet_signals) as pool:
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=quiet_signals,
+                             initargs=(os.getpid(),)) as pool:
         try:
-            for chunk, extra in itertools.chain([second], iterator):
+            with signals_held():  # the workers are forked at the first submit
+                pending.append((second[0], second[1], pool.submit(_score_in_worker, second[0])))
+            for chunk, extra in iterator:
                 pending.append((chunk, extra, pool.submit(_score_in_worker, chunk)))
                 if len(pending) >= 2 * jobs:
                     chunk, extra, future = pending.popleft()

@@ -10,13 +10,14 @@ Ctrl-C is left to the parent (which shuts the pool down) and SIGTERM ends it qui
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import multiprocessing as mp
 import os
 import pickle
 import signal
 import sys
 import threading
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Iterator
 from multiprocessing.connection import Connection
 from multiprocessing.context import BaseContext
 from multiprocessing.process import BaseProcess
@@ -40,10 +41,41 @@ def fork_context() -> BaseContext | None:
     return mp.get_context("fork")
 
 
-def quiet_signals() -> None:
-    """Initializer of every forked worker: ignore Ctrl-C, die quietly on SIGTERM."""
+_HELD = {signal.SIGINT, signal.SIGTERM}
+
+
+@contextlib.contextmanager
+def signals_held() -> Iterator[None]:
+    """Hold SIGINT and SIGTERM back while forking. A child starts with this process's Python
+    handlers, and a signal that reached it before it set its own (:func:`quiet_signals`) would
+    run them there: a traceback, or a SIGTERM that CPython drops once the handler is reset, so
+    that the child never ends and whoever waits for it hangs. Held, a signal waits in the
+    kernel until the child has set its own handlers; this process gets its own on leaving."""
+    if not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, _HELD)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+def quiet_signals(parent: int | None = None) -> None:
+    """First thing in every forked child: ignore Ctrl-C (the parent handles it), die quietly on
+    SIGTERM, and die with ``parent``: on Linux the kernel sends SIGKILL when the parent ends,
+    even by SIGKILL (``PR_SET_PDEATHSIG``), and a parent already gone ends the child now. Then
+    the signals :func:`signals_held` held back are let through."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            pr_set_pdeathsig = 1
+            ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
+    if parent is not None and os.getppid() != parent:
+        os._exit(0)
+    if hasattr(signal, "pthread_sigmask"):
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, _HELD)
 
 
 def _flush_streams() -> None:
@@ -78,10 +110,12 @@ class Helper:
             return
         _flush_streams()
         ours, theirs = context.Pipe()
-        self._process = context.Process(target=_serve, args=(theirs, ours, warm_up), daemon=True)
-        self._process.start()
-        theirs.close()
         self._conn = ours
+        self._process = context.Process(target=_serve, args=(theirs, ours, warm_up, os.getpid()),
+                                        daemon=True)
+        with signals_held():
+            self._process.start()
+        theirs.close()
 
     def submit(self, task: Callable[..., Any], /, **kwargs: Any) -> None:
         """Hand the task over and return at once; ``result`` waits for it.
@@ -133,17 +167,21 @@ class Helper:
         self.close()
 
     def close(self) -> None:
-        """End the helper (idempotent); a task it is running is abandoned."""
+        """End the helper (idempotent), within a second or two whatever state it is in; a task
+        it is running is abandoned."""
         conn, process, sender = self._conn, self._process, self._sender
         self._conn = self._process = self._sender = None
+        if conn is not None:
+            conn.close()  # a helper waiting for a task reads the end of the pipe and returns
         if process is not None:
             if process.is_alive():
                 process.terminate()
-            process.join()
+            process.join(2.0)
+            if process.is_alive():  # SIGTERM cannot be missed (signals_held), but be sure
+                process.kill()
+                process.join()
         if sender is not None:  # its send fails once the helper is gone
             sender.join()
-        if conn is not None:
-            conn.close()
 
 
 # Children started by Forked in this process, ended with it (see _end_children_then).
@@ -200,12 +238,14 @@ class Forked:
         _watch_children()
         _flush_streams()
         read_end, write_end = os.pipe()
-        pid = os.fork()
+        parent = os.getpid()
+        with signals_held():
+            pid = os.fork()
         if pid == 0:  # the child
             os.close(read_end)
             try:
                 _children.clear()
-                quiet_signals()
+                quiet_signals(parent)
                 try:
                     payload = (True, task(**kwargs))
                 except Exception as err:
@@ -256,11 +296,18 @@ class Forked:
 
 
 def _serve(conn: Connection, parent_end: Connection,
-           warm_up: Callable[[], object] | None) -> None:
+           warm_up: Callable[[], object] | None, parent: int) -> None:
     global _in_helper
-    quiet_signals()
+    quiet_signals(parent)
     _in_helper = True
     parent_end.close()  # so that the parent's exit, even SIGKILL, ends the wait below
+    try:
+        _serve_tasks(conn, warm_up)
+    except BaseException:  # the parent went away mid-task: nobody to tell, nothing to print
+        os._exit(1)
+
+
+def _serve_tasks(conn: Connection, warm_up: Callable[[], object] | None) -> None:
     if warm_up is not None:
         with contextlib.suppress(Exception):  # warming up is optional; a task says what fails
             steps = warm_up()
