@@ -9,9 +9,31 @@ from typing import Any
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from .errors import DataError
 from .progress import EpochStats, TrainProgress
+from .text import printable
+
+# Nothing from the data or a file name is read as rich markup ("[link=...]", "[/]") or emoji
+# codes (":smile:"), and control characters are shown as escapes (text.printable).
+_PLAIN = {"markup": False, "emoji": False, "highlight": False}
+
+
+class _Stdout(Console):
+    """rich on stdout; a reader that went away (| head) is BrokenPipeError, which the command
+    turns into a quiet exit (rich itself would exit with status 1)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**_PLAIN, **kwargs)
+
+    def on_broken_pipe(self) -> None:
+        self.quiet = True
+        raise BrokenPipeError
+
+
+def _cell(value: object, newlines: bool = False) -> Text:
+    return Text(printable(str(value), newlines))
 
 
 def _fmt(value: float | None, digits: int = 4) -> str:
@@ -23,7 +45,7 @@ class TrainConsole(TrainProgress):
 
     def __init__(self, quiet: bool = False) -> None:
         self.quiet = quiet
-        self.console = Console(stderr=True, highlight=False, soft_wrap=True)
+        self.console = Console(stderr=True, soft_wrap=True, **_PLAIN)
         self.interactive = self.console.is_terminal and not quiet
         self._progress: Any = None
         self._task: Any = None
@@ -60,7 +82,7 @@ class TrainConsole(TrainProgress):
 
     def note(self, message: str) -> None:
         if not self.quiet:
-            self.console.print(message, markup=False)
+            self.console.print(printable(message))
 
     def epoch_start(self, epoch: int, epochs: int, batches: int) -> None:
         if self._progress is None:
@@ -85,8 +107,7 @@ class TrainConsole(TrainProgress):
         mark = "  *best" if is_best else ""
         self.console.print(
             f"{stats.epoch:>5} {_fmt(stats.train_loss):>10} {_fmt(stats.val_loss):>10} "
-            f"{_fmt(stats.train_acc):>9} {_fmt(stats.val_acc):>8} {stats.seconds:>8.2f}{mark}",
-            markup=False,
+            f"{_fmt(stats.train_acc):>9} {_fmt(stats.val_acc):>8} {stats.seconds:>8.2f}{mark}"
         )
 
 
@@ -99,7 +120,6 @@ def _kept(summary: dict[str, Any]) -> str:
 
 
 def print_train_summary(summary: dict[str, Any]) -> None:
-    out = Console(highlight=False, soft_wrap=True)
     val = summary["validation"]
     lines = [
         f"model folder: {summary['output']}",
@@ -121,13 +141,12 @@ def print_train_summary(summary: dict[str, Any]) -> None:
                 f"{name:>10}: micro_f1 {part['micro_f1']:.4f}  macro_f1 {part['macro_f1']:.4f}  "
                 f"subset_accuracy {part['subset_accuracy']:.4f}"
             )
-    for line in lines:
-        out.print(line, markup=False)
+    sys.stdout.write("".join(printable(line) + "\n" for line in lines))
 
 
 def print_eval(metrics: dict[str, Any]) -> None:
-    out = Console(highlight=False)
-    table = Table(title=f"{metrics['model']} on {metrics['data']}", show_header=True)
+    out = _Stdout()
+    table = Table(title=_cell(f"{metrics['model']} on {metrics['data']}"), show_header=True)
     table.add_column("metric")
     table.add_column("value", justify="right")
     if "accuracy" in metrics:
@@ -140,10 +159,10 @@ def print_eval(metrics: dict[str, Any]) -> None:
         neg, pos = metrics["labels"]
         matrix = Table(title="confusion matrix (rows: true, columns: predicted)")
         matrix.add_column("")
-        matrix.add_column(neg, justify="right")
-        matrix.add_column(pos, justify="right")
-        matrix.add_row(neg, str(cm["tn"]), str(cm["fp"]))
-        matrix.add_row(pos, str(cm["fn"]), str(cm["tp"]))
+        matrix.add_column(_cell(neg), justify="right")
+        matrix.add_column(_cell(pos), justify="right")
+        matrix.add_row(_cell(neg), str(cm["tn"]), str(cm["fp"]))
+        matrix.add_row(_cell(pos), str(cm["fn"]), str(cm["tp"]))
         out.print(matrix)
     else:
         for key in ("rows", "subset_accuracy", "hamming_loss", "micro_f1", "macro_f1",
@@ -155,7 +174,7 @@ def print_eval(metrics: dict[str, Any]) -> None:
         for column in ("label", "precision", "recall", "f1", "roc_auc", "support"):
             per.add_column(column, justify="left" if column == "label" else "right")
         for name, m in metrics["per_label"].items():
-            per.add_row(name, _fmt(m["precision"]), _fmt(m["recall"]), _fmt(m["f1"]),
+            per.add_row(_cell(name), _fmt(m["precision"]), _fmt(m["recall"]), _fmt(m["f1"]),
                         _fmt(m["roc_auc"]), str(m["support"]))
         out.print(per)
 
@@ -168,10 +187,11 @@ def _table_writer(records: list[dict[str, Any]], out: Console) -> None:
     if not multilabel:
         table.add_column("probability", justify="right")
     for record in records:
+        text = _cell(record["text"], newlines=True)
         if multilabel:
-            table.add_row(record["text"], ", ".join(record["labels"]) or "-")
+            table.add_row(text, _cell(", ".join(record["labels"]) or "-"))
         else:
-            table.add_row(record["text"], str(record["label"]), f"{record['probability']:.4f}")
+            table.add_row(text, _cell(record["label"]), f"{record['probability']:.4f}")
     out.print(table)
 
 
@@ -218,16 +238,15 @@ def run_predict(
         batches = ((chunk, None) for chunk in batched(texts, batch_size))
     else:
         if sys.stdin.isatty():
-            Console(stderr=True).print(
-                "reading texts from stdin, one per line (Ctrl-D to end)", markup=False
-            )
+            Console(stderr=True, **_PLAIN).print(
+                "reading texts from stdin, one per line (Ctrl-D to end)")
         lines = read_lines(sys.stdin.buffer, encoding or "utf-8-sig")
         batches = ((chunk, None) for chunk in batched(lines, batch_size))
 
     labels = predictor.bundle.labels
     scored = score_stream(predictor, batches, jobs if jobs > 0 else available_cores())
     if fmt == "table":
-        out = Console(highlight=False)
+        out = _Stdout()
         for chunk, extra, scores in scored:
             _table_writer(records(chunk, scores, labels, predictor.multilabel, extra), out)
         return
