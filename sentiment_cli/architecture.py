@@ -8,6 +8,7 @@ for the sparse first layer, then ``rest.{3i+2}.weight``/``.bias`` for each follo
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 from itertools import pairwise
 from typing import Any
@@ -53,6 +54,12 @@ def parameter_shapes(config: ModelConfig) -> dict[str, tuple[int, ...]]:
         shapes[f"{name}.weight"] = (width_out, width_in)
         shapes[f"{name}.bias"] = (width_out,)
     return shapes
+
+
+def parameter_count(vocab_size: int, hidden: list[int], n_outputs: int) -> int:
+    """How many numbers a model of this shape holds (without building it)."""
+    shapes = parameter_shapes(ModelConfig(vocab_size, list(hidden), 0.0, n_outputs))
+    return sum(math.prod(shape) for shape in shapes.values())
 
 
 def forward_numpy(

@@ -10,13 +10,13 @@ folder is written. Tensors are safetensors and the rest JSON, as in the model fo
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .bundle import write_folder_atomically, write_json
+from .bundle import save_tensors, write_json
 from .errors import DataError
+from .folders import FolderChanged, FolderReader, publish
 from .progress import EpochStats
 
 if TYPE_CHECKING:  # torch is imported by the training step, not by importing this module
@@ -25,6 +25,8 @@ if TYPE_CHECKING:  # torch is imported by the training step, not by importing th
     from .train import TrainState
 
 STATE_FILE = "state.json"
+CHECKPOINT_FORMAT = "sentiment-cli-checkpoint"
+_TENSOR_FILES = ("last.safetensors", "best.safetensors", "optimizer.safetensors")
 
 
 def checkpoint_path(output: Path) -> Path:
@@ -36,19 +38,18 @@ def vocabulary_digest(terms: list[str]) -> str:
 
 
 def save_checkpoint(folder: Path, state: TrainState, fingerprint: dict[str, Any]) -> None:
-    from safetensors.torch import save_file
-
     def fill(staging: Path) -> None:
-        save_file(_contiguous(state.model_state), str(staging / "last.safetensors"))
+        save_tensors(_contiguous(state.model_state), staging / "last.safetensors")
         if state.best_state is not None:
-            save_file(_contiguous(state.best_state), str(staging / "best.safetensors"))
+            save_tensors(_contiguous(state.best_state), staging / "best.safetensors")
         optimizer = state.optimizer_state
         tensors = {f"exp_avg.{i}": t for i, t in enumerate(optimizer["exp_avg"])}
         tensors |= {f"exp_avg_sq.{i}": t for i, t in enumerate(optimizer["exp_avg_sq"])}
         tensors |= {"torch_rng": state.torch_rng, "shuffle_rng": state.shuffle_rng}
         tensors |= {f"weight_sum.{k}": v for k, v in (state.weight_sum or {}).items()}
-        save_file(_contiguous(tensors), str(staging / "optimizer.safetensors"))
+        save_tensors(_contiguous(tensors), staging / "optimizer.safetensors")
         write_json(staging / STATE_FILE, {
+            "format": CHECKPOINT_FORMAT,
             "fingerprint": fingerprint,
             "epoch": state.epoch,
             "steps": optimizer["steps"],
@@ -59,45 +60,73 @@ def save_checkpoint(folder: Path, state: TrainState, fingerprint: dict[str, Any]
             "history": [asdict(h) for h in state.history],
         })
 
-    write_folder_atomically(folder, fill, force=True)
+    publish(folder, fill, "checkpoint", replace=True)
 
 
 def _contiguous(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
 
 
+def _changed_keys(saved: Any, fingerprint: dict[str, Any]) -> list[str]:
+    saved = saved if isinstance(saved, dict) else {}
+    return sorted(k for k in fingerprint if saved.get(k) != fingerprint[k])
+
+
+def _different_run(folder: Path, changed: list[str]) -> DataError:
+    return DataError(
+        f"--resume: the checkpoint at {folder} belongs to a different run (changed: "
+        f"{', '.join(changed)}); use the same data and options, or pass --force to start over"
+    )
+
+
+def _read_state(reader: FolderReader, folder: Path) -> dict[str, Any]:
+    if not reader.exists(STATE_FILE):
+        raise DataError(f"--resume: no checkpoint at {folder}; train without --resume")
+    meta = reader.read_json(STATE_FILE)
+    if not isinstance(meta, dict):
+        raise FolderChanged(f"{STATE_FILE} is not an object")
+    return meta
+
+
+def check_resumable(folder: Path, partial: dict[str, Any]) -> None:
+    """Before any data is read: the checkpoint's run had these options and input digests."""
+    try:
+        with FolderReader(folder) as reader:
+            saved = _read_state(reader, folder).get("fingerprint")
+    except (OSError, FolderChanged) as err:
+        raise DataError(f"--resume: the checkpoint at {folder} is damaged ({err}); pass "
+                        f"--force to start over") from None
+    changed = _changed_keys(saved, partial)
+    if changed:
+        raise _different_run(folder, changed)
+
+
 def load_checkpoint(folder: Path, fingerprint: dict[str, Any]) -> TrainState:
     """Read a checkpoint written by the same job; anything else is a clear error."""
     from safetensors import SafetensorError
-    from safetensors.torch import load_file
+    from safetensors.torch import load
 
     from .train import TrainState
 
-    if not (folder / STATE_FILE).is_file():
-        raise DataError(f"--resume: no checkpoint at {folder}; train without --resume")
     try:
-        meta = json.loads((folder / STATE_FILE).read_text(encoding="utf-8"))
-        saved = meta["fingerprint"]
-        if saved != fingerprint:
-            changed = sorted(k for k in set(saved) | set(fingerprint)
-                             if saved.get(k) != fingerprint.get(k))
-            raise DataError(
-                f"--resume: the checkpoint at {folder} belongs to a different run (changed: "
-                f"{', '.join(changed)}); use the same data and options, or pass --force to start "
-                f"over"
-            )
-        optimizer = load_file(str(folder / "optimizer.safetensors"))
-        best_file = folder / "best.safetensors"
+        with FolderReader(folder) as reader:
+            meta = _read_state(reader, folder)
+            changed = _changed_keys(meta.get("fingerprint"), fingerprint)
+            if changed:
+                raise _different_run(folder, changed)
+            tensors = {name: load(reader.read(name, reader.size(name)))
+                       for name in _TENSOR_FILES if reader.exists(name)}
+        optimizer = tensors["optimizer.safetensors"]
         n = int(meta["n_tensors"])
         return TrainState(
             epoch=int(meta["epoch"]),
-            model_state=load_file(str(folder / "last.safetensors")),
+            model_state=tensors["last.safetensors"],
             optimizer_state={
                 "steps": int(meta["steps"]),
                 "exp_avg": [optimizer[f"exp_avg.{i}"] for i in range(n)],
                 "exp_avg_sq": [optimizer[f"exp_avg_sq.{i}"] for i in range(n)],
             },
-            best_state=load_file(str(best_file)) if best_file.exists() else None,
+            best_state=tensors.get("best.safetensors"),
             best_val_loss=float(meta["best_val_loss"]),
             best_epoch=int(meta["best_epoch"]),
             bad_epochs=int(meta["bad_epochs"]),
@@ -107,7 +136,7 @@ def load_checkpoint(folder: Path, fingerprint: dict[str, Any]) -> TrainState:
             weight_sum={k.removeprefix("weight_sum."): v for k, v in optimizer.items()
                         if k.startswith("weight_sum.")} or None,
         )
-    except (OSError, KeyError, TypeError, ValueError, SafetensorError) as err:
+    except (OSError, KeyError, TypeError, ValueError, SafetensorError, FolderChanged) as err:
         raise DataError(
             f"--resume: the checkpoint at {folder} is damaged ({err}); pass --force to start over"
         ) from None

@@ -6,7 +6,6 @@ and option errors answer at once. Data goes to stdout; progress, notes and error
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import json
 import os
@@ -19,7 +18,8 @@ from typing import Annotated, Any, NoReturn, TypeVar
 import typer
 
 from .errors import DataError, SentimentError
-from .options import TrainOptions
+from .options import DEVICE_PATTERN, TrainOptions
+from .text import printable
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -30,16 +30,15 @@ _APP_SETTINGS: dict[str, Any] = {
     "context_settings": {"help_option_names": ["-h", "--help"]},
 }
 train_app = typer.Typer(**_APP_SETTINGS)
-# Helpers an entry point starts before typer parses the command line (see train_main).
-_started: dict[str, Any] = {}
 predict_app = typer.Typer(**_APP_SETTINGS)
 eval_app = typer.Typer(**_APP_SETTINGS)
 
 
 def error_line(message: str) -> None:
-    """The one line a user sees for an error."""
+    """The one line a user sees for an error, with control characters from file names or data
+    shown as escapes (they must not move the cursor, recolour or retitle a terminal)."""
     prog = Path(sys.argv[0]).name or "sentiment-cli"
-    sys.stderr.write(f"{prog}: error: {message}\n")
+    sys.stderr.write(f"{prog}: error: {printable(message)}\n")
     sys.stderr.flush()
 
 
@@ -75,14 +74,18 @@ def handle_errors(func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def _quiet_broken_pipe() -> None:
+def _quiet_broken_pipe_code() -> int:
     """The reader went away (| head): stop quietly, with the conventional SIGPIPE status."""
     try:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
     except OSError:
         pass
-    raise SystemExit(128 + signal.SIGPIPE)
+    return 128 + signal.SIGPIPE
+
+
+def _quiet_broken_pipe() -> NoReturn:
+    raise SystemExit(_quiet_broken_pipe_code())
 
 
 def _raise_on_signals() -> None:
@@ -367,13 +370,13 @@ def train(
         seed=seed,
         average_epochs=average_epochs,
     )
+    job.validate()  # every option, before anything is read or started
     console = TrainConsole(quiet=quiet)
     from .pipeline import run_training
 
     _raise_on_signals()
     with console:
-        summary = run_training(job, progress=console, note=console.note,
-                               counters=_started.pop("counters", None))
+        summary = run_training(job, progress=console, note=console.note)
     if as_json:
         sys.stdout.write(json.dumps(summary, ensure_ascii=False) + "\n")
     else:
@@ -424,8 +427,10 @@ def predict(
 
     if batch_size < 1:
         raise DataError("--batch-size must be at least 1")
-    if threshold is not None and not 0 <= threshold <= 1:
-        raise DataError(f"--threshold must be in [0, 1], got {threshold}")
+    if jobs < 0:
+        raise DataError(f"--jobs must be 0 (one per core) or more, got {jobs}")
+    _check_threshold(threshold)
+    _check_device(device)
     run_predict(
         model=model,
         texts=list(texts or []),
@@ -465,14 +470,16 @@ def evaluate(
         Path | None, typer.Option("--report", help="Also write report.md and plots/ into this "
                                   "folder.")
     ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", "-f", help="Replace an earlier --report folder.")
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object on stdout.")] = False,
     debug: DebugOption = False,
 ) -> None:
     from .evaluate import evaluate_file
     from .render import print_eval
 
-    if threshold is not None and not 0 <= threshold <= 1:
-        raise DataError(f"--threshold must be in [0, 1], got {threshold}")
+    _check_threshold(threshold)
     metrics = evaluate_file(
         model,
         data,
@@ -483,6 +490,7 @@ def evaluate(
         drop_invalid=drop_invalid,
         threshold=threshold,
         report_dir=report,
+        force=force,
     )
     if as_json:
         sys.stdout.write(json.dumps(metrics, ensure_ascii=False) + "\n")
@@ -490,27 +498,48 @@ def evaluate(
         print_eval(metrics)
 
 
-def _run(app: typer.Typer, prog: str, cleanup: Callable[[], None] | None = None) -> NoReturn:
+def _check_threshold(threshold: float | None) -> None:
+    if threshold is not None and not 0 <= threshold <= 1:
+        raise DataError(f"--threshold must be in [0, 1], got {threshold}")
+
+
+def _check_device(device: str) -> None:
+    if DEVICE_PATTERN.fullmatch(device.strip().lower()) is None:
+        raise DataError(f"--device must be auto, cpu, cuda or cuda:N, got {device!r}")
+
+
+# The command-line parser's own errors (a bad number, an unknown option): click's, or the copy
+# of click that newer Typer releases carry, found from a class both export.
+_PARSER_ERROR = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
+
+
+def _run(app: typer.Typer, prog: str) -> NoReturn:
     """Run a command, then leave at once with its status.
 
+    A usage error of the parser (a bad number, an unknown option) is one line like ours.
     Everything is written and closed by then, and unwinding the interpreter (torch's and
     scikit-learn's module graphs) would add 0.3-0.9 s to every run, so the output streams are
     flushed and the process ends without that teardown. An unexpected exception still
     propagates and ends the process the usual way, with its traceback.
     """
+    code: object
     try:
-        app(prog_name=prog)
-        code: object = 0
+        code = app(prog_name=prog, standalone_mode=False)
+    except _PARSER_ERROR as err:
+        error_line(f"{err.format_message()} (see {prog} --help)")
+        code = getattr(err, "exit_code", 2)
+    except typer.Abort:
+        error_line("interrupted")
+        code = 130
     except SystemExit as done:
         code = done.code
+    except BrokenPipeError:
+        code = _quiet_broken_pipe_code()
     if code is None:
         code = 0
     elif not isinstance(code, int):
-        sys.stderr.write(f"{code}\n")
+        sys.stderr.write(f"{printable(str(code))}\n")
         code = 1
-    if cleanup is not None:
-        with contextlib.suppress(Exception):  # ending helpers must not cost the exit status
-            cleanup()
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()
@@ -521,13 +550,7 @@ def _run(app: typer.Typer, prog: str, cleanup: Callable[[], None] | None = None)
 
 
 def train_main() -> None:
-    # The tokenising helper is forked before pandas, the pipeline and torch are imported here,
-    # so it loads scikit-learn 0.3-0.4 s sooner (README, "Speed"); the train command hands it
-    # to the pipeline, and it is closed whatever the command does.
-    from .features import start_counters
-
-    counters = _started["counters"] = start_counters()
-    _run(train_app, "bce-train", cleanup=None if counters is None else counters.close)
+    _run(train_app, "bce-train")
 
 
 def predict_main() -> None:

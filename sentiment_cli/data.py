@@ -51,7 +51,28 @@ class Dataset:
         return len(self.texts)
 
 
-def _check_path(path: Path) -> None:
+def check_encoding(encoding: str | None) -> str:
+    encoding = encoding or DEFAULT_ENCODING
+    try:
+        "".encode(encoding)
+    except LookupError:
+        raise DataError(f"unknown --encoding {encoding!r}; try utf-8, latin-1 or cp1252") from None
+    return encoding
+
+
+def check_delimiter(delimiter: str | None) -> str | None:
+    """The delimiter to use ('tab' spelled out is a tab), or None to sniff it."""
+    if not delimiter:
+        return None
+    sep = "\t" if delimiter in ("\\t", "tab", "TAB") else delimiter
+    if len(sep) != 1 or sep in "\r\n\"":
+        raise DataError(f"--delimiter must be one character (or 'tab'), other than a quote or a "
+                        f"line break, got {delimiter!r}")
+    return sep
+
+
+def check_path(path: Path) -> None:
+    """A data file that can be read: it exists, is a file, is readable and is not empty."""
     if not path.exists():
         raise DataError(f"{path}: no such file; check the path")
     if path.is_dir():
@@ -97,19 +118,12 @@ def read_table(
     import pandas as pd
 
     path = Path(path)
-    _check_path(path)
-    encoding = encoding or DEFAULT_ENCODING
+    check_path(path)
+    encoding = check_encoding(encoding)
     try:
-        "".encode(encoding)
-    except LookupError:
-        raise DataError(f"unknown --encoding {encoding!r}; try utf-8, latin-1 or cp1252") from None
-    try:
-        sep = delimiter if delimiter else sniff_delimiter(path, encoding)
+        sep = check_delimiter(delimiter) or sniff_delimiter(path, encoding)
     except OSError as err:
         raise DataError(f"{path}: cannot read ({err.strerror})") from None
-    sep = "\t" if sep in ("\\t", "tab", "TAB") else sep
-    if len(sep) != 1:
-        raise DataError(f"--delimiter must be one character (or 'tab'), got {sep!r}")
     try:
         frame = pd.read_csv(
             path,
@@ -198,8 +212,10 @@ def load_dataset(
     frame = read_table(path, delimiter=delimiter, encoding=encoding)
     where = str(path)
     text_col = pick_column(frame, text_column, TEXT_COLUMN_NAMES, "text", "--text-column", path)
+    weight_col = (pick_column(frame, weight_column, (), "weight", "--weight-column", path)
+                  if weight_column else None)
     if label_columns and [c.lower() for c in label_columns] == ["all-but-text"]:
-        label_cols = [c for c in frame.columns if c not in (text_col, weight_column)]
+        label_cols = [c for c in frame.columns if c not in (text_col, weight_col)]
     elif label_columns:
         label_cols = [
             pick_column(frame, c, LABEL_COLUMN_NAMES, "label", "--label-column", path)
@@ -252,7 +268,7 @@ def load_dataset(
             f"{where}: empty text in column {text_col!r} at rows {rows_text(blank_text)} "
             f"(row 1 = first data row); fix them or pass --drop-invalid to skip such rows"
         )
-    weights = _weights(frame, weight_column, where) if weight_column else None
+    weights = _weights(frame, weight_col, where) if weight_col else None
     dropped = int((~valid).sum())
     if dropped:
         texts, y = texts[valid], y[valid]
@@ -286,15 +302,13 @@ def read_lines_file(path: str | os.PathLike[str], encoding: str | None = None) -
     """One text per line, split on "\\n" only (never on U+0085 or other Unicode line breaks,
     which latin-1 and cp1252 files contain inside texts), stripped of spaces and "\\r"."""
     path = Path(path)
-    _check_path(path)
-    encoding = encoding or DEFAULT_ENCODING
+    check_path(path)
+    encoding = check_encoding(encoding)
     raw = path.read_bytes()
     try:
         text = raw.decode(encoding)
     except UnicodeDecodeError as err:
         raise _decode_error(path, encoding, err) from None
-    except LookupError:
-        raise DataError(f"unknown --encoding {encoding!r}; try utf-8, latin-1 or cp1252") from None
     return [line.strip(" \t\r") for line in text.split("\n")]
 
 

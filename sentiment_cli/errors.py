@@ -21,6 +21,17 @@ class BundleError(SentimentError):
     exit_code = 2
 
 
+def damaged(folder: object, detail: str) -> BundleError:
+    """The one line for a model folder that cannot be used as it is."""
+    return BundleError(f"{folder}: damaged model folder ({detail}); train it again with bce-train")
+
+
+class BusyError(SentimentError):
+    """Another process is writing the same output folder: exit status 1 (try again later)."""
+
+    exit_code = 1
+
+
 class TrainingError(SentimentError):
     """Training could not finish (diverged loss, device failure): exit status 1."""
 

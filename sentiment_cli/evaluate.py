@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import os
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .bundle import Bundle, load_bundle
+from .bundle import Bundle, load_bundle, write_json
 from .data import load_dataset
 from .errors import DataError
+from .folders import check_target, publish
 from .labels import canonical_label
 from .metrics import binary_metrics, calibration_bins, multilabel_metrics
 from .predict import Predictor
@@ -27,13 +29,41 @@ def evaluate_file(
     threshold: float | None = None,
     batch_size: int = 4096,
     report_dir: str | os.PathLike[str] | None = None,
+    force: bool = False,
 ) -> dict[str, Any]:
     """Metrics of the model in ``model_dir`` on the labeled rows of ``data_path``; with
-    ``report_dir``, also report.md and plots there."""
+    ``report_dir``, also report.md and plots there (a folder of its own: an earlier report is
+    replaced only with ``force``, anything else never). The report folder is checked and
+    locked before the model or the data is read."""
+    from .locking import FolderLock
+
+    if report_dir is None:
+        return _evaluate(model_dir, data_path, text_column, label_columns, delimiter, encoding,
+                         drop_invalid, threshold, batch_size)
+    report = check_target(Path(report_dir), "report", force, "--report")
+    with FolderLock(report, "--report"):
+        check_target(report, "report", force, "--report")
+        return _evaluate(model_dir, data_path, text_column, label_columns, delimiter, encoding,
+                         drop_invalid, threshold, batch_size, (report, Path(report_dir)), force)
+
+
+def _evaluate(
+    model_dir: str | os.PathLike[str],
+    data_path: str | os.PathLike[str],
+    text_column: str | None,
+    label_columns: list[str] | None,
+    delimiter: str | None,
+    encoding: str | None,
+    drop_invalid: bool,
+    threshold: float | None,
+    batch_size: int,
+    report: tuple[Path, Path] | None = None,
+    force: bool = False,
+) -> dict[str, Any]:
     bundle = load_bundle(model_dir)
     predictor = Predictor(bundle, threshold=threshold)
     if bundle.multilabel and not label_columns:
-        label_columns = list(bundle.config["data"]["label_columns"])
+        label_columns = list(bundle.spec.label_columns)
     read = dict(text_column=text_column, label_columns=label_columns, delimiter=delimiter,
                 encoding=encoding, drop_invalid=drop_invalid)
     try:
@@ -72,9 +102,14 @@ def evaluate_file(
         "temperature": bundle.temperature,
         "dropped_rows": data.dropped_rows,
     })
-    if report_dir is not None:
-        _write_eval_report(Path(report_dir), bundle, data_path, data.y, prob, metrics)
-        metrics["report"] = str(Path(report_dir) / "report.md")
+    if report is not None:
+        real, given = report
+
+        def fill(folder: Path) -> None:
+            _write_eval_report(folder, bundle, data_path, data.y, prob, metrics)
+
+        publish(real, fill, "report", replace=force)
+        metrics["report"] = str(given / "report.md")
     return metrics
 
 
@@ -82,9 +117,9 @@ def _write_eval_report(folder: Path, bundle: Bundle, data_path: str | os.PathLik
                        y: np.ndarray, prob: np.ndarray, metrics: dict[str, Any]) -> None:
     from .report import top_terms, write_report
 
-    if folder.exists() and not folder.is_dir():
-        raise DataError(f"--report {folder} is a file; give a folder")
-    folder.mkdir(parents=True, exist_ok=True)
+    write_json(folder / "report.json", {
+        "format": "sentiment-cli-report", "model": str(bundle.path), "data": str(data_path),
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds")})
     terms = bundle.vectorizer.get_feature_names_out().tolist()
     write_report(
         folder,

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
-from .errors import BundleError, DataError
+from .errors import BundleError, DataError, SentimentError, damaged
+from .options import MAX_NGRAM, finite
 from .workers import Helper, available_cores
 
 if TYPE_CHECKING:
@@ -27,6 +29,9 @@ T = TypeVar("T")
 # "!"/"?" as tokens of their own. README ("Choosing the defaults") has the measurements.
 SENTIMENT_TOKEN_PATTERN = r"(?u)\w+(?:'\w+)*|'\w+|[!?]"
 SKLEARN_TOKEN_PATTERN = r"(?u)\b\w\w+\b"
+# Linear-time patterns, tokenised by scikit-learn's own ``re`` tokenizer; any other pattern goes
+# through BoundedTokenizer.
+BUILTIN_PATTERNS = frozenset({SENTIMENT_TOKEN_PATTERN, SKLEARN_TOKEN_PATTERN})
 
 # Negations that scikit-learn's English stop list would remove: "not good" must not become "good".
 NEGATIONS = frozenset(
@@ -57,10 +62,12 @@ class VectorizerOptions:
 
     def validate(self) -> None:
         lo, hi = self.ngram_range
-        if lo < 1 or hi < lo:
-            raise DataError(f"--ngram-range must be MIN,MAX with 1 <= MIN <= MAX, got {lo},{hi}")
+        if lo < 1 or hi < lo or hi > MAX_NGRAM:
+            raise DataError(f"--ngram-range must be MIN,MAX with 1 <= MIN <= MAX <= {MAX_NGRAM}, "
+                            f"got {lo},{hi}")
         for name, value in (("--min-df", self.min_df), ("--max-df", self.max_df)):
-            if value < 0 or (isinstance(value, float) and value > 1.0 and not value.is_integer()):
+            if not finite(value) or value < 0 or (
+                    isinstance(value, float) and value > 1.0 and not value.is_integer()):
                 raise DataError(
                     f"{name} must be a fraction in [0, 1] or a whole document count, got {value}"
                 )
@@ -68,6 +75,66 @@ class VectorizerOptions:
             raise DataError(f"--max-features must be at least 1, got {self.max_features}")
         if self.stop_words not in (None, "english"):
             raise DataError(f"--stop-words accepts 'english' or 'none', got {self.stop_words!r}")
+        if self.token_pattern not in BUILTIN_PATTERNS:
+            BoundedTokenizer(self.token_pattern)  # a bad pattern fails here, before any reading
+
+
+# A custom pattern gets this long per text (plus a microsecond per character, so a long review
+# is never cut off by a linear pattern): far more than any linear pattern needs, far less than a
+# user would wait for a pattern that backtracks catastrophically.
+SECONDS_PER_TEXT = 1.0
+_PROBES = ("a" * 3000 + "!", "1" * 3000 + "\x00", " " * 3000 + "a", "ab " * 1000 + "!",
+           "a-" * 1500 + "!", "\u00e9" * 3000 + "?", "aA1_" * 750 + " ")
+
+
+class BoundedTokenizer:
+    """A custom token pattern's ``findall`` with a time limit per text.
+
+    Python's ``re`` cannot be interrupted: a pattern with catastrophic backtracking (typed by
+    mistake, or in a model folder from someone else) would hang on the first text that triggers
+    it. The ``regex`` module (a superset of ``re``'s syntax) takes a ``timeout``, and avoids
+    most such backtracking in the first place. ``folder``: the model folder the pattern comes
+    from (errors then call it damaged), or None for ``--token-pattern``.
+    """
+
+    def __init__(self, pattern: str, folder: Path | None = None) -> None:
+        import regex
+
+        self.pattern, self.folder = pattern, folder
+        try:
+            self._compiled = regex.compile(pattern)
+        except (regex.error, ValueError, OverflowError, RecursionError) as err:
+            raise self._error(f"is not a valid regular expression ({err})", "fix it") from None
+        if self._compiled.groups > 1:
+            raise self._error(f"has {self._compiled.groups} capturing groups",
+                              "a token pattern may have one at most (use (?:...) for the others)")
+
+    def _error(self, problem: str, fix: str) -> SentimentError:
+        if self.folder is None:
+            return DataError(f"--token-pattern {self.pattern!r} {problem}; {fix}")
+        return damaged(self.folder, f"its token_pattern {self.pattern!r:.80} {problem}")
+
+    def _too_slow(self, limit: float) -> SentimentError:
+        return self._error(f"took more than {limit:.2f} s on one text: it backtracks "
+                           f"catastrophically", "simplify the pattern")
+
+    def __call__(self, text: str) -> list[str]:
+        limit = SECONDS_PER_TEXT + len(text) * 1e-6
+        try:
+            return self._compiled.findall(text, timeout=limit)
+        except TimeoutError:
+            raise self._too_slow(limit) from None
+
+    def vet(self, limit: float = 0.25) -> None:
+        """Refuse a pattern that is slow on a few texts known to trigger backtracking."""
+        for probe in _PROBES:
+            try:
+                self._compiled.findall(probe, timeout=limit)
+            except TimeoutError:
+                raise self._too_slow(limit) from None
+
+    def __reduce__(self) -> tuple[Any, ...]:  # workers get the pattern, not a compiled object
+        return BoundedTokenizer, (self.pattern, self.folder)
 
 
 def _df_value(value: float, whole_at_one: bool) -> float | int:
@@ -79,6 +146,17 @@ def _df_value(value: float, whole_at_one: bool) -> float | int:
     if float(value).is_integer() and (value > 1 or (value == 1 and whole_at_one)):
         return int(value)
     return float(value)
+
+
+def _tokenizing(pattern: str, folder: Path | None = None) -> dict[str, Any]:
+    """CountVectorizer's tokenizer arguments for a pattern: its own for the built-in ones, a
+    :class:`BoundedTokenizer` (vetted, when it comes from a model folder) for any other."""
+    if pattern in BUILTIN_PATTERNS:
+        return {"token_pattern": pattern}
+    tokenizer = BoundedTokenizer(pattern, folder)
+    if folder is not None:
+        tokenizer.vet()
+    return {"token_pattern": None, "tokenizer": tokenizer}
 
 
 def build_vectorizer(options: VectorizerOptions) -> CountVectorizer:
@@ -93,8 +171,8 @@ def build_vectorizer(options: VectorizerOptions) -> CountVectorizer:
         binary=options.binary,
         lowercase=options.lowercase,
         stop_words=english_stop_words() if options.stop_words == "english" else None,
-        token_pattern=options.token_pattern,
         dtype=np.float32,
+        **_tokenizing(options.token_pattern),
     )
 
 
@@ -312,7 +390,9 @@ def vectorizer_to_json(options: VectorizerOptions, terms: Sequence[str]) -> dict
     return {"params": params, "terms": list(terms)}
 
 
-def vectorizer_from_json(payload: dict[str, Any]) -> CountVectorizer:
+def vectorizer_from_json(payload: dict[str, Any], folder: Path | None = None) -> CountVectorizer:
+    """The fitted vectorizer of :func:`vectorizer_to_json`'s payload. ``folder``: the model
+    folder it comes from (its token pattern is then vetted, and errors call it damaged)."""
     from sklearn.feature_extraction.text import CountVectorizer
 
     try:
@@ -328,13 +408,15 @@ def vectorizer_from_json(payload: dict[str, Any]) -> CountVectorizer:
             binary=bool(params["binary"]),
             lowercase=bool(params["lowercase"]),
             stop_words=params.get("stop_word_list"),
-            token_pattern=str(params["token_pattern"]),
             vocabulary=vocabulary,
             dtype=np.float32,
+            **_tokenizing(str(params["token_pattern"]), folder),
         )
         # Validate once now, so a broken vocabulary fails at load time, not mid-stream.
         vectorizer._validate_vocabulary()
     except (KeyError, TypeError, ValueError) as err:
+        if folder is not None:
+            raise damaged(folder, f"vocabulary.json: {err}") from None
         raise BundleError(f"the vocabulary file is malformed ({err})") from None
     return vectorizer
 

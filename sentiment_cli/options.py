@@ -9,6 +9,15 @@ from dataclasses import dataclass, field
 from .errors import DataError
 
 DEVICE_PATTERN = re.compile(r"auto|cpu|cuda(:\d+)?")
+# Bounds of what a user can ask for, also what a model folder may hold (schema.py).
+MAX_NGRAM = 10  # word n-grams; a text of n tokens has n * MAX_NGRAM of them at most
+MAX_HIDDEN = 100_000
+MAX_LAYERS = 16
+MAX_SEED = 2**32 - 1  # what NumPy's and scikit-learn's seeding accept
+
+
+def finite(value: object) -> bool:
+    return isinstance(value, int | float) and math.isfinite(value)
 
 
 @dataclass
@@ -31,14 +40,24 @@ class TrainOptions:
     average_epochs: bool = True
 
     def validate(self) -> None:
+        weight = self.pos_weight
         checks = [
-            (self.lr > 0 and math.isfinite(self.lr), "--lr must be a positive number"),
-            (self.weight_decay >= 0, "--weight-decay must be >= 0"),
+            (finite(self.lr) and self.lr > 0, f"--lr must be a positive number, got {self.lr}"),
+            (finite(self.weight_decay) and self.weight_decay >= 0,
+             f"--weight-decay must be a number >= 0, got {self.weight_decay}"),
             (self.batch_size >= 1, "--batch-size must be at least 1"),
             (self.epochs >= 1, "--epochs must be at least 1"),
             (self.patience >= 1, "--patience must be at least 1"),
-            (0 <= self.dropout < 1, "--dropout must be in [0, 1)"),
-            (all(h >= 1 for h in self.hidden), "--hidden sizes must be positive integers"),
+            (finite(self.dropout) and 0 <= self.dropout < 1,
+             f"--dropout must be in [0, 1), got {self.dropout}"),
+            (len(self.hidden) <= MAX_LAYERS, f"--hidden takes at most {MAX_LAYERS} layer sizes"),
+            (all(1 <= h <= MAX_HIDDEN for h in self.hidden),
+             f"--hidden sizes must be whole numbers from 1 to {MAX_HIDDEN:,}, got "
+             f"{','.join(map(str, self.hidden))}"),
+            (weight in (None, "auto", "balanced") or (finite(weight) and weight > 0),
+             f"--pos-weight must be auto, balanced, none or a positive number, got {weight}"),
+            (0 <= self.seed <= MAX_SEED, f"--seed must be a whole number from 0 to {MAX_SEED}, "
+                                         f"got {self.seed}"),
             (DEVICE_PATTERN.fullmatch(self.device.strip().lower()) is not None,
              f"--device must be auto, cpu, cuda or cuda:N, got {self.device!r}"),
         ]

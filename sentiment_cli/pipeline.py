@@ -7,7 +7,6 @@ import contextlib
 import csv
 import io
 import json
-import shutil
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -17,19 +16,31 @@ from typing import Any
 
 import numpy as np
 
+from .architecture import parameter_count
 from .bundle import (
     FORMAT_NAME,
     FORMAT_VERSION,
     VOCABULARY_FILE,
     WEIGHTS_FILE,
-    check_output_free,
     save_weights,
     versions,
-    write_folder_atomically,
     write_json,
 )
-from .checkpoint import checkpoint_path, load_checkpoint, save_checkpoint, vocabulary_digest
-from .data import Dataset, load_dataset, load_line_files
+from .checkpoint import (
+    check_resumable,
+    checkpoint_path,
+    load_checkpoint,
+    save_checkpoint,
+    vocabulary_digest,
+)
+from .data import (
+    Dataset,
+    check_delimiter,
+    check_encoding,
+    check_path,
+    load_dataset,
+    load_line_files,
+)
 from .errors import DataError, Interrupted, TrainingError
 from .features import (
     Counters,
@@ -40,6 +51,9 @@ from .features import (
     start_counters,
     vectorizer_to_json,
 )
+from .folders import check_target, file_digest, owned_files, publish, remove_owned
+from .locking import FolderLock
+from .memory import TRAINING_COPIES, check_fits, human
 from .options import TrainOptions
 from .progress import EpochStats, TrainProgress
 from .split import related_groups, split_rows
@@ -109,6 +123,11 @@ class TrainJob:
             )
         self.vectorizer.validate()
         self.train.validate()
+        check_encoding(self.encoding)
+        check_delimiter(self.delimiter)
+        for path in (self.data, self.val_data, *(self.line_files or ())):
+            if path is not None:
+                check_path(Path(path))
 
 
 def _subset(data: Dataset, rows: np.ndarray) -> Dataset:
@@ -318,46 +337,119 @@ def _import_trainer() -> None:
     from . import calibration, report, train  # noqa: F401
 
 
-def _check_job(job: TrainJob) -> Path:
-    """Fail before reading on options, output and device that cannot work; the checkpoint
-    folder's path."""
+def _check_job(job: TrainJob) -> tuple[Path, Path]:
+    """Fail before reading on options, output and device that cannot work; the model folder's
+    real path and its checkpoint folder's."""
     job.validate()
-    check_output_free(job.output, job.force)
+    output = check_target(job.output, "model", job.force, "--output")
     if job.train.device.strip().lower().startswith("cuda"):
         from .train import resolve_device
 
         resolve_device(job.train.device)  # a CUDA request that cannot work fails before reading
-    checkpoints = checkpoint_path(job.output)
-    if checkpoints.exists() and not (job.resume or job.force):
+    _check_training_memory(job.train, vocab_size=1, n_outputs=1)  # --hidden alone too big
+    return output, checkpoint_path(output)
+
+
+def _check_training_memory(options: TrainOptions, vocab_size: int, n_outputs: int) -> None:
+    """Refuse a model whose weights and optimizer state cannot fit, before allocating them."""
+    params = parameter_count(vocab_size, options.hidden, n_outputs)
+    hidden = ",".join(map(str, options.hidden)) or "none"
+    what = (f"--hidden {hidden} with a vocabulary of {vocab_size:,} terms" if vocab_size > 1
+            else f"--hidden {hidden} (even with a vocabulary of one term)")
+    fix = "use a smaller --hidden, or shrink the vocabulary with --max-features or --min-df 2"
+    check_fits(4 * TRAINING_COPIES * params, what, fix)
+    if options.device.strip().lower().startswith("cuda") and vocab_size > 1:
+        import torch
+
+        from .train import resolve_device
+
+        free, _ = torch.cuda.mem_get_info(resolve_device(options.device))
+        if 4 * 3 * params > free:  # the weights and Adam's two moments live on the GPU
+            raise DataError(f"{what} needs about {human(12 * params)} of GPU memory and "
+                            f"{human(free)} is free; {fix}")
+
+
+def _check_checkpoint(checkpoints: Path, job: TrainJob) -> None:
+    """Under the lock: an earlier run's checkpoint is resumed, or discarded with --force, and
+    a folder in its place that bce-train did not write is never touched."""
+    if not (checkpoints.exists() or checkpoints.is_symlink()):
+        if job.resume:
+            raise DataError(f"--resume: no checkpoint at {checkpoints}; train without --resume")
+        return
+    if not checkpoints.is_dir() or owned_files(checkpoints, "checkpoint") is None:
+        raise DataError(
+            f"{checkpoints} is where bce-train keeps this model's checkpoint, but it holds "
+            f"something bce-train did not write; move it away or choose another --output")
+    if not (job.resume or job.force):
         raise DataError(
             f"{checkpoints} holds the checkpoint of an interrupted run: pass --resume to continue "
             f"it, or --force to start over"
         )
-    return checkpoints
+
+
+def _data_digests(job: TrainJob) -> dict[str, str | None]:
+    """SHA-256 of every input file, so --resume refuses a file whose content changed."""
+    inputs = {"data": job.data, "val_data": job.val_data}
+    if job.line_files is not None:
+        inputs = {"positive_lines": job.line_files[0], "negative_lines": job.line_files[1]}
+    digests: dict[str, str | None] = {}
+    for name, path in inputs.items():
+        try:
+            digests[f"{name}_sha256"] = None if path is None else file_digest(path)[1]
+        except OSError:  # reading the data says what is wrong with it
+            digests[f"{name}_sha256"] = None
+    return digests
+
+
+def _fingerprint_options(job: TrainJob) -> dict[str, Any]:
+    """What must not change between a run and its --resume, as known before reading the data
+    (JSON types: tuples become lists, as read back from the checkpoint)."""
+    return json.loads(json.dumps({
+        "data": None if job.data is None else str(job.data),
+        "val_data": None if job.val_data is None else str(job.val_data),
+        "val_split": job.val_split,
+        "val_max_rows": job.val_max_rows,
+        "val_grouping": job.val_grouping,
+        "vectorizer": asdict(job.vectorizer),
+        "train": {k: v for k, v in asdict(job.train).items() if k not in ("epochs", "device")},
+    }))
 
 
 def run_training(
     job: TrainJob,
     progress: TrainProgress | None = None,
     note: Callable[[str], None] = lambda message: None,
-    counters: Counters | None = None,
 ) -> dict[str, Any]:
     """Train on ``job.data`` and write the model folder ``job.output``; return the summary.
 
-    ``counters``: tokenising helpers the caller started earlier (``bce-train`` does, first
-    thing), closed here once the features are built; by default they are started here."""
+    Every option and the output paths are checked first; the output's lock is then held until
+    the model folder is written (one writer per folder), before any data is read."""
+    output, checkpoints = _check_job(job)
+    with FolderLock(output):
+        check_target(output, "model", job.force, "--output")  # again, now that we hold it
+        _check_checkpoint(checkpoints, job)
+        return _train_locked(job, output, checkpoints, progress, note)
+
+
+def _train_locked(
+    job: TrainJob,
+    output: Path,
+    checkpoints: Path,
+    progress: TrainProgress | None,
+    note: Callable[[str], None],
+) -> dict[str, Any]:
     from .calibration import fit_temperature, tune_thresholds
     from .metrics import sigmoid
 
+    started = time.perf_counter()
+    digests = _data_digests(job)
+    if job.resume:
+        check_resumable(checkpoints, {**_fingerprint_options(job), **digests})
     # The helpers import scikit-learn while this process reads, tokenise while it imports
-    # torch, and run the split; this process never imports scikit-learn. Given or started here
-    # (after the checks, so a bad command forks nothing), they end with this block.
+    # torch, and run the split; this process never imports scikit-learn. They end with this
+    # block, whatever happens in it.
     with contextlib.ExitStack() as helpers:
-        if counters is not None:
-            helpers.callback(counters.close)
-        checkpoints = _check_job(job)
-        started = time.perf_counter()
-        if counters is None and (counters := start_counters()) is not None:
+        if (counters := start_counters()) is not None:
             helpers.callback(counters.close)
         data, val = _read_data(job, note)
         read_seconds = time.perf_counter() - started
@@ -369,22 +461,18 @@ def run_training(
         f"{len(train_part)} training rows, {0 if val is None else len(val)} validation rows, "
         f"vocabulary of {x_train.shape[1]} terms"
     )
+    _check_training_memory(job.train, x_train.shape[1], 1 if train_part.y.ndim == 1
+                           else train_part.y.shape[1])
     from .model import predict_logits
     from .train import TrainingDiverged, TrainState, fit
 
     fingerprint = {
-        "data": data.source,
-        "val_data": None if job.val_data is None else str(job.val_data),
-        "val_split": job.val_split,
-        "val_max_rows": job.val_max_rows,
-        "val_grouping": job.val_grouping,
+        **_fingerprint_options(job),
+        **digests,
         "label_columns": data.label_columns,
-        "vectorizer": asdict(job.vectorizer),
-        "train": {k: v for k, v in asdict(job.train).items() if k not in ("epochs", "device")},
         "train_rows": len(train_part),
         "vocabulary": vocabulary_digest(vectorizer_json["terms"]),
     }
-    fingerprint = json.loads(json.dumps(fingerprint))  # tuples -> lists, as read back
     resume_state = load_checkpoint(checkpoints, fingerprint) if job.resume else None
     if resume_state is not None:
         note(f"resuming after epoch {resume_state.epoch} from {checkpoints}")
@@ -512,8 +600,10 @@ def run_training(
                 report_helper.result()
                 report_wait[0] = time.perf_counter() - waited
 
-        write_folder_atomically(job.output, fill, job.force)
-    shutil.rmtree(checkpoints, ignore_errors=True)
+        for message in publish(output, fill, "model", replace=job.force):
+            note(message)
+    if checkpoints.is_dir():
+        remove_owned(checkpoints, "checkpoint")
     total = time.perf_counter() - started
     return {
         "output": str(job.output),

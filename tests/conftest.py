@@ -92,4 +92,12 @@ def sample_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
+def resign(folder: Path, kind: str = "model") -> None:
+    """Write the folder's manifest anew after a test changed its files on purpose (what a
+    hostile author would do), so that loading checks the content, not only the digests."""
+    from sentiment_cli.folders import write_manifest
+
+    write_manifest(folder, kind)
+
+
 needs_shared = pytest.mark.skipif(not SHARED_DATA.exists(), reason="../shared/data is absent")

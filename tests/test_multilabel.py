@@ -90,7 +90,9 @@ def test_binary_bundle_without_a_task_field_still_loads(sample_model: Path,
     old = Path(shutil.copytree(sample_model, tmp_path / "old"))
     config = json.loads((old / "config.json").read_text())
     del config["task"]  # an earlier binary-only writer did not record the task
+    config["format_version"] = 1  # nor write a manifest
     (old / "config.json").write_text(json.dumps(config))
+    (old / "manifest.json").unlink()
     result = run("bce-predict", str(old), "love it")
     assert result.returncode == 0 and json.loads(result.stdout)["label"] in ("positive",
                                                                              "negative")

@@ -20,6 +20,7 @@ from conftest import (
     assert_clean_error,
     command,
     needs_shared,
+    resign,
     run,
     toy_rows,
     write_csv,
@@ -194,11 +195,12 @@ def test_empty_and_header_only_files(tmp_path: Path, content: str) -> None:
     ("damage", "needle"),
     [
         (lambda m: (m / "model.safetensors").unlink(), "missing model.safetensors"),
-        (lambda m: (m / "config.json").write_text("{"), "not valid JSON"),
+        (lambda m: (m / "config.json").write_text("{"), "does not match its digest"),
+        (lambda m: ((m / "config.json").write_text("{"), resign(m)), "not valid JSON"),
         (lambda m: (m / "model.safetensors").write_bytes(b"\x80\x04junk"), "safetensors"),
-        (lambda m: (m / "config.json").write_text(
-            (m / "config.json").read_text().replace('"format_version": 1', '"format_version": 7')),
-         "newer sentiment-cli"),
+        (lambda m: ((m / "config.json").write_text(
+            (m / "config.json").read_text().replace('"format_version": 2', '"format_version": 7')
+        ), resign(m)), "newer sentiment-cli"),
     ],
 )
 def test_damaged_model_folders_are_refused_by_predict_and_eval(
@@ -244,6 +246,6 @@ def test_bundle_errors_do_not_execute_anything(tmp_path: Path) -> None:
     (tmp_path / "config.json").write_text(json.dumps({"format": "other"}))
     (tmp_path / "vocabulary.json").write_text("{}")
     (tmp_path / "model.safetensors").write_bytes(b"")
-    with pytest.raises(BundleError, match="not a sentiment-cli model"):
+    with pytest.raises(BundleError, match="not 'sentiment-cli-model'"):
         load_bundle(tmp_path)
     assert np.isfinite(1.0)

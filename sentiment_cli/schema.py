@@ -1,0 +1,182 @@
+"""A model folder's ``config.json``, checked field by field before anything is built from it.
+
+A model folder from someone else is data: every field prediction uses has its type and range
+checked here (n-gram sizes, thresholds in [0, 1], a temperature that calibration can produce,
+labels that match the outputs), so a hostile or damaged folder is refused with one line instead
+of answering wrongly, hanging or exhausting memory. Only JSON types are accepted: ``true`` is
+not a number and ``1.0`` is not a count.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from .architecture import ModelConfig
+from .options import MAX_HIDDEN, MAX_LAYERS, MAX_NGRAM
+
+FORMAT_NAME = "sentiment-cli-model"
+FORMAT_VERSION = 2  # 2 adds manifest.json (every file's size and SHA-256), checked on load
+MAX_VOCABULARY = 2**31 - 1
+MAX_LABELS = 10_000
+MAX_TEXT = 10_000  # characters of a label name or a token pattern
+# fit_temperature searches [0.05, 20]; "none" stores 1.0. Anything else was not written by us.
+TEMPERATURE_RANGE = (0.05, 20.0)
+
+
+class ConfigProblem(ValueError):
+    """What is wrong with config.json, in words (the caller names the folder)."""
+
+
+class NewerFormat(Exception):
+    def __init__(self, version: int) -> None:
+        super().__init__(version)
+        self.version = version
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What prediction needs from config.json, checked."""
+
+    format_version: int
+    multilabel: bool
+    labels: list[str]
+    thresholds: list[float]
+    temperature: float
+    model: ModelConfig
+    vectorizer: dict[str, Any]  # ngram_range, binary, lowercase, token_pattern, stop_word_list
+    label_columns: list[str]
+
+
+def _field(mapping: dict[str, Any], key: str, where: str) -> Any:
+    if key not in mapping:
+        raise ConfigProblem(f"{where}{key} is missing")
+    return mapping[key]
+
+
+def _mapping(value: Any, name: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise ConfigProblem(f"{name} must be an object, got {_show(value)}")
+    return value
+
+
+def _show(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _integer(value: Any, name: str, low: int, high: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ConfigProblem(f"{name} must be a whole number in [{low}, {high}], got {_show(value)}")
+    return value
+
+
+def _number(value: Any, name: str, low: float, high: float, slack: float = 0.0) -> float:
+    """A JSON number in [low, high] (give or take ``slack``, relative, for rounding)."""
+    if (isinstance(value, bool) or not isinstance(value, int | float)
+            or not math.isfinite(value)
+            or not low * (1 - slack) <= value <= high * (1 + slack)):
+        raise ConfigProblem(f"{name} must be a number in [{low:g}, {high:g}], got {_show(value)}")
+    return float(value)
+
+
+def _boolean(value: Any, name: str) -> bool:
+    if not isinstance(value, bool):
+        raise ConfigProblem(f"{name} must be true or false, got {_show(value)}")
+    return value
+
+
+def _strings(value: Any, name: str, low: int, high: int, distinct: bool = True) -> list[str]:
+    if not isinstance(value, list) or not low <= len(value) <= high:
+        raise ConfigProblem(f"{name} must be a list of {low} to {high} strings, got "
+                            f"{_show(value)}")
+    for item in value:
+        if not isinstance(item, str) or not item or len(item) > MAX_TEXT:
+            raise ConfigProblem(f"{name} must hold non-empty strings, got {_show(item)}")
+    if distinct and len(set(value)) != len(value):
+        raise ConfigProblem(f"{name} repeats a value")
+    return list(value)
+
+
+def _model(value: Any, n_outputs: int) -> ModelConfig:
+    model = _mapping(value, "model")
+    hidden = _field(model, "hidden", "model.")
+    if not isinstance(hidden, list) or len(hidden) > MAX_LAYERS:
+        raise ConfigProblem(f"model.hidden must be a list of at most {MAX_LAYERS} sizes")
+    outputs = _integer(_field(model, "n_outputs", "model."), "model.n_outputs", 1, MAX_LABELS)
+    if outputs != n_outputs:
+        raise ConfigProblem(f"model.n_outputs is {outputs} but the labels need {n_outputs}")
+    return ModelConfig(
+        vocab_size=_integer(_field(model, "vocab_size", "model."), "model.vocab_size", 1,
+                            MAX_VOCABULARY),
+        hidden=[_integer(h, "model.hidden", 1, MAX_HIDDEN) for h in hidden],
+        dropout=_number(_field(model, "dropout", "model."), "model.dropout", 0.0, 0.999),
+        n_outputs=outputs,
+    )
+
+
+def _vectorizer(value: Any) -> dict[str, Any]:
+    params = _mapping(value, "vectorizer")
+    ngrams = _field(params, "ngram_range", "vectorizer.")
+    if not isinstance(ngrams, list) or len(ngrams) != 2:
+        raise ConfigProblem(f"vectorizer.ngram_range must be [MIN, MAX], got {_show(ngrams)}")
+    low = _integer(ngrams[0], "vectorizer.ngram_range", 1, MAX_NGRAM)
+    high = _integer(ngrams[1], "vectorizer.ngram_range", low, MAX_NGRAM)
+    pattern = _field(params, "token_pattern", "vectorizer.")
+    if not isinstance(pattern, str) or not pattern or len(pattern) > MAX_TEXT:
+        raise ConfigProblem(f"vectorizer.token_pattern must be a regular expression, got "
+                            f"{_show(pattern)}")
+    stop_words = params.get("stop_word_list")
+    if stop_words is not None:
+        stop_words = _strings(stop_words, "vectorizer.stop_word_list", 0, 100_000,
+                              distinct=False)
+    return {
+        "ngram_range": (low, high),
+        "binary": _boolean(_field(params, "binary", "vectorizer."), "vectorizer.binary"),
+        "lowercase": _boolean(_field(params, "lowercase", "vectorizer."),
+                              "vectorizer.lowercase"),
+        "token_pattern": pattern,
+        "stop_word_list": stop_words,
+    }
+
+
+def parse_config(config: Any) -> ModelSpec:
+    """The checked fields of a config.json; :class:`ConfigProblem` or :class:`NewerFormat`."""
+    config = _mapping(config, "config.json")
+    if config.get("format") != FORMAT_NAME:
+        raise ConfigProblem(f"its format is {_show(config.get('format'))}, not {FORMAT_NAME!r}")
+    version = _field(config, "format_version", "")
+    if isinstance(version, int) and not isinstance(version, bool) and version > FORMAT_VERSION:
+        raise NewerFormat(version)
+    version = _integer(version, "format_version", 1, FORMAT_VERSION)
+    # The first, binary-only writer did not record the task; format 2 always does.
+    task = config.get("task", "binary") if version == 1 else _field(config, "task", "")
+    if task not in ("binary", "multilabel"):
+        raise ConfigProblem(f"task must be binary or multilabel, got {_show(task)}")
+    multilabel = task == "multilabel"
+    labels = _strings(_field(config, "labels", ""), "labels", 1 if multilabel else 2,
+                      MAX_LABELS if multilabel else 2)
+    n_outputs = len(labels) if multilabel else 1
+    thresholds = _field(config, "thresholds", "")
+    if not isinstance(thresholds, list) or len(thresholds) != n_outputs:
+        raise ConfigProblem(f"thresholds must be a list of {n_outputs} numbers, one per output")
+    low, high = TEMPERATURE_RANGE
+    label_columns: list[str] = []
+    if multilabel:
+        data = _mapping(_field(config, "data", ""), "data")
+        label_columns = _strings(_field(data, "label_columns", "data."), "data.label_columns",
+                                 n_outputs, n_outputs)
+    training = config.get("training", {})
+    _mapping(training, "training")
+    return ModelSpec(
+        format_version=version,
+        multilabel=multilabel,
+        labels=labels,
+        thresholds=[_number(t, "thresholds", 0.0, 1.0) for t in thresholds],
+        temperature=_number(_field(config, "temperature", ""), "temperature", low, high,
+                            slack=1e-9),
+        model=_model(_field(config, "model", ""), n_outputs),
+        vectorizer=_vectorizer(_field(config, "vectorizer", "")),
+        label_columns=label_columns,
+    )

@@ -1,0 +1,757 @@
+"""Trust: nothing of the user's is lost or mixed, and no command hangs or leaves a process behind.
+
+Through the installed commands: --force and the folders it may replace, one writer per folder,
+whole-model reads during a retrain, --resume and changed data, hostile model folders, markup and
+control characters in data, closed pipes, output paths checked before reading, option values,
+and the child processes every exit path ends.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import (
+    SAMPLE,
+    assert_clean_error,
+    command,
+    resign,
+    run,
+    toy_rows,
+    write_csv,
+)
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from sentiment_cli.bundle import load_bundle
+from sentiment_cli.errors import BundleError
+from sentiment_cli.predict import Predictor
+
+FAST = ("--epochs", "2", "-q", "--no-report")
+
+
+def tree_digest(folder: Path) -> dict[str, str]:
+    """Every file under ``folder`` (links not followed) with its SHA-256."""
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file() and not p.is_symlink()}
+
+
+def hidden_leftovers(folder: Path) -> list[str]:
+    """Lock files and staging folders the commands must never leave behind."""
+    return sorted(p.name for p in folder.iterdir() if p.name.startswith("."))
+
+
+@pytest.fixture
+def toy(tmp_path: Path) -> Path:
+    return write_csv(tmp_path / "toy.csv", ["review", "sentiment"], toy_rows(120))
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("trust") / "model"
+    result = run("bce-train", str(SAMPLE), "-o", str(out), "--epochs", "3", "-q")
+    assert result.returncode == 0, result.stderr
+    return out
+
+
+@pytest.fixture
+def model_copy(model: Path, tmp_path: Path) -> Path:
+    return Path(shutil.copytree(model, tmp_path / "copy"))
+
+
+# ------------------------------------------------------------------ --force and what it replaces
+
+def test_force_never_empties_a_folder_of_the_users(tmp_path: Path, toy: Path) -> None:
+    mine = tmp_path / "mine"
+    (mine / "sub").mkdir(parents=True)
+    (mine / "notes.txt").write_text("my notes")
+    (mine / "sub" / "thesis.tex").write_text("chapter 1")
+    before = tree_digest(mine)
+    result = run("bce-train", str(toy), "-o", str(mine), "--force", *FAST)
+    assert_clean_error(result, 2, "notes.txt", "did not write", "even with --force")
+    assert tree_digest(mine) == before
+    assert hidden_leftovers(tmp_path) == []
+
+
+def test_force_refuses_the_home_folder_and_keeps_the_data_in_it(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    data = write_csv(home / "reviews.csv", ["review", "sentiment"], toy_rows(60))
+    before = tree_digest(home)
+    env_home = {**os.environ, "HOME": str(home)}
+    proc = subprocess.run([command("bce-train"), str(data), "-o", str(home), "--force", *FAST],
+                          capture_output=True, text=True, env=env_home, timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    assert "home folder" in proc.stderr and "Traceback" not in proc.stderr
+    assert tree_digest(home) == before
+
+
+@pytest.mark.parametrize(("output", "what"), [(".", "the current folder"),
+                                              ("..", "holds the current folder"),
+                                              ("/", "filesystem root")])
+def test_the_current_folder_its_parents_and_the_root_are_never_outputs(
+        tmp_path: Path, toy: Path, output: str, what: str) -> None:
+    work = tmp_path / "work"
+    work.mkdir()
+    before = tree_digest(tmp_path)
+    assert_clean_error(run("bce-train", str(toy), "-o", output, "--force", *FAST, cwd=work),
+                       2, what)
+    assert tree_digest(tmp_path) == before
+
+
+def test_force_replaces_its_own_model_folder(tmp_path: Path, toy: Path) -> None:
+    out = tmp_path / "m"
+    assert run("bce-train", str(toy), "-o", str(out), *FAST).returncode == 0
+    first = tree_digest(out)
+    result = run("bce-train", str(toy), "-o", str(out), "--force", "--seed", "3", *FAST)
+    assert result.returncode == 0, result.stderr
+    assert tree_digest(out) != first
+    assert "manifest.json" in tree_digest(out)
+    assert hidden_leftovers(tmp_path) == []
+    load_bundle(out)
+
+
+def test_a_file_added_to_a_model_folder_makes_it_the_users(tmp_path: Path, toy: Path) -> None:
+    out = tmp_path / "m"
+    assert run("bce-train", str(toy), "-o", str(out), *FAST).returncode == 0
+    (out / "my-notes.md").write_text("keep me")
+    before = tree_digest(out)
+    assert_clean_error(run("bce-train", str(toy), "-o", str(out), "--force", *FAST), 2,
+                       "my-notes.md")
+    assert tree_digest(out) == before
+
+
+def test_a_model_folder_from_before_manifests_is_still_replaced_and_loaded(
+        model_copy: Path, toy: Path) -> None:
+    (model_copy / "manifest.json").unlink()
+    config = json.loads((model_copy / "config.json").read_text())
+    config["format_version"] = 1
+    (model_copy / "config.json").write_text(json.dumps(config))
+    assert run("bce-predict", str(model_copy), "good").returncode == 0
+    result = run("bce-train", str(toy), "-o", str(model_copy), "--force", *FAST)
+    assert result.returncode == 0, result.stderr
+    assert (model_copy / "manifest.json").exists()
+
+
+def test_a_symlink_output_replaces_the_folder_it_names(tmp_path: Path, toy: Path) -> None:
+    real = tmp_path / "models" / "v1"
+    assert run("bce-train", str(toy), "-o", str(real), *FAST).returncode == 0
+    link = tmp_path / "current"
+    link.symlink_to(real, target_is_directory=True)
+    before = tree_digest(real)
+    result = run("bce-train", str(toy), "-o", str(link), "--force", "--seed", "4", *FAST)
+    assert result.returncode == 0, result.stderr
+    assert link.is_symlink() and link.resolve() == real.resolve()
+    assert tree_digest(real) != before
+    assert hidden_leftovers(tmp_path) == [] and hidden_leftovers(real.parent) == []
+
+
+def test_a_dangling_symlink_output_is_refused(tmp_path: Path, toy: Path) -> None:
+    link = tmp_path / "dangling"
+    link.symlink_to(tmp_path / "nowhere")
+    assert_clean_error(run("bce-train", str(toy), "-o", str(link), *FAST), 2,
+                       "symbolic link", "does not exist")
+    assert not (tmp_path / "nowhere").exists() and link.is_symlink()
+
+
+def test_an_output_under_a_file_is_refused_before_reading(tmp_path: Path) -> None:
+    blocker = tmp_path / "file.txt"
+    blocker.write_text("not a folder")
+    # The data cannot be decoded: had it been read first, that would be the error.
+    data = tmp_path / "latin.csv"
+    data.write_bytes("review,sentiment\ncaf\xe9 great,positive\nawful,negative\n"
+                     .encode("latin-1"))
+    assert_clean_error(run("bce-train", str(data), "-o", str(blocker / "m"), *FAST), 2,
+                       "which is a file")
+    assert blocker.read_text() == "not a folder"
+
+
+@pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0,
+                    reason="root writes into read-only folders")
+def test_an_output_in_a_read_only_folder_is_refused_before_reading(tmp_path: Path,
+                                                                    toy: Path) -> None:
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o555)
+    try:
+        assert_clean_error(run("bce-train", str(toy), "-o", str(locked / "m"), *FAST), 2,
+                           "not writable")
+    finally:
+        locked.chmod(0o755)
+
+
+def test_a_folder_of_the_users_where_the_checkpoint_goes_is_kept(tmp_path: Path,
+                                                                 toy: Path) -> None:
+    squatter = tmp_path / "m.checkpoint"
+    squatter.mkdir()
+    (squatter / "data.bin").write_text("mine")
+    for extra in ((), ("--force",), ("--resume",)):
+        assert_clean_error(run("bce-train", str(toy), "-o", str(tmp_path / "m"), *extra, *FAST),
+                           2, "m.checkpoint", "did not write")
+    assert (squatter / "data.bin").read_text() == "mine"
+    assert not (tmp_path / "m").exists()
+
+
+def test_eval_reports_follow_the_same_rules(model: Path, tmp_path: Path) -> None:
+    report = tmp_path / "report"
+    first = run("bce-eval", str(model), str(SAMPLE), "--report", str(report), "--json")
+    assert first.returncode == 0, first.stderr
+    assert json.loads(first.stdout)["report"] == str(report / "report.md")
+    assert {"report.md", "report.json", "manifest.json"} <= set(tree_digest(report))
+    before = tree_digest(report)
+    assert_clean_error(run("bce-eval", str(model), str(SAMPLE), "--report", str(report)), 2,
+                       "--force")
+    assert tree_digest(report) == before
+    again = run("bce-eval", str(model), str(SAMPLE), "--report", str(report), "--force")
+    assert again.returncode == 0, again.stderr
+    # never into a model folder, nor a folder of the user's
+    assert_clean_error(run("bce-eval", str(model), str(SAMPLE), "--report", str(model),
+                           "--force"), 2, "model folder")
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "report.md").write_text("my own report")
+    assert_clean_error(run("bce-eval", str(model), str(SAMPLE), "--report", str(mine),
+                           "--force"), 2, "did not write")
+    assert (mine / "report.md").read_text() == "my own report"
+    assert hidden_leftovers(tmp_path) == []
+
+
+# ----------------------------------------------------------------------- one writer per folder
+
+def test_two_trainers_into_one_new_folder_one_wins_the_other_says_who(tmp_path: Path) -> None:
+    data = write_csv(tmp_path / "big.csv", ["review", "sentiment"], toy_rows(6000))
+    out = tmp_path / "models" / "m"
+    args = [str(data), "-o", str(out), "--epochs", "30", "--patience", "30", "--hidden", "64",
+            "-q"]
+    first = subprocess.Popen([command("bce-train"), *args], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+    lock = tmp_path / "models" / ".m.lock"
+    deadline = time.monotonic() + 60
+    while not lock.exists() and first.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    second = run("bce-train", *args, timeout=60)
+    _out_first, err_first = first.communicate(timeout=300)
+    assert first.returncode == 0, err_first
+    assert_clean_error(second, 1, "is being written by bce-train", f"pid {first.pid}")
+    load_bundle(out)
+    assert hidden_leftovers(out.parent) == []
+    assert not (tmp_path / "models" / "m.checkpoint").exists()
+
+
+def test_trainers_started_together_exactly_one_succeeds(tmp_path: Path, toy: Path) -> None:
+    out = tmp_path / "m"
+    procs = [subprocess.Popen([command("bce-train"), str(toy), "-o", str(out), *FAST],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(3)]
+    results = [(p.wait(timeout=300), p.stderr.read()) for p in procs]  # type: ignore[union-attr]
+    codes = sorted(code for code, _ in results)
+    assert codes.count(0) == 1, results
+    for code, err in results:
+        if code:
+            assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+            assert "being written" in err or "already exists" in err, err
+    load_bundle(out)
+    assert hidden_leftovers(tmp_path) == []
+
+
+# ---------------------------------------------------------------- a reader sees one whole model
+
+def _two_models(tmp_path: Path) -> tuple[Path, Path]:
+    rows = toy_rows(200)
+    flipped = [(t, "negative" if lab == "positive" else "positive") for t, lab in rows]
+    a = write_csv(tmp_path / "a.csv", ["review", "sentiment"], rows)
+    b = write_csv(tmp_path / "b.csv", ["review", "sentiment"], [*flipped, ("zebra", "positive")])
+    return a, b
+
+
+READER = """
+import json, sys
+from pathlib import Path
+from sentiment_cli.bundle import load_bundle
+from sentiment_cli.errors import BundleError
+from sentiment_cli.predict import Predictor
+texts = ["great love phone", "awful broken", "zebra"]
+done = Path(sys.argv[2])
+reads = 0
+while reads < 20 or not done.exists():
+    reads += 1
+    try:
+        p = Predictor(load_bundle(sys.argv[1])).probabilities(texts)[:, 0]
+        print(json.dumps([round(float(x), 6) for x in p]), flush=True)
+    except BundleError as err:
+        print(json.dumps(str(err)), flush=True)
+"""
+
+WRITER = """
+import shutil, sys, time
+from pathlib import Path
+from sentiment_cli.folders import publish
+from sentiment_cli.locking import FolderLock
+target, sources = Path(sys.argv[1]), [Path(p) for p in sys.argv[2:4]]
+def fill_from(source):
+    def fill(folder):
+        for f in source.iterdir():
+            if f.is_file() and f.name != "manifest.json":
+                shutil.copy(f, folder / f.name)
+    return fill
+with FolderLock(target):
+    for i in range(int(sys.argv[4])):
+        publish(target, fill_from(sources[i % 2]), "model", replace=True)
+        time.sleep(0.01)
+Path(sys.argv[5]).touch()
+"""
+
+
+def test_readers_during_replacements_get_one_whole_model(tmp_path: Path) -> None:
+    a_csv, b_csv = _two_models(tmp_path)
+    models = []
+    for name, data in (("A", a_csv), ("B", b_csv)):
+        out = tmp_path / name
+        result = run("bce-train", str(data), "-o", str(out), "--epochs", "5", "-q",
+                     "--no-report", "--hidden", "16")
+        assert result.returncode == 0, result.stderr
+        models.append(out)
+    texts = ["great love phone", "awful broken", "zebra"]
+    answers = {json.dumps([round(float(x), 6) for x in
+                           Predictor(load_bundle(m)).probabilities(texts)[:, 0]])
+               for m in models}
+    assert len(answers) == 2
+    target = tmp_path / "served"
+    shutil.copytree(models[0], target)
+    done = tmp_path / "writer-done"
+    python = sys.executable
+    writer = subprocess.Popen([python, "-c", WRITER, str(target), *map(str, models), "200",
+                               str(done)])
+    readers = [subprocess.Popen([python, "-c", READER, str(target), str(done)],
+                                stdout=subprocess.PIPE, text=True) for _ in range(2)]
+    outputs = [r.communicate(timeout=300)[0].splitlines() for r in readers]
+    assert writer.wait(timeout=300) == 0
+    reads = [json.loads(line) for lines in outputs for line in lines]
+    answers_read = [json.dumps(r) for r in reads if isinstance(r, list)]
+    errors = [r for r in reads if isinstance(r, str)]
+    assert len(reads) >= 40 and {*answers_read} <= answers, [*{*answers_read} - answers][:3]
+    # "one whole model or a clear error": a read that saw two replacements in a row may fail
+    assert all("damaged model folder" in e for e in errors) and len(errors) <= len(reads) // 10
+    assert hidden_leftovers(tmp_path) == []
+
+
+def test_predict_during_a_force_retrain_answers_with_one_model(tmp_path: Path) -> None:
+    a_csv, b_csv = _two_models(tmp_path)
+    target = tmp_path / "m"
+    texts = ["great love phone", "zebra"]
+
+    def answer() -> tuple[float, ...]:
+        prob = Predictor(load_bundle(target)).probabilities(texts)[:, 0]
+        return tuple(round(float(x), 6) for x in prob)
+
+    assert run("bce-train", str(a_csv), "-o", str(target), *FAST).returncode == 0
+    before = answer()
+    retrain = subprocess.Popen([command("bce-train"), str(b_csv), "-o", str(target), "--force",
+                                "--epochs", "20", "--patience", "20", "-q"],
+                               stderr=subprocess.PIPE, text=True)
+    reads = []
+    while retrain.poll() is None or len(reads) < 3:
+        result = run("bce-predict", str(target), *texts)
+        assert result.returncode == 0, result.stderr
+        reads.append(tuple(json.loads(line)["probability"] for line in result.stdout.splitlines()))
+    assert retrain.wait() == 0
+    after = answer()
+    assert before != after
+    assert set(reads) <= {before, after}, reads
+    assert reads[-1] == after
+
+
+# ------------------------------------------------------------------ --resume and changed data
+
+def test_resume_refuses_data_whose_labels_changed(tmp_path: Path) -> None:
+    from test_robustness import InterruptDuring
+
+    from sentiment_cli.errors import Interrupted
+    from sentiment_cli.pipeline import TrainJob, run_training
+    from sentiment_cli.train import TrainOptions
+
+    data = write_csv(tmp_path / "d.csv", ["review", "sentiment"], toy_rows(300))
+    out = tmp_path / "m"
+    options = TrainOptions(epochs=5, patience=5, batch_size=32)
+    with pytest.raises(Interrupted):
+        run_training(TrainJob(data=data, output=out, train=options),
+                     progress=InterruptDuring(epoch=2))
+    rows = toy_rows(300)
+    relabelled = [(t, "positive" if i % 3 == 0 else lab) for i, (t, lab) in enumerate(rows)]
+    write_csv(data, ["review", "sentiment"], relabelled)  # same path, same row count
+    args = (str(data), "-o", str(out), "--resume", "--epochs", "5", "--patience", "5",
+            "--batch-size", "32", "-q")
+    assert_clean_error(run("bce-train", *args), 2, "different run", "data_sha256")
+    write_csv(data, ["review", "sentiment"], rows)
+    assert run("bce-train", *args).returncode == 0
+
+
+# -------------------------------------------------------------------- hostile model folders
+
+def _edit_config(folder: Path, edit) -> None:  # type: ignore[no-untyped-def]
+    path = folder / "config.json"
+    text = path.read_text()
+    config = json.loads(text)
+    edited = edit(config)
+    path.write_text(edited if isinstance(edited, str) else json.dumps(config))
+    resign(folder)
+
+
+HOSTILE = [
+    ("catastrophic token pattern",
+     lambda c: c["vectorizer"].update(token_pattern=r"(a|aa)+$"), "backtracks"),
+    ("absurd n-gram range", lambda c: c["vectorizer"].update(ngram_range=[1, 1000000]),
+     "ngram_range"),
+    ("one label", lambda c: c.update(labels=["positive"]), "labels"),
+    ("infinite temperature",
+     lambda c: json.dumps(c).replace('"temperature": ', '"temperature": Infinity, "x": '),
+     "Infinity"),
+    ("huge temperature", lambda c: c.update(temperature=1e300), "temperature"),
+    ("threshold above one", lambda c: c.update(thresholds=[1.5]), "thresholds"),
+    ("boolean threshold", lambda c: c.update(thresholds=[True]), "thresholds"),
+    ("more outputs than labels", lambda c: c["model"].update(n_outputs=3), "n_outputs"),
+    ("huge hidden layer", lambda c: c["model"].update(hidden=[100000]), "model.safetensors"),
+    ("vocabulary size", lambda c: c["model"].update(vocab_size=5), "terms"),
+    ("two capturing groups", lambda c: c["vectorizer"].update(token_pattern=r"(\w)(\w)"),
+     "capturing groups"),
+    ("unknown task", lambda c: c.update(task="regression"), "task"),
+    ("nested bomb", lambda c: json.dumps(c)[:-1] + ', "x": ' + "[" * 100000 + "]" * 100000
+     + "}", "config.json"),
+]
+
+
+@pytest.mark.parametrize(("name", "edit", "needle"), HOSTILE, ids=[h[0] for h in HOSTILE])
+def test_a_hostile_model_folder_is_one_damaged_line_within_seconds(
+        model_copy: Path, name: str, edit, needle: str) -> None:  # type: ignore[no-untyped-def]
+    _edit_config(model_copy, edit)
+    started = time.monotonic()
+    result = run("bce-predict", str(model_copy), "a" * 50 + "b", "fine", timeout=60)
+    assert time.monotonic() - started < 30
+    assert_clean_error(result, 2, "damaged model folder", needle)
+
+
+def test_a_custom_token_pattern_that_backtracks_on_a_text_stops_with_one_line(
+        model_copy: Path) -> None:
+    # Passes the probes at load, backtracks only on texts of q's: the time limit per text.
+    _edit_config(model_copy, lambda c: c["vectorizer"].update(token_pattern=r"(q|qq)+$|\w+"))
+    fine = run("bce-predict", str(model_copy), "fine words", timeout=60)
+    assert fine.returncode == 0, fine.stderr
+    started = time.monotonic()
+    result = run("bce-predict", str(model_copy), "fine", "q" * 60 + "!", timeout=60)
+    assert time.monotonic() - started < 30
+    assert_clean_error(result, 2, "damaged model folder", "backtracks")
+
+
+def test_a_config_changed_without_its_manifest_is_refused(model_copy: Path) -> None:
+    path = model_copy / "config.json"
+    path.write_text(path.read_text().replace('"created"', '"created_by_hand"'))
+    assert_clean_error(run("bce-predict", str(model_copy), "good"), 2, "damaged model folder",
+                       "digest")
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers(-2**70, 2**70) | st.floats(allow_nan=False)
+    | st.text(max_size=20),
+    lambda children: st.lists(children, max_size=4)
+    | st.dictionaries(st.text(max_size=8), children, max_size=4),
+    max_leaves=10,
+)
+
+
+def _paths(value, prefix=()):  # type: ignore[no-untyped-def]
+    yield prefix
+    if isinstance(value, dict):
+        for key, child in value.items():
+            yield from _paths(child, (*prefix, key))
+    elif isinstance(value, list):
+        for i, child in enumerate(value):
+            yield from _paths(child, (*prefix, i))
+
+
+def _mutate(config, path, action, value):  # type: ignore[no-untyped-def]
+    if not path:
+        return value
+    parent = config
+    for key in path[:-1]:
+        parent = parent[key]
+    if action == "delete":
+        del parent[path[-1]]
+    else:
+        parent[path[-1]] = value
+    return config
+
+
+@pytest.fixture(scope="module")
+def linear_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("prop") / "m"
+    data = write_csv(out.parent / "d.csv", ["review", "sentiment"], toy_rows(120))
+    assert run("bce-train", str(data), "-o", str(out), *FAST).returncode == 0
+    return out
+
+
+@settings(max_examples=150, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_a_mutated_config_loads_and_predicts_or_is_refused_in_one_line(
+        linear_model: Path, tmp_path_factory: pytest.TempPathFactory,
+        data: st.DataObject) -> None:
+    folder = Path(shutil.copytree(linear_model, tmp_path_factory.mktemp("mut") / "m"))
+    config = json.loads((folder / "config.json").read_text())
+    original = Predictor(load_bundle(folder))
+    texts = ["great love", "awful broken", "", "unseen words"]
+    path = data.draw(st.sampled_from(list(_paths(config))))
+    action = data.draw(st.sampled_from(["delete", "replace"])) if path else "replace"
+    mutated = _mutate(config, path, action, data.draw(_JSON))
+    (folder / "config.json").write_text(json.dumps(mutated))
+    signed = data.draw(st.booleans())
+    if signed:
+        resign(folder)
+    try:
+        predictor = Predictor(load_bundle(folder))
+    except BundleError as err:
+        message = str(err)
+        assert "damaged model folder" in message or "newer sentiment-cli" in message, message
+        assert "\n" not in message
+        return
+    assert signed, "a config that does not match the manifest was loaded"
+    prob = predictor.probabilities(texts)
+    assert np.isfinite(prob).all() and ((prob >= 0) & (prob <= 1)).all()
+    rows = predictor.rows(texts)
+    assert all(r.get("label", predictor.bundle.labels[0]) in predictor.bundle.labels
+               for r in rows)
+    if predictor.bundle.spec == original.bundle.spec:
+        assert np.array_equal(prob, original.probabilities(texts))
+
+
+# ----------------------------------------------------- data is shown as it is, never as markup
+
+MARKUP = ["[red]red[/red] text", "[link=https://example.com]click[/link]", "[/] closing",
+          "emoji :thumbs_up: code", "esc \x1b[31mred\x1b[0m", "bell\x07 and\rreturn"]
+
+
+def test_table_output_shows_texts_literally(model: Path) -> None:
+    result = run("bce-predict", str(model), "--format", "table", *MARKUP)
+    assert result.returncode == 0, result.stderr
+    flat = "".join(result.stdout.split())
+    for text in ("[red]red[/red]", "[link=https://example.com]click[/link]", "[/]closing",
+                 ":thumbs_up:", "esc\\x1b[31mred\\x1b[0m", "bell\\x07", "\\x0dreturn"):
+        assert text in flat, text
+    assert "\x1b" not in result.stdout and "\x07" not in result.stdout
+
+
+def test_eval_table_shows_file_names_and_labels_literally(model: Path, tmp_path: Path) -> None:
+    data = tmp_path / "[bold]x[red].csv"
+    shutil.copy(SAMPLE, data)
+    result = run("bce-eval", str(model), str(data))
+    assert result.returncode == 0, result.stderr
+    assert "[bold]x[red].csv" in "".join(result.stdout.split())
+    bracketed = write_csv(tmp_path / "b.csv", ["review", "sentiment"],
+                          [(t, f"[{lab}]") for t, lab in toy_rows(60)])
+    out = tmp_path / "m"
+    assert run("bce-train", str(bracketed), "-o", str(out), "--positive-label", "[positive]",
+               *FAST).returncode == 0
+    result = run("bce-eval", str(out), str(bracketed))
+    assert result.returncode == 0, result.stderr
+    assert "[negative]" in result.stdout and "[positive]" in result.stdout
+
+
+def test_control_characters_in_an_error_line_are_shown_as_escapes(tmp_path: Path) -> None:
+    result = run("bce-train", str(tmp_path / "evil\x1b]0;pwned\x07.csv"))
+    assert_clean_error(result, 2, "\\x1b]0;pwned\\x07")
+    assert "\x1b" not in result.stderr
+
+
+# ----------------------------------------------------------------------------- closed stdout
+
+def _closed_stdout(args: list[str], stdin: bytes | None = None) -> tuple[int, str]:
+    """Run with a stdout pipe whose reader is gone from the start."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    proc = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=write_end,
+                            stderr=subprocess.PIPE)
+    os.close(write_end)
+    _, err = proc.communicate(stdin, timeout=300)
+    return proc.returncode, err.decode("utf-8", "replace")
+
+
+LINES = ("".join(f"review number {i} was great\n" for i in range(5000))).encode()
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "csv", "tsv", "label", "table"])
+def test_predict_into_a_closed_pipe_is_quiet(model: Path, fmt: str) -> None:
+    code, err = _closed_stdout([command("bce-predict"), str(model), "--format", fmt,
+                                "--batch-size", "100"], LINES)
+    assert code in (0, 141), err
+    assert err == ""
+
+
+@pytest.mark.parametrize("extra", [(), ("--json",)])
+def test_eval_into_a_closed_pipe_is_quiet(model: Path, extra: tuple[str, ...]) -> None:
+    code, err = _closed_stdout([command("bce-eval"), str(model), str(SAMPLE), *extra])
+    assert code in (0, 141), err
+    assert err == ""
+
+
+@pytest.mark.parametrize("extra", [(), ("--json",)])
+def test_train_into_a_closed_pipe_still_writes_its_model(tmp_path: Path, toy: Path,
+                                                        extra: tuple[str, ...]) -> None:
+    out = tmp_path / "m"
+    code, err = _closed_stdout([command("bce-train"), str(toy), "-o", str(out), *FAST, *extra])
+    assert code in (0, 141), err
+    assert err == ""
+    load_bundle(out)
+
+
+# -------------------------------------------------------------------------- option values
+
+BAD_OPTIONS = [
+    (("--hidden", "100000,100000"), "--hidden"),
+    (("--hidden", "200000"), "--hidden"),
+    (("--weight-column", "nope"), "review"),
+    (("--token-pattern", "("), "--token-pattern"),
+    (("--token-pattern", r"(\w)(\w)"), "capturing groups"),
+    (("--seed", "-1"), "--seed"),
+    (("--seed", str(2**32)), "--seed"),
+    (("--pos-weight", "-1"), "--pos-weight"),
+    (("--pos-weight", "nan"), "--pos-weight"),
+    (("--pos-weight", "inf"), "--pos-weight"),
+    (("--lr", "nan"), "--lr"),
+    (("--weight-decay", "inf"), "--weight-decay"),
+    (("--dropout", "nan"), "--dropout"),
+    (("--min-df", "nan"), "--min-df"),
+    (("--ngram-range", "1,100"), "--ngram-range"),
+    (("--val-split", "nan"), "--val-split"),
+    (("--delimiter", "ab"), "--delimiter"),
+    (("--encoding", "klingon"), "--encoding"),
+    (("--device", "gpu"), "--device"),
+    (("--epochs", "many"), "--epochs"),
+    (("--no-such-option",), "--no-such-option"),
+    (("--val-data", "missing.csv"), "missing.csv"),
+]
+
+
+@pytest.mark.parametrize(("args", "needle"), BAD_OPTIONS, ids=[" ".join(a) for a, _ in BAD_OPTIONS])
+def test_every_bad_option_value_is_one_clear_line(tmp_path: Path, toy: Path,
+                                                  args: tuple[str, ...], needle: str) -> None:
+    result = run("bce-train", str(toy), "-o", str(tmp_path / "m"), *args, cwd=tmp_path)
+    assert_clean_error(result, 2, needle)
+    assert "unexpected" not in result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["toy.csv"]
+
+
+def test_a_hidden_layer_too_big_for_the_vocabulary_is_refused_before_allocating(
+        tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    words = [f"w{i}" for i in range(60000)]
+    rows = [(" ".join(rng.choice(words, 4)), "positive" if i % 2 else "negative")
+            for i in range(30000)]
+    data = write_csv(tmp_path / "wide.csv", ["review", "sentiment"], rows)
+    result = run("bce-train", str(data), "-o", str(tmp_path / "m"), "--hidden", "100000",
+                 "--epochs", "1")
+    assert result.returncode == 2, result.stderr
+    assert "--hidden 100000 with a vocabulary of" in result.stderr
+    assert "of memory" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("args", [("predict", "--jobs", "-2"), ("predict", "--device", "tpu"),
+                                  ("predict", "--threshold", "2"), ("eval", "--threshold", "-1")])
+def test_predict_and_eval_options_are_checked_first(model: Path, args: tuple[str, ...]) -> None:
+    name, *rest = args
+    extra = [str(SAMPLE)] if name == "eval" else ["text"]
+    result = run(f"bce-{name}", str(model), *extra, *rest)
+    assert_clean_error(result, 2, rest[0])
+
+
+# -------------------------------------------------------- no hang, no orphan, nothing after exit
+
+def test_errors_found_after_the_helpers_start_never_hang(tmp_path: Path) -> None:
+    # A label positive on every training row: refused by --pos-weight auto inside training,
+    # after the tokenising helper ran and the report helper started.
+    rows = [(t, "1", "1" if i % 2 else "0") for i, (t, _) in enumerate(toy_rows(200))]
+    data = write_csv(tmp_path / "ml.csv", ["text", "always", "half"], rows)
+    for attempt in range(12):
+        result = run("bce-train", str(data), "-o", str(tmp_path / f"m{attempt}"),
+                     "--label-columns", "always,half", "--pos-weight", "auto", "--epochs", "2",
+                     "-q", timeout=60)
+        assert_clean_error(result, 2, "--pos-weight auto", "positive on every")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ml.csv"]
+
+
+def test_fast_usage_errors_repeated_never_hang(toy: Path, tmp_path: Path) -> None:
+    for _ in range(20):
+        result = run("bce-train", str(toy), "-o", str(tmp_path / "m"), "--pos-weight", "-1",
+                     timeout=30)
+        assert_clean_error(result, 2, "--pos-weight")
+
+
+def _session_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def _children_of(pid: int) -> list[int]:
+    out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True,
+                         text=True).stdout
+    return [int(p) for p in out.split()]
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="ps --ppid and killpg")
+@pytest.mark.parametrize("when", ["tokenising", "training"])
+def test_kill_9_of_bce_train_leaves_no_child_and_no_output(tmp_path: Path, when: str) -> None:
+    rows = toy_rows(60000) if when == "tokenising" else toy_rows(3000)
+    data = write_csv(tmp_path / "d.csv", ["review", "sentiment"], rows)
+    err_path = tmp_path / "stderr.txt"
+    with open(err_path, "wb") as err:
+        proc = subprocess.Popen(
+            [command("bce-train"), str(data), "-o", str(tmp_path / "m"), "--epochs", "200",
+             "--patience", "200", "--hidden", "32"],
+            stdout=subprocess.DEVNULL, stderr=err, start_new_session=True)
+    deadline = time.monotonic() + 120
+    while not _children_of(proc.pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if when == "training":  # the report helper warms up while the model trains
+        while "epoch" not in err_path.read_text() and time.monotonic() < deadline:
+            time.sleep(0.05)
+    assert _children_of(proc.pid), "no helper process was seen"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    deadline = time.monotonic() + 2
+    while _session_alive(proc.pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _session_alive(proc.pid), "a child outlived bce-train"
+    time.sleep(0.5)
+    assert "Traceback" not in err_path.read_text()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="ps --ppid and killpg")
+def test_kill_9_of_bce_predict_ends_its_workers(model: Path, tmp_path: Path) -> None:
+    err_path = tmp_path / "stderr.txt"
+    with open(err_path, "wb") as err:
+        proc = subprocess.Popen([command("bce-predict"), str(model), "--jobs", "2",
+                                 "--batch-size", "50"], stdin=subprocess.PIPE,
+                                stdout=subprocess.DEVNULL, stderr=err, start_new_session=True)
+    assert proc.stdin is not None
+    deadline = time.monotonic() + 60
+    while len(_children_of(proc.pid)) < 2 and time.monotonic() < deadline:
+        proc.stdin.write(LINES[:20000])
+        proc.stdin.flush()
+    assert _children_of(proc.pid), "no worker was started"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    deadline = time.monotonic() + 2
+    while _session_alive(proc.pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _session_alive(proc.pid), "a worker outlived bce-predict"
+    assert "Traceback" not in err_path.read_text()
