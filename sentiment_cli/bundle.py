@@ -28,8 +28,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .architecture import ModelConfig, parameter_count, parameter_shapes
+from .atomic import FolderChanged, FolderReader, folder_identity
 from .errors import BundleError, damaged
-from .folders import FolderChanged, FolderReader
+from .folders import MANIFEST_FILE
 from .memory import JSON_EXPANSION, check_fits, human
 from .schema import (
     FORMAT_NAME,
@@ -86,9 +87,24 @@ def save_tensors(tensors: dict[str, Any], path: Path,
                  metadata: dict[str, str] | None = None) -> None:
     """A safetensors file with the umask's permissions (safetensors' own save_file makes every
     file private to its owner, so a model could not be shared)."""
-    from safetensors.torch import save
+    from safetensors.torch import save_file
 
-    path.write_bytes(save(tensors, metadata=metadata))
+    save_file(tensors, str(path), metadata=metadata)
+    os.chmod(path, 0o666 & ~_umask())
+
+
+def _umask() -> int:
+    """This process's umask, read without changing it (Linux), else by setting it back."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 @dataclass
@@ -140,31 +156,49 @@ class Bundle:
 _HEADER_SLACK = 64 << 10
 
 
+_ATTEMPTS = 5  # reads of a folder that keeps being replaced under the reader
+
+
 def load_bundle(folder: str | os.PathLike[str]) -> Bundle:
     """Load a model folder: one whole folder's files or a clear error, and never code (JSON and
-    safetensors only). A folder replaced while it is read is read again, once."""
+    safetensors only). A folder replaced while it is read (another bce-train --force) is read
+    again; one whose files do not add up is damaged."""
     folder = Path(folder)
-    if not folder.exists():
-        raise BundleError(f"model folder {folder} does not exist; train one with bce-train")
-    if not folder.is_dir():
-        raise BundleError(f"{folder} is a file, not a model folder (give the folder bce-train "
-                          f"wrote)")
-    for attempt in range(2):
+    replaced, problem = 0, ""
+    for attempt in range(_ATTEMPTS):
         try:
-            with FolderReader(folder) as reader:
+            reader = FolderReader(folder)
+        except FileNotFoundError:
+            if attempt == 0:  # between the two renames of a replacement without renameat2
+                time.sleep(0.05)
+                continue
+            raise BundleError(f"model folder {folder} does not exist; train one with "
+                              f"bce-train") from None
+        except NotADirectoryError:
+            raise BundleError(f"{folder} is a file, not a model folder (give the folder "
+                              f"bce-train wrote)") from None
+        except OSError as err:
+            raise BundleError(f"{folder}: cannot read the model folder ({err})") from None
+        with reader:
+            try:
                 return _load(folder, reader)
-        except FolderChanged as err:
-            if attempt and not (folder / CONFIG_FILE).exists():
-                raise BundleError(f"{folder} is not a model folder (it has no {CONFIG_FILE}); "
-                                  f"give the folder bce-train wrote") from None
-            if attempt:
-                raise damaged(folder, str(err)) from None
-        except (FileNotFoundError, NotADirectoryError):  # replaced between the check and open
-            if attempt:
-                raise BundleError(f"model folder {folder} does not exist; train one with "
-                                  f"bce-train") from None
-        time.sleep(0.05)
-    raise AssertionError("unreachable")
+            except FolderChanged as err:
+                problem = str(err)
+                if folder_identity(folder) != reader.identity:  # replaced: read the new one
+                    replaced += 1
+                    time.sleep(0.02 * (attempt + 1))
+                    continue
+                if attempt == 0:
+                    time.sleep(0.05)  # once more, to be sure
+                    continue
+                break
+    else:
+        raise BundleError(f"{folder} was replaced {replaced} times while it was being read "
+                          f"(another bce-train --force?); try again")
+    if not (folder / CONFIG_FILE).exists() and not (folder / MANIFEST_FILE).exists():
+        raise BundleError(f"{folder} is not a model folder (it has no {CONFIG_FILE}); give the "
+                          f"folder bce-train wrote")
+    raise damaged(folder, problem)
 
 
 def _load(folder: Path, reader: FolderReader) -> Bundle:
@@ -184,7 +218,7 @@ def _load(folder: Path, reader: FolderReader) -> Bundle:
             f"one reads 1 to {FORMAT_VERSION}); upgrade sentiment-cli"
         ) from None
     if spec.format_version >= 2 and reader.manifest is None:
-        raise damaged(folder, "manifest.json is missing")
+        raise FolderChanged(f"{MANIFEST_FILE} is missing")
     model = spec.model
     weights_bytes = 4 * parameter_count(model.vocab_size, model.hidden, model.n_outputs)
     weights_size = reader.size(WEIGHTS_FILE)

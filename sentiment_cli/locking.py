@@ -10,9 +10,11 @@ deleted meanwhile notices (its inode is no longer the path's) and tries again.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import socket
+import stat
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
@@ -73,15 +75,20 @@ class FolderLock:
     def acquire(self) -> None:
         self._created = make_parents(self.target.parent)
         nofollow = getattr(os, "O_NOFOLLOW", 0)
+        nonblock = getattr(os, "O_NONBLOCK", 0)  # a named pipe there must not block the open
         for _ in range(50):
             try:
-                fd = os.open(self.path, os.O_RDWR | os.O_CREAT | nofollow, 0o644)
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT | nofollow | nonblock, 0o644)
+                if not stat.S_ISREG(os.fstat(fd).st_mode):
+                    os.close(fd)
+                    raise OSError(errno.EINVAL, "not a regular file")
+                locked = _try_lock(fd)
             except OSError as err:
                 self._remove_created()
-                raise DataError(f"{self.option} {self.target}: cannot create the lock file "
-                                f"{self.path} ({err.strerror or err}); choose another "
-                                f"{self.option}") from None
-            if not _try_lock(fd):
+                raise DataError(f"{self.option} {self.target}: cannot use the lock file "
+                                f"{self.path} ({err.strerror or err}); remove it if no "
+                                f"bce-train is running, or choose another {self.option}") from None
+            if not locked:
                 holder = _holder(fd)
                 os.close(fd)
                 self._remove_created()
