@@ -14,9 +14,10 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .atomic import FolderChanged, FolderReader, file_digest, publish
 from .bundle import save_tensors, write_json
 from .errors import DataError
-from .folders import FolderChanged, FolderReader, publish
+from .folders import owned_files
 from .progress import EpochStats
 
 if TYPE_CHECKING:  # torch is imported by the training step, not by importing this module
@@ -35,6 +36,39 @@ def checkpoint_path(output: Path) -> Path:
 
 def vocabulary_digest(terms: list[str]) -> str:
     return hashlib.sha256("\n".join(terms).encode("utf-8")).hexdigest()
+
+
+def check_checkpoint_folder(checkpoints: Path, resume: bool, force: bool) -> None:
+    """Under the lock: an earlier run's checkpoint is resumed, or discarded with --force, and
+    a folder in its place that bce-train did not write is never touched."""
+    if checkpoints.is_symlink():
+        raise DataError(f"{checkpoints} is a symbolic link; bce-train keeps a model's checkpoint "
+                        f"in a folder of its own beside the model: move the link away")
+    if not checkpoints.exists() or (checkpoints.is_dir() and not any(checkpoints.iterdir())):
+        if resume:
+            raise DataError(f"--resume: no checkpoint at {checkpoints}; train without --resume")
+        return
+    if not checkpoints.is_dir() or owned_files(checkpoints, "checkpoint") is None:
+        raise DataError(
+            f"{checkpoints} is where bce-train keeps this model's checkpoint, but it holds "
+            f"something bce-train did not write; move it away or choose another --output")
+    if not (resume or force):
+        raise DataError(
+            f"{checkpoints} holds the checkpoint of an interrupted run: pass --resume to continue "
+            f"it, or --force to start over"
+        )
+
+
+def input_digests(inputs: dict[str, Path | None]) -> dict[str, str | None]:
+    """SHA-256 of every input file (``NAME_sha256``), so --resume refuses a file whose content
+    changed."""
+    digests: dict[str, str | None] = {}
+    for name, path in inputs.items():
+        try:
+            digests[f"{name}_sha256"] = None if path is None else file_digest(path)[1]
+        except OSError:  # reading the data says what is wrong with it
+            digests[f"{name}_sha256"] = None
+    return digests
 
 
 def save_checkpoint(folder: Path, state: TrainState, fingerprint: dict[str, Any]) -> None:

@@ -22,6 +22,7 @@ from .options import DEVICE_PATTERN, TrainOptions
 from .text import printable
 
 F = TypeVar("F", bound=Callable[..., Any])
+MAX_PREDICT_BATCH = 1_000_000  # texts held (and scored) at once
 
 _APP_SETTINGS: dict[str, Any] = {
     "add_completion": False,
@@ -423,14 +424,19 @@ def predict(
     ] = 0,
     debug: DebugOption = False,
 ) -> None:
+    from .data import check_delimiter, check_encoding
     from .render import run_predict
+    from .workers import available_cores
 
-    if batch_size < 1:
-        raise DataError("--batch-size must be at least 1")
-    if jobs < 0:
-        raise DataError(f"--jobs must be 0 (one per core) or more, got {jobs}")
+    if not 1 <= batch_size <= MAX_PREDICT_BATCH:
+        raise DataError(f"--batch-size must be from 1 to {MAX_PREDICT_BATCH:,}, got {batch_size}")
+    if not 0 <= jobs <= 4 * available_cores():
+        raise DataError(f"--jobs must be from 0 (one per core) to {4 * available_cores()} (four "
+                        f"per core), got {jobs}")
     _check_threshold(threshold)
     _check_device(device)
+    check_encoding(encoding)
+    check_delimiter(delimiter)
     run_predict(
         model=model,
         texts=list(texts or []),
@@ -476,10 +482,14 @@ def evaluate(
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object on stdout.")] = False,
     debug: DebugOption = False,
 ) -> None:
+    from .data import check_delimiter, check_encoding
     from .evaluate import evaluate_file
     from .render import print_eval
 
     _check_threshold(threshold)
+    check_encoding(encoding)
+    check_delimiter(delimiter)
+    _raise_on_signals()  # SIGTERM ends a --report run through its clean-up, as Ctrl-C does
     metrics = evaluate_file(
         model,
         data,
@@ -513,6 +523,23 @@ def _check_device(device: str) -> None:
 _PARSER_ERROR = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
 
 
+def _open_closed_standard_streams() -> None:
+    """A command started with stdin, stdout or stderr closed (``>&-``) gets /dev/null there:
+    otherwise the next file it opens (a lock, a model file) would take that descriptor and
+    receive what is printed, and Python would have no stream to flush."""
+    for fd, name, mode in ((0, "stdin", "r"), (1, "stdout", "w"), (2, "stderr", "w")):
+        try:
+            os.fstat(fd)
+            continue
+        except OSError:
+            pass
+        null = os.open(os.devnull, os.O_RDWR)
+        if null != fd:
+            os.dup2(null, fd)
+            os.close(null)
+        setattr(sys, name, open(fd, mode, encoding="utf-8", closefd=False))  # noqa: SIM115
+
+
 def _run(app: typer.Typer, prog: str) -> NoReturn:
     """Run a command, then leave at once with its status.
 
@@ -522,6 +549,7 @@ def _run(app: typer.Typer, prog: str) -> NoReturn:
     flushed and the process ends without that teardown. An unexpected exception still
     propagates and ends the process the usual way, with its traceback.
     """
+    _open_closed_standard_streams()
     code: object
     try:
         code = app(prog_name=prog, standalone_mode=False)

@@ -6,6 +6,7 @@ rows at fault and the option that fixes it; nothing prints.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import os
 from collections import Counter
@@ -18,6 +19,7 @@ import numpy as np
 
 from .errors import DataError
 from .labels import canonical_label, format_counts, resolve_binary_labels, rows_text
+from .text import has_control
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -51,12 +53,24 @@ class Dataset:
         return len(self.texts)
 
 
-def check_encoding(encoding: str | None) -> str:
+def check_encoding(encoding: str | None, line_by_line: bool = False) -> str:
+    """A text encoding Python can decode with (and, ``line_by_line``, one in which a line
+    break is the byte 0x0a, as stdin is read)."""
     encoding = encoding or DEFAULT_ENCODING
     try:
-        "".encode(encoding)
-    except LookupError:
-        raise DataError(f"unknown --encoding {encoding!r}; try utf-8, latin-1 or cp1252") from None
+        codecs.lookup(encoding)
+        "".encode(encoding)  # LookupError for base64, zlib, rot13: not text encodings
+        b"".decode(encoding)
+    except (LookupError, UnicodeError, ValueError, TypeError):
+        raise DataError(f"unknown or unusable --encoding {encoding!r}; try utf-8, latin-1 or "
+                        f"cp1252") from None
+    try:
+        ascii_lines = b"\n a".decode(encoding) == "\n a"
+    except UnicodeError:
+        ascii_lines = False
+    if line_by_line and not ascii_lines:
+        raise DataError(f"--encoding {encoding} cannot be read line by line from stdin; convert "
+                        f"the input to UTF-8 first (iconv -f {encoding} -t utf-8)")
     return encoding
 
 
@@ -65,9 +79,9 @@ def check_delimiter(delimiter: str | None) -> str | None:
     if not delimiter:
         return None
     sep = "\t" if delimiter in ("\\t", "tab", "TAB") else delimiter
-    if len(sep) != 1 or sep in "\r\n\"":
-        raise DataError(f"--delimiter must be one character (or 'tab'), other than a quote or a "
-                        f"line break, got {delimiter!r}")
+    if len(sep) != 1 or not sep.isascii() or sep in "\r\n\"":
+        raise DataError(f"--delimiter must be one ASCII character (or 'tab'), other than a "
+                        f"quote or a line break, got {delimiter!r}")
     return sep
 
 
@@ -77,6 +91,9 @@ def check_path(path: Path) -> None:
         raise DataError(f"{path}: no such file; check the path")
     if path.is_dir():
         raise DataError(f"{path} is a folder, not a data file; give the CSV/TSV file inside it")
+    if not path.is_file():
+        raise DataError(f"{path} is not a regular file (a pipe or a device?): it is read more "
+                        f"than once, so save it to a file first")
     if not os.access(path, os.R_OK):
         raise DataError(f"{path} is not readable (permission denied); check its permissions")
     if path.stat().st_size == 0:
@@ -138,6 +155,9 @@ def read_table(
         )
     except UnicodeDecodeError as err:
         raise _decode_error(path, encoding, err) from None
+    except UnicodeError as err:  # e.g. UTF-16 without its byte-order mark
+        raise DataError(f"{path} cannot be read as {encoding} ({err}); give its "
+                        f"--encoding") from None
     except pd.errors.EmptyDataError:
         raise DataError(f"{path} has no columns; it needs a header row and data rows") from None
     except pd.errors.ParserError as err:
@@ -183,13 +203,18 @@ def _weights(frame: pd.DataFrame, column: str, where: str) -> np.ndarray:
 
     raw = frame[column]
     numbers = pd.to_numeric(raw.str.strip(), errors="coerce").to_numpy(dtype=np.float64)
-    bad = ~np.isfinite(numbers) | (numbers < 0)
+    with np.errstate(over="ignore"):
+        single = numbers.astype(np.float32)  # what training uses: above 3.4e38 is infinite
+    bad = ~np.isfinite(single) | (numbers < 0)
     if bad.any():
         raise DataError(
-            f"{where}: --weight-column {column!r} needs non-negative numbers; rows "
+            f"{where}: --weight-column {column!r} needs non-negative numbers below 3.4e38; rows "
             f"{rows_text(bad)} are not (e.g. {raw.iloc[int(np.flatnonzero(bad)[0])]!r})"
         )
-    return numbers.astype(np.float32)
+    if not single.any():
+        raise DataError(f"{where}: every weight in --weight-column {column!r} is 0, so nothing "
+                        f"would be learned; give some rows a positive weight")
+    return single
 
 
 def load_dataset(
@@ -227,6 +252,10 @@ def load_dataset(
         ]
     if text_col in label_cols:
         raise DataError(f"{where}: column {text_col!r} cannot be both the text and a label")
+    twice = sorted({c for c in label_cols if label_cols.count(c) > 1})
+    if twice:
+        raise DataError(f"{where}: label column {twice[0]!r} is named twice (--label-column/"
+                        f"--label-columns); name each label column once")
     texts = frame[text_col].to_numpy(dtype=object)
     valid = np.fromiter((bool(t.strip()) for t in texts), dtype=bool, count=len(texts))
     blank_text = ~valid
@@ -268,6 +297,11 @@ def load_dataset(
             f"{where}: empty text in column {text_col!r} at rows {rows_text(blank_text)} "
             f"(row 1 = first data row); fix them or pass --drop-invalid to skip such rows"
         )
+    strange = [name for name in names if has_control(name)]
+    if strange:
+        what = "column names" if multilabel else "label column"
+        raise DataError(f"{where}: the label {strange[0]!r} holds control or "
+                        f"line-break characters; clean the {what} first")
     weights = _weights(frame, weight_col, where) if weight_col else None
     dropped = int((~valid).sum())
     if dropped:
@@ -309,6 +343,9 @@ def read_lines_file(path: str | os.PathLike[str], encoding: str | None = None) -
         text = raw.decode(encoding)
     except UnicodeDecodeError as err:
         raise _decode_error(path, encoding, err) from None
+    except UnicodeError as err:
+        raise DataError(f"{path} cannot be read as {encoding} ({err}); give its "
+                        f"--encoding") from None
     return [line.strip(" \t\r") for line in text.split("\n")]
 
 

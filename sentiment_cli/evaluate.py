@@ -9,10 +9,11 @@ from typing import Any
 
 import numpy as np
 
+from .atomic import publish
 from .bundle import Bundle, load_bundle, write_json
 from .data import load_dataset
 from .errors import DataError
-from .folders import check_target, publish
+from .folders import check_target
 from .labels import canonical_label
 from .metrics import binary_metrics, calibration_bins, multilabel_metrics
 from .predict import Predictor

@@ -6,6 +6,8 @@ pickled, so loading a model folder cannot run code.
 
 from __future__ import annotations
 
+import math
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -80,9 +82,11 @@ class VectorizerOptions:
 
 
 # A custom pattern gets this long per text (plus a microsecond per character, so a long review
-# is never cut off by a linear pattern): far more than any linear pattern needs, far less than a
-# user would wait for a pattern that backtracks catastrophically.
+# is never cut off by a linear pattern), and all its texts together twice that plus 10 us per
+# character: far more than any linear pattern needs (under 1 us per character), far less than
+# anyone would wait for a pattern that backtracks catastrophically, even on many short texts.
 SECONDS_PER_TEXT = 1.0
+_SECONDS_PER_CHAR_IN_ALL = 10e-6
 _PROBES = ("a" * 3000 + "!", "1" * 3000 + "\x00", " " * 3000 + "a", "ab " * 1000 + "!",
            "a-" * 1500 + "!", "\u00e9" * 3000 + "?", "aA1_" * 750 + " ")
 
@@ -101,6 +105,7 @@ class BoundedTokenizer:
         import regex
 
         self.pattern, self.folder = pattern, folder
+        self._spent, self._chars = 0.0, 0  # seconds and characters tokenised so far
         try:
             self._compiled = regex.compile(pattern)
         except (regex.error, ValueError, OverflowError, RecursionError) as err:
@@ -115,15 +120,23 @@ class BoundedTokenizer:
         return damaged(self.folder, f"its token_pattern {self.pattern!r:.80} {problem}")
 
     def _too_slow(self, limit: float) -> SentimentError:
-        return self._error(f"took more than {limit:.2f} s on one text: it backtracks "
-                           f"catastrophically", "simplify the pattern")
+        self._spent = math.inf  # every later text fails at once (scikit-learn swallows some)
+        return self._error(f"took more than {limit:.2f} s on one text, or too long on all of "
+                           f"them: it backtracks catastrophically", "simplify the pattern")
 
     def __call__(self, text: str) -> list[str]:
-        limit = SECONDS_PER_TEXT + len(text) * 1e-6
+        self._chars += len(text)
+        left = 2 * SECONDS_PER_TEXT + _SECONDS_PER_CHAR_IN_ALL * self._chars - self._spent
+        limit = min(SECONDS_PER_TEXT + len(text) * 1e-6, left)
+        if limit <= 0:
+            raise self._too_slow(SECONDS_PER_TEXT)
+        started = time.perf_counter()
         try:
-            return self._compiled.findall(text, timeout=limit)
+            tokens = self._compiled.findall(text, timeout=limit)
         except TimeoutError:
-            raise self._too_slow(limit) from None
+            raise self._too_slow(SECONDS_PER_TEXT) from None
+        self._spent += time.perf_counter() - started
+        return tokens
 
     def vet(self, limit: float = 0.25) -> None:
         """Refuse a pattern that is slow on a few texts known to trigger backtracking."""

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from .architecture import parameter_count
+from .atomic import publish
 from .bundle import (
     FORMAT_NAME,
     FORMAT_VERSION,
@@ -27,8 +27,10 @@ from .bundle import (
     write_json,
 )
 from .checkpoint import (
+    check_checkpoint_folder,
     check_resumable,
     checkpoint_path,
+    input_digests,
     load_checkpoint,
     save_checkpoint,
     vocabulary_digest,
@@ -51,9 +53,9 @@ from .features import (
     start_counters,
     vectorizer_to_json,
 )
-from .folders import check_target, file_digest, owned_files, publish, remove_owned
+from .folders import check_target, remove_owned
 from .locking import FolderLock
-from .memory import TRAINING_COPIES, check_fits, human
+from .memory import check_training_memory
 from .options import TrainOptions
 from .progress import EpochStats, TrainProgress
 from .split import related_groups, split_rows
@@ -346,59 +348,8 @@ def _check_job(job: TrainJob) -> tuple[Path, Path]:
         from .train import resolve_device
 
         resolve_device(job.train.device)  # a CUDA request that cannot work fails before reading
-    _check_training_memory(job.train, vocab_size=1, n_outputs=1)  # --hidden alone too big
+    check_training_memory(job.train, vocab_size=1, n_outputs=1)  # --hidden alone too big
     return output, checkpoint_path(output)
-
-
-def _check_training_memory(options: TrainOptions, vocab_size: int, n_outputs: int) -> None:
-    """Refuse a model whose weights and optimizer state cannot fit, before allocating them."""
-    params = parameter_count(vocab_size, options.hidden, n_outputs)
-    hidden = ",".join(map(str, options.hidden)) or "none"
-    what = (f"--hidden {hidden} with a vocabulary of {vocab_size:,} terms" if vocab_size > 1
-            else f"--hidden {hidden} (even with a vocabulary of one term)")
-    fix = "use a smaller --hidden, or shrink the vocabulary with --max-features or --min-df 2"
-    check_fits(4 * TRAINING_COPIES * params, what, fix)
-    if options.device.strip().lower().startswith("cuda") and vocab_size > 1:
-        import torch
-
-        from .train import resolve_device
-
-        free, _ = torch.cuda.mem_get_info(resolve_device(options.device))
-        if 4 * 3 * params > free:  # the weights and Adam's two moments live on the GPU
-            raise DataError(f"{what} needs about {human(12 * params)} of GPU memory and "
-                            f"{human(free)} is free; {fix}")
-
-
-def _check_checkpoint(checkpoints: Path, job: TrainJob) -> None:
-    """Under the lock: an earlier run's checkpoint is resumed, or discarded with --force, and
-    a folder in its place that bce-train did not write is never touched."""
-    if not (checkpoints.exists() or checkpoints.is_symlink()):
-        if job.resume:
-            raise DataError(f"--resume: no checkpoint at {checkpoints}; train without --resume")
-        return
-    if not checkpoints.is_dir() or owned_files(checkpoints, "checkpoint") is None:
-        raise DataError(
-            f"{checkpoints} is where bce-train keeps this model's checkpoint, but it holds "
-            f"something bce-train did not write; move it away or choose another --output")
-    if not (job.resume or job.force):
-        raise DataError(
-            f"{checkpoints} holds the checkpoint of an interrupted run: pass --resume to continue "
-            f"it, or --force to start over"
-        )
-
-
-def _data_digests(job: TrainJob) -> dict[str, str | None]:
-    """SHA-256 of every input file, so --resume refuses a file whose content changed."""
-    inputs = {"data": job.data, "val_data": job.val_data}
-    if job.line_files is not None:
-        inputs = {"positive_lines": job.line_files[0], "negative_lines": job.line_files[1]}
-    digests: dict[str, str | None] = {}
-    for name, path in inputs.items():
-        try:
-            digests[f"{name}_sha256"] = None if path is None else file_digest(path)[1]
-        except OSError:  # reading the data says what is wrong with it
-            digests[f"{name}_sha256"] = None
-    return digests
 
 
 def _fingerprint_options(job: TrainJob) -> dict[str, Any]:
@@ -407,6 +358,10 @@ def _fingerprint_options(job: TrainJob) -> dict[str, Any]:
     return json.loads(json.dumps({
         "data": None if job.data is None else str(job.data),
         "val_data": None if job.val_data is None else str(job.val_data),
+        "reading": {"text_column": job.text_column, "label_columns": job.label_columns,
+                    "positive_label": job.positive_label, "weight_column": job.weight_column,
+                    "delimiter": job.delimiter, "encoding": job.encoding,
+                    "drop_invalid": job.drop_invalid, "drop_empty_labels": job.drop_empty_labels},
         "val_split": job.val_split,
         "val_max_rows": job.val_max_rows,
         "val_grouping": job.val_grouping,
@@ -427,7 +382,7 @@ def run_training(
     output, checkpoints = _check_job(job)
     with FolderLock(output):
         check_target(output, "model", job.force, "--output")  # again, now that we hold it
-        _check_checkpoint(checkpoints, job)
+        check_checkpoint_folder(checkpoints, resume=job.resume, force=job.force)
         return _train_locked(job, output, checkpoints, progress, note)
 
 
@@ -442,7 +397,9 @@ def _train_locked(
     from .metrics import sigmoid
 
     started = time.perf_counter()
-    digests = _data_digests(job)
+    inputs = ({"data": job.data, "val_data": job.val_data} if job.line_files is None else
+              {"positive_lines": job.line_files[0], "negative_lines": job.line_files[1]})
+    digests = input_digests(inputs)
     if job.resume:
         check_resumable(checkpoints, {**_fingerprint_options(job), **digests})
     # The helpers import scikit-learn while this process reads, tokenise while it imports
@@ -461,7 +418,7 @@ def _train_locked(
         f"{len(train_part)} training rows, {0 if val is None else len(val)} validation rows, "
         f"vocabulary of {x_train.shape[1]} terms"
     )
-    _check_training_memory(job.train, x_train.shape[1], 1 if train_part.y.ndim == 1
+    check_training_memory(job.train, x_train.shape[1], 1 if train_part.y.ndim == 1
                            else train_part.y.shape[1])
     from .model import predict_logits
     from .train import TrainingDiverged, TrainState, fit
@@ -484,8 +441,11 @@ def _train_locked(
 
     from .plots import warm_up
 
-    # The report's helper process warms up on the idle core while this one trains.
-    with Helper(warm_up, start=job.report) as report_helper:
+    # The report's helper process warms up on the idle core while this one trains. Ctrl-C or
+    # SIGTERM from here on (training, or writing the model folder) keeps the epochs saved so
+    # far for --resume.
+    report_helper = Helper(warm_up, start=job.report)
+    try:
         try:
             result = fit(
                 x_train,
@@ -499,16 +459,6 @@ def _train_locked(
                 checkpoint=save_epoch,
                 resume=resume_state,
             )
-        except Interrupted as err:
-            if last_saved[0]:
-                raise Interrupted(
-                    err.signum,
-                    f"interrupted; epoch {last_saved[0]} is saved in {checkpoints}: continue with "
-                    f"the same command plus --resume",
-                ) from None
-            raise Interrupted(
-                err.signum, "interrupted before the first epoch ended; nothing was saved"
-            ) from None
         except TrainingDiverged as err:
             if last_saved[0]:
                 raise TrainingError(
@@ -602,6 +552,18 @@ def _train_locked(
 
         for message in publish(output, fill, "model", replace=job.force):
             note(message)
+    except Interrupted as err:
+        if last_saved[0]:
+            raise Interrupted(
+                err.signum,
+                f"interrupted; epoch {last_saved[0]} is saved in {checkpoints}: continue with "
+                f"the same command plus --resume",
+            ) from None
+        raise Interrupted(
+            err.signum, "interrupted before the first epoch ended; nothing was saved"
+        ) from None
+    finally:
+        report_helper.close()
     if checkpoints.is_dir():
         remove_owned(checkpoints, "checkpoint")
     total = time.perf_counter() - started

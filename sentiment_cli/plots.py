@@ -30,11 +30,16 @@ TRAIN_COLOR, VAL_COLOR, MARK_COLOR, HIGHLIGHT = "tab:blue", "tab:orange", "0.45"
 
 def _pyplot() -> Any:
     """pyplot on the Agg backend (files only, no display), imported on first use."""
+    import warnings
+
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    # A label or file name with an emoji the font lacks is drawn as a box; the warning would
+    # print on stderr (with the raw character) even under --quiet.
+    warnings.filterwarnings("ignore", message=r"Glyph \d+ .*missing from", category=UserWarning)
     return plt
 
 

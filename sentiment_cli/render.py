@@ -211,6 +211,7 @@ def run_predict(
 ) -> None:
     """Score arguments, stdin lines or a file column, and stream the rows to stdout."""
     from .bundle import load_bundle
+    from .data import check_encoding
     from .predict import (
         FORMATS,
         Predictor,
@@ -222,7 +223,8 @@ def run_predict(
         score_stream,
     )
 
-    fmt = (output_format or ("table" if sys.stdout.isatty() else "jsonl")).lower()
+    fmt = (output_format if output_format is not None
+           else "table" if sys.stdout.isatty() else "jsonl").strip().lower()
     if fmt not in FORMATS:
         raise DataError(f"--format must be one of {', '.join(FORMATS)}, got {output_format!r}")
     if input_file is not None and texts:
@@ -240,7 +242,7 @@ def run_predict(
         if sys.stdin.isatty():
             Console(stderr=True, **_PLAIN).print(
                 "reading texts from stdin, one per line (Ctrl-D to end)")
-        lines = read_lines(sys.stdin.buffer, encoding or "utf-8-sig")
+        lines = read_lines(sys.stdin.buffer, check_encoding(encoding, line_by_line=True))
         batches = ((chunk, None) for chunk in batched(lines, batch_size))
 
     labels = predictor.bundle.labels

@@ -15,12 +15,14 @@ from typing import Any
 
 from .architecture import ModelConfig
 from .options import MAX_HIDDEN, MAX_LAYERS, MAX_NGRAM
+from .text import has_control
 
 FORMAT_NAME = "sentiment-cli-model"
 FORMAT_VERSION = 2  # 2 adds manifest.json (every file's size and SHA-256), checked on load
 MAX_VOCABULARY = 2**31 - 1
 MAX_LABELS = 10_000
 MAX_TEXT = 10_000  # characters of a label name or a token pattern
+MAX_STOP_WORDS = 10_000  # scikit-learn's English list has 318
 # fit_temperature searches [0.05, 20]; "none" stores 1.0. Anything else was not written by us.
 TEMPERATURE_RANGE = (0.05, 20.0)
 
@@ -92,8 +94,9 @@ def _strings(value: Any, name: str, low: int, high: int, distinct: bool = True) 
         raise ConfigProblem(f"{name} must be a list of {low} to {high} strings, got "
                             f"{_show(value)}")
     for item in value:
-        if not isinstance(item, str) or not item or len(item) > MAX_TEXT:
-            raise ConfigProblem(f"{name} must hold non-empty strings, got {_show(item)}")
+        if not isinstance(item, str) or not item or len(item) > MAX_TEXT or has_control(item):
+            raise ConfigProblem(f"{name} must hold non-empty strings without control "
+                                f"characters, got {_show(item)}")
     if distinct and len(set(value)) != len(value):
         raise ConfigProblem(f"{name} repeats a value")
     return list(value)
@@ -111,9 +114,16 @@ def _model(value: Any, n_outputs: int) -> ModelConfig:
         vocab_size=_integer(_field(model, "vocab_size", "model."), "model.vocab_size", 1,
                             MAX_VOCABULARY),
         hidden=[_integer(h, "model.hidden", 1, MAX_HIDDEN) for h in hidden],
-        dropout=_number(_field(model, "dropout", "model."), "model.dropout", 0.0, 0.999),
+        dropout=_dropout(_field(model, "dropout", "model.")),
         n_outputs=outputs,
     )
+
+
+def _dropout(value: Any) -> float:
+    rate = _number(value, "model.dropout", 0.0, 1.0)
+    if rate == 1.0:
+        raise ConfigProblem("model.dropout must be below 1")
+    return rate
 
 
 def _vectorizer(value: Any) -> dict[str, Any]:
@@ -129,7 +139,7 @@ def _vectorizer(value: Any) -> dict[str, Any]:
                             f"{_show(pattern)}")
     stop_words = params.get("stop_word_list")
     if stop_words is not None:
-        stop_words = _strings(stop_words, "vectorizer.stop_word_list", 0, 100_000,
+        stop_words = _strings(stop_words, "vectorizer.stop_word_list", 0, MAX_STOP_WORDS,
                               distinct=False)
     return {
         "ngram_range": (low, high),

@@ -13,9 +13,9 @@ import torch
 from conftest import resign
 from safetensors.torch import save_file
 
+from sentiment_cli.atomic import publish
 from sentiment_cli.bundle import load_bundle
 from sentiment_cli.errors import BundleError, DataError
-from sentiment_cli.folders import publish
 from sentiment_cli.pipeline import TrainJob, run_training
 from sentiment_cli.predict import Predictor
 from sentiment_cli.train import TrainOptions
