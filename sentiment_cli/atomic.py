@@ -18,6 +18,7 @@ import ctypes
 import hashlib
 import json
 import os
+import re
 import secrets
 import shutil
 import stat
@@ -33,6 +34,7 @@ from .folders import (
     SMALL_JSON_BYTES,
     check_target,
     entries,
+    file_digest,
     open_regular,
     plausible,
     reject_constant,
@@ -42,16 +44,6 @@ from .folders import (
 
 class FolderChanged(Exception):
     """A file of the folder being read went missing or does not match the manifest."""
-
-
-def file_digest(path: Path | str) -> tuple[int, str]:
-    """(size in bytes, SHA-256 hex digest) of a file, read in 1 MiB blocks."""
-    digest, size = hashlib.sha256(), 0
-    with os.fdopen(open_regular(path), "rb") as handle:
-        while block := handle.read(1 << 20):
-            digest.update(block)
-            size += len(block)
-    return size, digest.hexdigest()
 
 
 def write_manifest(folder: Path, kind: str) -> None:
@@ -90,14 +82,17 @@ def _fsync_tree(folder: Path) -> None:
 def _clear_stale_staging(target: Path, kind: str) -> None:
     """Temporary folders of this target left by a killed writer (their names carry its pid),
     when they hold nothing but this tool's files."""
-    prefixes = (f".{target.name}.tmp-", f".{target.name}.old-")
+    # exactly the names _new_staging and publish give: .NAME.tmp-PID-HEX8, .NAME.old-PID (and
+    # .NAME.tmp-PID of earlier versions)
+    name = re.compile(
+        rf"\.{re.escape(target.name)}\.(?:tmp-(\d+)(?:-[0-9a-f]{{8}})?|old-(\d+))")
     for stale in target.parent.iterdir():
-        prefix = next((p for p in prefixes if stale.name.startswith(p)), None)
-        if prefix is None:
+        match = name.fullmatch(stale.name)
+        if match is None:
             continue
-        pid = stale.name[len(prefix):].split("-")[0]
-        if (pid.isdigit() and not _pid_alive(int(pid)) and stale.is_dir()
-                and not stale.is_symlink() and plausible(entries(stale)[0], kind)):
+        pid = int(match.group(1) or match.group(2))
+        if (not _pid_alive(pid) and stale.is_dir() and not stale.is_symlink()
+                and plausible(entries(stale)[0], kind)):
             shutil.rmtree(stale, ignore_errors=True)
 
 

@@ -226,7 +226,8 @@ def _load(folder: Path, reader: FolderReader) -> Bundle:
         raise damaged(folder, f"{WEIGHTS_FILE} is {human(weights_size)}, the architecture in "
                               f"config.json needs {human(weights_bytes)}")
     vocabulary_size = reader.size(VOCABULARY_FILE)
-    check_fits(weights_size + JSON_EXPANSION * vocabulary_size, f"loading {folder}",
+    # The file's bytes and the arrays made from them are both held for a moment.
+    check_fits(2 * weights_size + JSON_EXPANSION * vocabulary_size, f"loading {folder}",
                "free memory, or use a smaller model", error=BundleError)
     vocabulary = reader.read_json(VOCABULARY_FILE, limit=vocabulary_size)
     terms = vocabulary.get("terms") if isinstance(vocabulary, dict) else None

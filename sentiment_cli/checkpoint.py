@@ -14,11 +14,12 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .atomic import FolderChanged, FolderReader, file_digest, publish
+from .atomic import FolderChanged, FolderReader, publish
 from .bundle import save_tensors, write_json
 from .errors import DataError
-from .folders import owned_files
+from .folders import file_digest, owned_files, tool_folder_kind
 from .progress import EpochStats
+from .schema import ConfigProblem, integer, number
 
 if TYPE_CHECKING:  # torch is imported by the training step, not by importing this module
     import torch
@@ -49,9 +50,12 @@ def check_checkpoint_folder(checkpoints: Path, resume: bool, force: bool) -> Non
             raise DataError(f"--resume: no checkpoint at {checkpoints}; train without --resume")
         return
     if not checkpoints.is_dir() or owned_files(checkpoints, "checkpoint") is None:
+        kind = tool_folder_kind(checkpoints) if checkpoints.is_dir() else None
+        what = (f"a {kind} folder" if kind not in (None, "checkpoint")
+                else "something bce-train did not write")
         raise DataError(
             f"{checkpoints} is where bce-train keeps this model's checkpoint, but it holds "
-            f"something bce-train did not write; move it away or choose another --output")
+            f"{what}; move it away or choose another --output")
     if not (resume or force):
         raise DataError(
             f"{checkpoints} holds the checkpoint of an interrupted run: pass --resume to continue "
@@ -135,8 +139,56 @@ def check_resumable(folder: Path, partial: dict[str, Any]) -> None:
         raise _different_run(folder, changed)
 
 
-def load_checkpoint(folder: Path, fingerprint: dict[str, Any]) -> TrainState:
-    """Read a checkpoint written by the same job; anything else is a clear error."""
+def _epoch_stats(row: Any, epoch: int) -> EpochStats:
+    if not isinstance(row, dict) or set(row) != set(EpochStats.__dataclass_fields__):
+        raise ConfigProblem(f"history entry {epoch} is not an epoch's figures")
+    if integer(row["epoch"], "history epoch", epoch, epoch) != epoch:
+        raise ConfigProblem("history's epochs are not 1, 2, ...")
+    figures = {k: None if row[k] is None and k.startswith("val_")
+               else number(row[k], f"history {k}", 0.0, 1e300)
+               for k in ("train_loss", "val_loss", "train_acc", "val_acc", "seconds")}
+    return EpochStats(epoch=epoch, **figures)  # type: ignore[arg-type]
+
+
+def _checked_state(meta: dict[str, Any], tensors: dict[str, dict[str, torch.Tensor]],
+                   shapes: dict[str, tuple[int, ...]]) -> dict[str, Any]:
+    """state.json's numbers and the tensors, checked against each other and against the model
+    the options describe (``shapes``); ConfigProblem, KeyError or ValueError otherwise."""
+    import torch
+
+    epoch = integer(meta["epoch"], "epoch", 1, 10**7)
+    checked = {
+        "epoch": epoch,
+        "steps": integer(meta["steps"], "steps", 1, 2**62),
+        "best_val_loss": number(meta["best_val_loss"], "best_val_loss", 0.0, 1e300),
+        "best_epoch": integer(meta["best_epoch"], "best_epoch", 0, epoch),
+        "bad_epochs": integer(meta["bad_epochs"], "bad_epochs", 0, epoch),
+    }
+    history = meta["history"]
+    if not isinstance(history, list) or len(history) != epoch:
+        raise ConfigProblem(f"history must list the {epoch} epochs run")
+    checked["history"] = [_epoch_stats(h, i) for i, h in enumerate(history, start=1)]
+    n = integer(meta["n_tensors"], "n_tensors", len(shapes), len(shapes))
+    optimizer = tensors["optimizer.safetensors"]
+    expected = sorted(shapes.values())  # the optimizer's order is the module's, not by name
+    for name in ("last.safetensors", "best.safetensors"):
+        state = tensors.get(name)
+        if state is not None and {k: tuple(v.shape) for k, v in state.items()} != shapes:
+            raise ConfigProblem(f"{name} does not hold this model's tensors")
+    for moment in ("exp_avg", "exp_avg_sq"):
+        if sorted(tuple(optimizer[f"{moment}.{i}"].shape) for i in range(n)) != expected:
+            raise ConfigProblem(f"the optimizer's {moment} does not fit this model")
+    size = torch.get_rng_state().numel()
+    for rng in ("torch_rng", "shuffle_rng"):
+        if optimizer[rng].dtype != torch.uint8 or optimizer[rng].numel() != size:
+            raise ConfigProblem(f"{rng} is not a random generator's state")
+    return checked
+
+
+def load_checkpoint(folder: Path, fingerprint: dict[str, Any],
+                    shapes: dict[str, tuple[int, ...]]) -> TrainState:
+    """Read a checkpoint written by the same job for a model of these tensor ``shapes``;
+    anything else is a clear error."""
     from safetensors import SafetensorError
     from safetensors.torch import load
 
@@ -150,21 +202,22 @@ def load_checkpoint(folder: Path, fingerprint: dict[str, Any]) -> TrainState:
                 raise _different_run(folder, changed)
             tensors = {name: load(reader.read(name, reader.size(name)))
                        for name in _TENSOR_FILES if reader.exists(name)}
+        checked = _checked_state(meta, tensors, shapes)
         optimizer = tensors["optimizer.safetensors"]
-        n = int(meta["n_tensors"])
+        n = len(shapes)
         return TrainState(
-            epoch=int(meta["epoch"]),
+            epoch=checked["epoch"],
             model_state=tensors["last.safetensors"],
             optimizer_state={
-                "steps": int(meta["steps"]),
+                "steps": checked["steps"],
                 "exp_avg": [optimizer[f"exp_avg.{i}"] for i in range(n)],
                 "exp_avg_sq": [optimizer[f"exp_avg_sq.{i}"] for i in range(n)],
             },
             best_state=tensors.get("best.safetensors"),
-            best_val_loss=float(meta["best_val_loss"]),
-            best_epoch=int(meta["best_epoch"]),
-            bad_epochs=int(meta["bad_epochs"]),
-            history=[EpochStats(**h) for h in meta["history"]],
+            best_val_loss=checked["best_val_loss"],
+            best_epoch=checked["best_epoch"],
+            bad_epochs=checked["bad_epochs"],
+            history=checked["history"],
             torch_rng=optimizer["torch_rng"],
             shuffle_rng=optimizer["shuffle_rng"],
             weight_sum={k.removeprefix("weight_sum."): v for k, v in optimizer.items()

@@ -6,6 +6,7 @@ and option errors answer at once. Data goes to stdout; progress, notes and error
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
@@ -66,6 +67,12 @@ def handle_errors(func: F) -> F:
             raise typer.Exit(1) from None
         except (typer.Exit, typer.Abort, SystemExit):
             raise
+        except OSError as err:  # the system refused: a full disk, an output that cannot be written
+            if debug:
+                raise
+            where = f" ({err.filename})" if err.filename else " (writing the output)"
+            error_line(f"{err.strerror or err}{where}")
+            raise typer.Exit(1) from None
         except Exception as err:  # a bug or an unforeseen failure: still one line by default
             if debug:
                 raise
@@ -347,7 +354,7 @@ def train(
             binary=binary,
             lowercase=lowercase,
             stop_words=None if (stop_words or "none").lower() == "none" else stop_words.lower(),
-            token_pattern=token_pattern or SENTIMENT_TOKEN_PATTERN,
+            token_pattern=SENTIMENT_TOKEN_PATTERN if token_pattern is None else token_pattern,
         ),
         threshold=threshold.strip().lower(),
         threshold_metric=threshold_metric,
@@ -571,9 +578,14 @@ def _run(app: typer.Typer, prog: str) -> NoReturn:
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()
-        except (OSError, ValueError):  # the reader went away: the SIGPIPE convention
+        except BrokenPipeError:  # the reader went away: the SIGPIPE convention
             if stream is sys.stdout and code == 0:
                 code = 128 + signal.SIGPIPE
+        except (OSError, ValueError) as err:  # a full disk (>/dev/full)
+            if stream is sys.stdout and code == 0:
+                with contextlib.suppress(OSError, ValueError):
+                    error_line(f"{getattr(err, 'strerror', None) or err} (writing the output)")
+                code = 1
     os._exit(code)
 
 

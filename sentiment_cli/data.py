@@ -59,8 +59,9 @@ def check_encoding(encoding: str | None, line_by_line: bool = False) -> str:
     encoding = encoding or DEFAULT_ENCODING
     try:
         codecs.lookup(encoding)
-        "".encode(encoding)  # LookupError for base64, zlib, rot13: not text encodings
-        b"".decode(encoding)
+        sample = "text,label\nGood film, 1\n"  # base64, rot13, idna, "undefined" fail here
+        if sample.encode(encoding).decode(encoding) != sample:
+            raise ValueError(encoding)
     except (LookupError, UnicodeError, ValueError, TypeError):
         raise DataError(f"unknown or unusable --encoding {encoding!r}; try utf-8, latin-1 or "
                         f"cp1252") from None
@@ -87,6 +88,13 @@ def check_delimiter(delimiter: str | None) -> str | None:
 
 def check_path(path: Path) -> None:
     """A data file that can be read: it exists, is a file, is readable and is not empty."""
+    try:
+        _check_path(path)
+    except OSError as err:  # a name too long, a loop of links
+        raise DataError(f"{path}: {err.strerror or err}; check the path") from None
+
+
+def _check_path(path: Path) -> None:
     if not path.exists():
         raise DataError(f"{path}: no such file; check the path")
     if path.is_dir():
@@ -141,6 +149,9 @@ def read_table(
         sep = check_delimiter(delimiter) or sniff_delimiter(path, encoding)
     except OSError as err:
         raise DataError(f"{path}: cannot read ({err.strerror})") from None
+    except UnicodeError as err:
+        raise DataError(f"{path} cannot be read as {encoding} ({err}); give its "
+                        f"--encoding") from None
     try:
         frame = pd.read_csv(
             path,
@@ -203,18 +214,19 @@ def _weights(frame: pd.DataFrame, column: str, where: str) -> np.ndarray:
 
     raw = frame[column]
     numbers = pd.to_numeric(raw.str.strip(), errors="coerce").to_numpy(dtype=np.float64)
-    with np.errstate(over="ignore"):
-        single = numbers.astype(np.float32)  # what training uses: above 3.4e38 is infinite
-    bad = ~np.isfinite(single) | (numbers < 0)
+    bad = ~np.isfinite(numbers) | (numbers < 0)
     if bad.any():
         raise DataError(
-            f"{where}: --weight-column {column!r} needs non-negative numbers below 3.4e38; rows "
+            f"{where}: --weight-column {column!r} needs non-negative numbers; rows "
             f"{rows_text(bad)} are not (e.g. {raw.iloc[int(np.flatnonzero(bad)[0])]!r})"
         )
-    if not single.any():
+    if not numbers.any():
         raise DataError(f"{where}: every weight in --weight-column {column!r} is 0, so nothing "
                         f"would be learned; give some rows a positive weight")
-    return single
+    # Relative weights, scaled to a mean of 1 (the losses are weighted means, so nothing else
+    # changes): in float32, weights of 1e-45 would make every loss 0 and 1e39 overflow.
+    scaled = numbers / numbers.max()
+    return (scaled / scaled.mean()).astype(np.float32)
 
 
 def load_dataset(

@@ -42,7 +42,7 @@ def evaluate_file(
         return _evaluate(model_dir, data_path, text_column, label_columns, delimiter, encoding,
                          drop_invalid, threshold, batch_size)
     report = check_target(Path(report_dir), "report", force, "--report")
-    with FolderLock(report, "--report"):
+    with FolderLock(report, "--report", writer="bce-eval"):
         check_target(report, "report", force, "--report")
         return _evaluate(model_dir, data_path, text_column, label_columns, delimiter, encoding,
                          drop_invalid, threshold, batch_size, (report, Path(report_dir)), force)

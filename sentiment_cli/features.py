@@ -73,6 +73,14 @@ class VectorizerOptions:
                 raise DataError(
                     f"{name} must be a fraction in [0, 1] or a whole document count, got {value}"
                 )
+        low = _df_value(self.min_df, whole_at_one=True)
+        high = _df_value(self.max_df, whole_at_one=False)
+        if high == 0 or (type(low) is type(high) and high < low):
+            raise DataError(f"--max-df {self.max_df:g} keeps fewer documents than --min-df "
+                            f"{self.min_df:g} needs, so no term could be kept; lower --min-df "
+                            f"or raise --max-df")
+        if not self.token_pattern:
+            raise DataError("--token-pattern must not be empty (leave it out for the default)")
         if self.max_features is not None and self.max_features < 1:
             raise DataError(f"--max-features must be at least 1, got {self.max_features}")
         if self.stop_words not in (None, "english"):

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import json
 import os
 import stat
@@ -63,6 +64,16 @@ def open_regular(path: Path | str, dir_fd: int | None = None, follow: bool = Tru
     return fd
 
 
+def file_digest(path: Path | str) -> tuple[int, str]:
+    """(size in bytes, SHA-256 hex digest) of a file, read in 1 MiB blocks."""
+    digest, size = hashlib.sha256(), 0
+    with os.fdopen(open_regular(path), "rb") as handle:
+        while block := handle.read(1 << 20):
+            digest.update(block)
+            size += len(block)
+    return size, digest.hexdigest()
+
+
 def entries(folder: Path) -> tuple[list[str], list[str]]:
     """(files, folders) inside ``folder`` as relative POSIX paths, links not followed (a link is
     listed as a file)."""
@@ -101,43 +112,75 @@ def plausible(files: list[str], kind: str) -> bool:
                               and f.endswith(".png")) for f in files)
 
 
-def _allowed(folder: Path, kind: str, files: list[str]) -> set[str] | None:
-    """The files this tool wrote into ``folder`` as a ``kind`` folder, by its manifest (or, for
-    older folders, its marker and names); None when it is no such folder."""
+def _unchanged(folder: Path, name: str, entry: Any, kind: str) -> bool:
+    """The file is still what the manifest says the tool wrote: a regular file of that size
+    and, in model and report folders, that SHA-256 (a checkpoint is replaced every epoch under
+    its run's lock; its sizes suffice)."""
+    try:
+        info = os.stat(folder / name, follow_symlinks=False)
+    except OSError:
+        return False
+    if (not stat.S_ISREG(info.st_mode) or not isinstance(entry, dict)
+            or entry.get("bytes") != info.st_size):
+        return False
+    if kind == "checkpoint":
+        return True
+    try:
+        return file_digest(folder / name)[1] == entry.get("sha256")
+    except OSError:
+        return False
+
+
+def _strangers(folder: Path, kind: str) -> list[str] | None:
+    """What in ``folder`` is not the tool's: files it did not write or that changed since, and
+    folders of nothing else. None when it is no ``kind`` folder of the tool's at all (by its
+    manifest or, for older folders, its marker)."""
+    files, folders = entries(folder)
     manifest = read_small_json(folder / MANIFEST_FILE)
     if isinstance(manifest, dict) and manifest.get("format") == MANIFEST_FORMAT:
         listed = manifest.get("files")
         if manifest.get("kind") != kind or not isinstance(listed, dict):
             return None
-        return {str(name) for name in listed} | {MANIFEST_FILE}
-    if kind in _LEGACY_MARKERS and MANIFEST_FILE not in files:
+        ours = {f for f in files if f in listed and _unchanged(folder, f, listed[f], kind)}
+        ours |= {MANIFEST_FILE} & set(files)
+    elif kind in _LEGACY_MARKERS and MANIFEST_FILE not in files:
         marker, is_ours = _LEGACY_MARKERS[kind]
-        if is_ours(read_small_json(folder / marker)):
-            return {f for f in files if plausible([f], kind)}
-    return None
+        if not is_ours(read_small_json(folder / marker)):
+            return None
+        ours = {f for f in files if plausible([f], kind)
+                and stat.S_ISREG(os.stat(folder / f, follow_symlinks=False).st_mode)}
+    else:
+        return None
+    parents = {Path(f).parent.as_posix() for f in ours}
+    return [f for f in files if f not in ours] + [f + "/" for f in folders if f not in parents]
 
 
 def owned_files(folder: Path, kind: str) -> list[str] | None:
     """The files of ``folder`` when this tool wrote it as a ``kind`` folder and nothing else is
-    in it; None when anything in it is not the tool's."""
-    files, folders = entries(folder)
-    allowed = _allowed(folder, kind, files)
-    if allowed is None:
-        return None
-    parents = {str(Path(f).parent.as_posix()) for f in allowed}
-    if not set(files) <= allowed or not set(folders) <= parents:
-        return None
-    return files
+    in it, nor changed since; None otherwise."""
+    strangers = _strangers(folder, kind)
+    return entries(folder)[0] if strangers == [] else None
+
+
+def tool_folder_kind(folder: Path) -> str | None:
+    """Which kind of folder the tool wrote ``folder`` as, whatever it holds now, or None."""
+    manifest = read_small_json(folder / MANIFEST_FILE)
+    if isinstance(manifest, dict) and manifest.get("format") == MANIFEST_FORMAT:
+        kind = manifest.get("kind")
+        return kind if kind in WRITERS else None
+    for kind, (marker, is_ours) in _LEGACY_MARKERS.items():
+        if is_ours(read_small_json(folder / marker)):
+            return kind
+    return None
 
 
 def _listing(folder: Path, kind: str, limit: int = 4) -> str:
     """What in ``folder`` is not the tool's (everything, when it is not a tool's folder)."""
-    files, folders = entries(folder)
-    allowed = _allowed(folder, kind, files) or set()
-    parents = {str(Path(f).parent.as_posix()) for f in allowed}
-    strange = [f for f in files if f not in allowed] + [f + "/" for f in folders
-                                                         if f not in parents]
-    top = sorted({entry.split("/")[0] + ("/" if "/" in entry else "") for entry in strange})
+    strangers = _strangers(folder, kind)
+    if strangers is None:
+        files, folders = entries(folder)
+        strangers = files + [f + "/" for f in folders]
+    top = sorted({entry.split("/")[0] + ("/" if "/" in entry else "") for entry in strangers})
     shown = ", ".join(top[:limit])
     return shown + (f" and {len(top) - limit} more" if len(top) > limit else "")
 
@@ -161,6 +204,14 @@ def _protected(real: Path) -> str | None:
 def check_target(given: Path, kind: str, force: bool, option: str) -> Path:
     """The real path to write ``given`` to, after every check that needs no data: refused when
     it is protected, a file, not ours, ours without ``force``, or cannot be created."""
+    try:
+        return _check_target(given, kind, force, option)
+    except OSError as err:  # a name too long, a loop of links, no permission to look
+        raise DataError(f"{option} {given}: {err.strerror or err}; choose another "
+                        f"{option}") from None
+
+
+def _check_target(given: Path, kind: str, force: bool, option: str) -> Path:
     writer = WRITERS[kind]
     real = Path(os.path.realpath(given))
     for part in (Path(os.path.abspath(given)), *Path(os.path.abspath(given)).parents):
@@ -168,6 +219,13 @@ def check_target(given: Path, kind: str, force: bool, option: str) -> Path:
             raise DataError(f"{option} {given}: {part} is a symbolic link to "
                             f"{os.path.realpath(part)}, which does not exist; create it or give "
                             f"another {option}")
+    for above in real.parents:
+        if (above / MANIFEST_FILE).is_file() or (above / "config.json").is_file():
+            inside = tool_folder_kind(above)
+            if inside is not None:
+                raise DataError(f"{option} {given} is inside {above}, a {inside} folder "
+                                f"{WRITERS[inside]} wrote (which it could then no longer "
+                                f"replace); give a folder beside it")
     what = _protected(real)
     if what is not None:
         example = Path("reports" if kind == "report" else "models") / "NAME"
@@ -181,8 +239,9 @@ def check_target(given: Path, kind: str, force: bool, option: str) -> Path:
                             f"a folder inside it")
         if any(real.iterdir()):
             if owned_files(real, kind) is None:
-                other = next((k for k in WRITERS if k != kind and owned_files(real, k)), None)
-                held = f"a {other} folder" if other else f"files {writer} did not write"
+                other = tool_folder_kind(real)
+                held = (f"a {other} folder" if other not in (None, kind) else
+                        f"files {writer} did not write, or that changed since")
                 raise DataError(
                     f"{option} {given} holds {held} ({_listing(real, kind)}); {writer} replaces "
                     f"only an empty folder or its own {kind} folder, even with --force: choose "

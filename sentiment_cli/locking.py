@@ -65,9 +65,9 @@ class FolderLock:
     on release when nothing was written into them.
     """
 
-    def __init__(self, target: Path, option: str = "--output") -> None:
+    def __init__(self, target: Path, option: str = "--output", writer: str = "bce-train") -> None:
         self.target = Path(target)
-        self.option = option
+        self.option, self.writer = option, writer
         self.path = lock_path(self.target)
         self._fd: int | None = None
         self._created: list[Path] = []
@@ -87,7 +87,8 @@ class FolderLock:
                 self._remove_created()
                 raise DataError(f"{self.option} {self.target}: cannot use the lock file "
                                 f"{self.path} ({err.strerror or err}); remove it if no "
-                                f"bce-train is running, or choose another {self.option}") from None
+                                f"{self.writer} is running, or choose another {self.option}"
+                                ) from None
             if not locked:
                 holder = _holder(fd)
                 os.close(fd)

@@ -7,6 +7,7 @@ import contextlib
 import csv
 import io
 import json
+import os
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -16,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from .architecture import ModelConfig, parameter_shapes
 from .atomic import publish
 from .bundle import (
     FORMAT_NAME,
@@ -130,6 +132,10 @@ class TrainJob:
         for path in (self.data, self.val_data, *(self.line_files or ())):
             if path is not None:
                 check_path(Path(path))
+        if self.data is not None and self.val_data is not None and os.path.samefile(
+                self.data, self.val_data):
+            raise DataError("--val-data is the training file itself; validation needs other "
+                            "rows (leave --val-data out to split some off)")
 
 
 def _subset(data: Dataset, rows: np.ndarray) -> Dataset:
@@ -358,8 +364,7 @@ def _fingerprint_options(job: TrainJob) -> dict[str, Any]:
     return json.loads(json.dumps({
         "data": None if job.data is None else str(job.data),
         "val_data": None if job.val_data is None else str(job.val_data),
-        "reading": {"text_column": job.text_column, "label_columns": job.label_columns,
-                    "positive_label": job.positive_label, "weight_column": job.weight_column,
+        "reading": {"positive_label": job.positive_label, "weight_column": job.weight_column,
                     "delimiter": job.delimiter, "encoding": job.encoding,
                     "drop_invalid": job.drop_invalid, "drop_empty_labels": job.drop_empty_labels},
         "val_split": job.val_split,
@@ -426,11 +431,15 @@ def _train_locked(
     fingerprint = {
         **_fingerprint_options(job),
         **digests,
+        "text_column": data.text_column,
         "label_columns": data.label_columns,
         "train_rows": len(train_part),
         "vocabulary": vocabulary_digest(vectorizer_json["terms"]),
     }
-    resume_state = load_checkpoint(checkpoints, fingerprint) if job.resume else None
+    n_outputs = 1 if train_part.y.ndim == 1 else train_part.y.shape[1]
+    shapes = parameter_shapes(ModelConfig(x_train.shape[1], list(job.train.hidden),
+                                          job.train.dropout, n_outputs))
+    resume_state = load_checkpoint(checkpoints, fingerprint, shapes) if job.resume else None
     if resume_state is not None:
         note(f"resuming after epoch {resume_state.epoch} from {checkpoints}")
     last_saved = [0 if resume_state is None else resume_state.epoch]

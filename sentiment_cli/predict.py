@@ -129,13 +129,11 @@ def read_lines(stream: BinaryIO, encoding: str) -> Iterator[str]:
     for number, raw in enumerate(stream, start=1):
         try:
             line = raw.decode(encoding)
-        except UnicodeDecodeError:
+        except UnicodeError:
             raise DataError(
                 f"stdin line {number} is not valid {encoding} text; pass --encoding latin-1 "
                 f"(or the input's encoding)"
             ) from None
-        except LookupError:
-            raise DataError(f"unknown --encoding {encoding!r}") from None
         yield line.rstrip("\r\n")
 
 

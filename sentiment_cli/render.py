@@ -229,8 +229,10 @@ def run_predict(
         raise DataError(f"--format must be one of {', '.join(FORMATS)}, got {output_format!r}")
     if input_file is not None and texts:
         raise DataError("give texts as arguments or --input FILE, not both")
-    if text_column and input_file is None:
-        raise DataError("--text-column applies to --input FILE only")
+    for given, option in ((text_column, "--text-column"), (keep_columns, "--keep-columns"),
+                          (delimiter, "--delimiter")):
+        if given and input_file is None:
+            raise DataError(f"{option} applies to --input FILE only")
     predictor = Predictor(load_bundle(model), threshold=threshold, device=device)
 
     if input_file is not None:

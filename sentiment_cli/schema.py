@@ -68,13 +68,13 @@ def _show(value: Any) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
-def _integer(value: Any, name: str, low: int, high: int) -> int:
+def integer(value: Any, name: str, low: int, high: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
         raise ConfigProblem(f"{name} must be a whole number in [{low}, {high}], got {_show(value)}")
     return value
 
 
-def _number(value: Any, name: str, low: float, high: float, slack: float = 0.0) -> float:
+def number(value: Any, name: str, low: float, high: float, slack: float = 0.0) -> float:
     """A JSON number in [low, high] (give or take ``slack``, relative, for rounding)."""
     if (isinstance(value, bool) or not isinstance(value, int | float)
             or not math.isfinite(value)
@@ -107,20 +107,20 @@ def _model(value: Any, n_outputs: int) -> ModelConfig:
     hidden = _field(model, "hidden", "model.")
     if not isinstance(hidden, list) or len(hidden) > MAX_LAYERS:
         raise ConfigProblem(f"model.hidden must be a list of at most {MAX_LAYERS} sizes")
-    outputs = _integer(_field(model, "n_outputs", "model."), "model.n_outputs", 1, MAX_LABELS)
+    outputs = integer(_field(model, "n_outputs", "model."), "model.n_outputs", 1, MAX_LABELS)
     if outputs != n_outputs:
         raise ConfigProblem(f"model.n_outputs is {outputs} but the labels need {n_outputs}")
     return ModelConfig(
-        vocab_size=_integer(_field(model, "vocab_size", "model."), "model.vocab_size", 1,
+        vocab_size=integer(_field(model, "vocab_size", "model."), "model.vocab_size", 1,
                             MAX_VOCABULARY),
-        hidden=[_integer(h, "model.hidden", 1, MAX_HIDDEN) for h in hidden],
+        hidden=[integer(h, "model.hidden", 1, MAX_HIDDEN) for h in hidden],
         dropout=_dropout(_field(model, "dropout", "model.")),
         n_outputs=outputs,
     )
 
 
 def _dropout(value: Any) -> float:
-    rate = _number(value, "model.dropout", 0.0, 1.0)
+    rate = number(value, "model.dropout", 0.0, 1.0)
     if rate == 1.0:
         raise ConfigProblem("model.dropout must be below 1")
     return rate
@@ -131,8 +131,8 @@ def _vectorizer(value: Any) -> dict[str, Any]:
     ngrams = _field(params, "ngram_range", "vectorizer.")
     if not isinstance(ngrams, list) or len(ngrams) != 2:
         raise ConfigProblem(f"vectorizer.ngram_range must be [MIN, MAX], got {_show(ngrams)}")
-    low = _integer(ngrams[0], "vectorizer.ngram_range", 1, MAX_NGRAM)
-    high = _integer(ngrams[1], "vectorizer.ngram_range", low, MAX_NGRAM)
+    low = integer(ngrams[0], "vectorizer.ngram_range", 1, MAX_NGRAM)
+    high = integer(ngrams[1], "vectorizer.ngram_range", low, MAX_NGRAM)
     pattern = _field(params, "token_pattern", "vectorizer.")
     if not isinstance(pattern, str) or not pattern or len(pattern) > MAX_TEXT:
         raise ConfigProblem(f"vectorizer.token_pattern must be a regular expression, got "
@@ -159,7 +159,7 @@ def parse_config(config: Any) -> ModelSpec:
     version = _field(config, "format_version", "")
     if isinstance(version, int) and not isinstance(version, bool) and version > FORMAT_VERSION:
         raise NewerFormat(version)
-    version = _integer(version, "format_version", 1, FORMAT_VERSION)
+    version = integer(version, "format_version", 1, FORMAT_VERSION)
     # The first, binary-only writer did not record the task; format 2 always does.
     task = config.get("task", "binary") if version == 1 else _field(config, "task", "")
     if task not in ("binary", "multilabel"):
@@ -183,8 +183,8 @@ def parse_config(config: Any) -> ModelSpec:
         format_version=version,
         multilabel=multilabel,
         labels=labels,
-        thresholds=[_number(t, "thresholds", 0.0, 1.0) for t in thresholds],
-        temperature=_number(_field(config, "temperature", ""), "temperature", low, high,
+        thresholds=[number(t, "thresholds", 0.0, 1.0) for t in thresholds],
+        temperature=number(_field(config, "temperature", ""), "temperature", low, high,
                             slack=1e-9),
         model=_model(_field(config, "model", ""), n_outputs),
         vectorizer=_vectorizer(_field(config, "vectorizer", "")),

@@ -131,7 +131,7 @@ class Helper:
     def _send(self, conn: Connection, task: Callable[..., Any], kwargs: dict[str, Any]) -> None:
         try:
             conn.send((task, kwargs))
-        except (OSError, ValueError):  # the helper is gone: result() runs the task here
+        except Exception:  # the helper is gone, or closed meanwhile: result() runs it here
             self._send_failed = True
 
     def result(self) -> Any:

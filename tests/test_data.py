@@ -112,10 +112,11 @@ def test_missing_or_ambiguous_columns_list_what_exists(
 
 
 def test_explicit_columns_and_weights(tmp_path: Path) -> None:
-    rows = [(t, lab, "2.5") for t, lab in toy_rows(6)]
-    path = write_csv(tmp_path / "w.csv", ["body_text", "tag", "w"], rows)
+    rows = [(t, lab, "2.5" if i % 2 else "7.5") for i, (t, lab) in enumerate(toy_rows(6))]
+    path = write_csv(tmp_path / "w.csv", ["body_text", "tag", "W"], rows)
     data = load_dataset(path, text_column="body_text", label_columns=["tag"], weight_column="w")
-    assert data.weights is not None and data.weights.tolist() == [2.5] * 6
+    # relative weights, scaled to a mean of 1; the column name is found case-insensitively
+    assert data.weights is not None and data.weights.tolist() == [1.5, 0.5] * 3
     with pytest.raises(DataError, match="no column 'nope'"):
         load_dataset(path, text_column="nope")
 

@@ -130,6 +130,31 @@ def test_a_file_added_to_a_model_folder_makes_it_the_users(tmp_path: Path, toy: 
     assert tree_digest(out) == before
 
 
+def test_a_model_folder_whose_files_changed_is_the_users(tmp_path: Path, toy: Path) -> None:
+    out = tmp_path / "m"
+    assert run("bce-train", str(toy), "-o", str(out), "--epochs", "2", "-q").returncode == 0
+    with open(out / "report.md", "a") as report:
+        report.write("\nMy notes on this model.\n")
+    assert_clean_error(run("bce-train", str(toy), "-o", str(out), "--force", *FAST), 2,
+                       "report.md", "changed since")
+    assert "My notes" in (out / "report.md").read_text()
+    (out / "metrics.json").unlink()
+    os.mkfifo(out / "metrics.json")
+    assert_clean_error(run("bce-train", str(toy), "-o", str(out), "--force", *FAST, timeout=60),
+                       2, "metrics.json")
+    assert (out / "metrics.json").exists()
+
+
+def test_an_output_inside_a_model_folder_is_refused(tmp_path: Path, toy: Path) -> None:
+    out = tmp_path / "m"
+    assert run("bce-train", str(toy), "-o", str(out), *FAST).returncode == 0
+    assert_clean_error(run("bce-train", str(toy), "-o", str(out / "sub"), *FAST), 2,
+                       "inside", "model folder")
+    assert_clean_error(run("bce-eval", str(out), str(toy), "--report", str(out / "r")), 2,
+                       "inside")
+    assert not (out / "sub").exists() and not (out / "r").exists()
+
+
 def test_a_model_folder_from_before_manifests_is_still_replaced_and_loaded(
         model_copy: Path, toy: Path) -> None:
     (model_copy / "manifest.json").unlink()
@@ -234,10 +259,14 @@ def test_another_writers_staging_folder_is_never_cleared(tmp_path: Path, toy: Pa
         staging = tmp_path / f".m1.tmp-{sleeper.pid}-abcd1234"
         staging.mkdir()
         (staging / "config.json").write_text("{}")
-        for name in ("m[1]", "m1", "m?"):
+        # ... nor that of a live writer of "a.tmp-99999-x" (a dead pid inside its name)
+        other = tmp_path / f".a.tmp-99999-x.tmp-{sleeper.pid}-abcd1234"
+        other.mkdir()
+        (other / "config.json").write_text("{}")
+        for name in ("m[1]", "m1", "m?", "a"):
             result = run("bce-train", str(toy), "-o", str(tmp_path / name), *FAST)
             assert result.returncode == 0, result.stderr
-            assert (staging / "config.json").exists(), name
+            assert (staging / "config.json").exists() and (other / "config.json").exists(), name
     finally:
         sleeper.kill()
         sleeper.wait()
@@ -462,7 +491,19 @@ def test_resume_refuses_data_whose_labels_changed(tmp_path: Path) -> None:
     write_csv(data, ["review", "sentiment"], rows)
     assert_clean_error(run("bce-train", *args, "--positive-label", "negative"), 2,
                        "different run", "reading")
-    assert run("bce-train", *args).returncode == 0
+    state_path = tmp_path / "m.checkpoint" / "state.json"
+    state = state_path.read_text()
+    for key, value in (("steps", -1), ("best_epoch", 10**9), ("epoch", "1"), ("n_tensors", 7),
+                       ("history", [])):
+        edited = json.loads(state)
+        edited[key] = value
+        state_path.write_text(json.dumps(edited))
+        resign(tmp_path / "m.checkpoint", "checkpoint")
+        assert_clean_error(run("bce-train", *args), 2, "checkpoint", "damaged", key)
+    state_path.write_text(state)
+    resign(tmp_path / "m.checkpoint", "checkpoint")
+    result = run("bce-train", *args, "--text-column", "review")  # the column it found itself
+    assert result.returncode == 0, result.stderr
 
 
 # -------------------------------------------------------------------- hostile model folders
@@ -770,6 +811,12 @@ BAD_OPTIONS = [
     (("--encoding", "undefined"), "--encoding"),
     (("--delimiter", "\u00e9"), "--delimiter"),
     (("--label-column", "sentiment", "--label-column", "sentiment"), "named twice"),
+    (("--encoding", "idna"), "idna"),
+    (("--max-df", "0"), "--max-df"),
+    (("--min-df", "0.9", "--max-df", "0.1"), "--min-df"),
+    (("--token-pattern", ""), "--token-pattern"),
+    (("--val-data", "toy.csv"), "--val-data"),
+    (("-o", "a" * 256), "File name too long"),
 ]
 
 
@@ -800,6 +847,7 @@ def test_a_hidden_layer_too_big_for_the_vocabulary_is_refused_before_allocating(
                                   ("predict", "--device", "tpu"), ("predict", "--threshold", "2"),
                                   ("predict", "--batch-size", "99999999999999999999"),
                                   ("predict", "--format", ""), ("predict", "--delimiter", "ab"),
+                                  ("predict", "--keep-columns"), ("predict", "--delimiter", ";"),
                                   ("eval", "--threshold", "-1"), ("eval", "--encoding", "nope")])
 def test_predict_and_eval_options_are_checked_first(model: Path, args: tuple[str, ...]) -> None:
     name, *rest = args
@@ -808,7 +856,7 @@ def test_predict_and_eval_options_are_checked_first(model: Path, args: tuple[str
     assert_clean_error(result, 2, rest[0])
 
 
-@pytest.mark.parametrize(("column", "needle"), [(["1e39", "1"], "below 3.4e38"),
+@pytest.mark.parametrize(("column", "needle"), [(["inf", "1"], "non-negative numbers"),
                                                (["0", "0"], "every weight")])
 def test_weights_that_cannot_train_are_refused(tmp_path: Path, column: list[str],
                                                needle: str) -> None:
@@ -818,13 +866,41 @@ def test_weights_that_cannot_train_are_refused(tmp_path: Path, column: list[str]
                            "-o", str(tmp_path / "m")), 2, needle)
 
 
-def test_labels_with_control_characters_are_refused_at_training(tmp_path: Path) -> None:
-    rows = [(t, lab + "\x1b[2J") for t, lab in toy_rows(60)]
+def test_weights_are_relative_so_tiny_or_huge_ones_train_alike(tmp_path: Path) -> None:
+    summaries = []
+    for scale in ("1e-45", "1", "1e39"):
+        rows = [(t, lab, scale) for t, lab in toy_rows(120)]
+        data = write_csv(tmp_path / f"w{scale}.csv", ["review", "sentiment", "w"], rows)
+        result = run("bce-train", str(data), "--weight-column", "w", "--json", *FAST,
+                     "-o", str(tmp_path / f"m{scale}"))
+        assert result.returncode == 0, result.stderr
+        summary = json.loads(result.stdout)
+        summaries.append((summary["train"]["loss"], summary["validation"]["accuracy"]))
+    assert summaries[0] == summaries[1] == summaries[2]
+    assert summaries[0][0] > 0
+
+
+@pytest.mark.parametrize("junk", ["\x1b[2J", "\u200b", "\u202e", "\u00ad"])
+def test_labels_with_control_or_invisible_characters_are_refused_at_training(
+        tmp_path: Path, junk: str) -> None:
+    rows = [(t, lab + junk if lab == "positive" else lab) for t, lab in toy_rows(60)]
     data = write_csv(tmp_path / "c.csv", ["review", "sentiment"], rows)
-    result = run("bce-train", str(data), "--positive-label", "positive\x1b[2J", *FAST,
+    result = run("bce-train", str(data), "--positive-label", "positive" + junk, *FAST,
                  "-o", str(tmp_path / "m"))
     assert_clean_error(result, 2, "control")
-    assert "\x1b" not in result.stderr
+    assert junk not in result.stderr
+
+
+def test_an_output_that_cannot_be_written_is_one_line(model: Path, tmp_path: Path,
+                                                      toy: Path) -> None:
+    if not Path("/dev/full").exists():
+        pytest.skip("no /dev/full")
+    for args in ([command("bce-predict"), str(model), "good"],
+                 [command("bce-train"), str(toy), "-o", str(tmp_path / "m"), *FAST, "--json"]):
+        result = _closed_fds(args, ">/dev/full")
+        assert result.returncode == 1, result.stderr
+        assert result.stderr.strip().endswith("No space left on device (writing the output)")
+    load_bundle(tmp_path / "m")
 
 
 def test_stdin_in_an_encoding_without_ascii_lines_is_refused(model: Path) -> None:
@@ -852,6 +928,25 @@ def test_errors_found_after_the_helpers_start_never_hang(tmp_path: Path) -> None
                      "-q", timeout=60)
         assert_clean_error(result, 2, "--pos-weight auto", "positive on every")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ml.csv"]
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_while_the_helpers_start_is_one_line(tmp_path: Path, signum: int) -> None:
+    data = write_csv(tmp_path / "d.csv", ["review", "sentiment"], toy_rows(20000))
+    for delay in (0.3, 0.6, 0.9, 1.2, 1.5):
+        proc = subprocess.Popen([command("bce-train"), str(data), "-o", str(tmp_path / "m"),
+                                 "-q", "--force"], stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE, text=True,
+                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+        time.sleep(delay)
+        proc.send_signal(signum)
+        _, err = proc.communicate(timeout=120)
+        if proc.returncode in (0, -signum):  # done, or ended while still importing
+            assert err == "", err
+            continue
+        assert proc.returncode == 128 + signum, err
+        assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+        assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".")]
 
 
 def test_fast_usage_errors_repeated_never_hang(toy: Path, tmp_path: Path) -> None:
