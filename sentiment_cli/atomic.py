@@ -36,8 +36,8 @@ from .folders import (
     entries,
     file_digest,
     open_regular,
+    parse_json,
     plausible,
-    reject_constant,
     remove_owned,
 )
 
@@ -270,6 +270,6 @@ class FolderReader:
 def _parse_json(data: bytes, name: str = MANIFEST_FILE) -> Any:
     """JSON without NaN or Infinity (Python's json accepts them); FolderChanged when invalid."""
     try:
-        return json.loads(data.decode("utf-8"), parse_constant=reject_constant)
+        return parse_json(data)
     except (UnicodeDecodeError, ValueError, RecursionError) as err:
         raise FolderChanged(f"{name} is not valid JSON ({err})") from None

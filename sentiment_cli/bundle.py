@@ -47,7 +47,7 @@ if TYPE_CHECKING:
     from .model import SparseMLP
 
 __all__ = ["CONFIG_FILE", "FORMAT_NAME", "FORMAT_VERSION", "VOCABULARY_FILE", "WEIGHTS_FILE",
-           "Bundle", "damaged", "load_bundle", "save_tensors", "save_weights", "versions",
+           "Bundle", "load_bundle", "save_tensors", "save_weights", "versions",
            "write_json"]
 
 CONFIG_FILE = "config.json"

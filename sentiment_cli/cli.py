@@ -378,7 +378,6 @@ def train(
         seed=seed,
         average_epochs=average_epochs,
     )
-    job.validate()  # every option, before anything is read or started
     console = TrainConsole(quiet=quiet)
     from .pipeline import run_training
 

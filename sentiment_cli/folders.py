@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import hashlib
 import json
 import os
@@ -94,14 +95,18 @@ def read_small_json(path: Path) -> Any:
     try:
         with os.fdopen(open_regular(path, follow=False), "rb") as handle:
             data = handle.read(SMALL_JSON_BYTES + 1)
-        if len(data) > SMALL_JSON_BYTES:
-            return None
-        return json.loads(data.decode("utf-8"), parse_constant=reject_constant)
-    except (OSError, UnicodeDecodeError, ValueError, RecursionError):
+        return None if len(data) > SMALL_JSON_BYTES else parse_json(data)
+    except (OSError, ValueError, RecursionError):
         return None
 
 
-def reject_constant(name: str) -> float:
+def parse_json(data: bytes) -> Any:
+    """UTF-8 JSON without NaN or Infinity (Python's json accepts them); ValueError (a
+    UnicodeDecodeError included) or RecursionError otherwise."""
+    return json.loads(data.decode("utf-8"), parse_constant=_reject_constant)
+
+
+def _reject_constant(name: str) -> float:
     raise ValueError(f"{name} is not a JSON number")
 
 
@@ -126,9 +131,17 @@ def _unchanged(folder: Path, name: str, entry: Any, kind: str) -> bool:
     if kind == "checkpoint":
         return True
     try:
-        return file_digest(folder / name)[1] == entry.get("sha256")
+        return _sha256(str(folder / name), info.st_dev, info.st_ino, info.st_size,
+                       info.st_mtime_ns) == entry.get("sha256")
     except OSError:
         return False
+
+
+@functools.lru_cache(maxsize=256)
+def _sha256(path: str, device: int, inode: int, size: int, mtime_ns: int) -> str:
+    """A file's SHA-256, hashed once per version of it: a command checks the folder it replaces
+    several times (before the lock, under it, before the swap, when deleting)."""
+    return file_digest(path)[1]
 
 
 def _strangers(folder: Path, kind: str) -> list[str] | None:

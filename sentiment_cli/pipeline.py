@@ -423,8 +423,8 @@ def _train_locked(
         f"{len(train_part)} training rows, {0 if val is None else len(val)} validation rows, "
         f"vocabulary of {x_train.shape[1]} terms"
     )
-    check_training_memory(job.train, x_train.shape[1], 1 if train_part.y.ndim == 1
-                           else train_part.y.shape[1])
+    n_outputs = 1 if train_part.y.ndim == 1 else train_part.y.shape[1]
+    check_training_memory(job.train, x_train.shape[1], n_outputs)
     from .model import predict_logits
     from .train import TrainingDiverged, TrainState, fit
 
@@ -436,7 +436,6 @@ def _train_locked(
         "train_rows": len(train_part),
         "vocabulary": vocabulary_digest(vectorizer_json["terms"]),
     }
-    n_outputs = 1 if train_part.y.ndim == 1 else train_part.y.shape[1]
     shapes = parameter_shapes(ModelConfig(x_train.shape[1], list(job.train.hidden),
                                           job.train.dropout, n_outputs))
     resume_state = load_checkpoint(checkpoints, fingerprint, shapes) if job.resume else None
