@@ -23,11 +23,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.splits import make_splits  # noqa: E402
-from sentiment_cli.data import load_dataset  # noqa: E402
+from sentiment_cli.data.reading import load_dataset  # noqa: E402
 from sentiment_cli.features import VectorizerOptions, count_terms, fit_counts, select  # noqa: E402
-from sentiment_cli.model import predict_logits  # noqa: E402
+from sentiment_cli.model.module import predict_logits  # noqa: E402
 from sentiment_cli.split import related_groups, split_rows  # noqa: E402
-from sentiment_cli.train import TrainOptions, fit  # noqa: E402
+from sentiment_cli.training.loop import TrainOptions, fit  # noqa: E402
 
 CANDIDATES = [
     {"lr": 0.01, "patience": 3},  # the first landing's defaults

@@ -24,7 +24,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from sentiment_cli.data import load_dataset  # noqa: E402
+from sentiment_cli.data.reading import load_dataset  # noqa: E402
 from sentiment_cli.features import (  # noqa: E402
     TermCounts,
     VectorizerOptions,
@@ -32,9 +32,9 @@ from sentiment_cli.features import (  # noqa: E402
     fit_counts,
     select,
 )
-from sentiment_cli.model import predict_logits  # noqa: E402
+from sentiment_cli.model.module import predict_logits  # noqa: E402
 from sentiment_cli.split import related_groups, split_rows  # noqa: E402
-from sentiment_cli.train import TrainOptions, fit  # noqa: E402
+from sentiment_cli.training.loop import TrainOptions, fit  # noqa: E402
 
 ALL_ROWS = "LR, every row of the 90%"
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from . import cli
+from sentiment_cli import cli
 
 COMMANDS = {"train": cli.train_main, "predict": cli.predict_main, "eval": cli.eval_main}
 

@@ -18,9 +18,9 @@ from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
 
-from .errors import DataError, SentimentError
-from .options import DEVICE_PATTERN, TrainOptions
-from .text import printable
+from sentiment_cli.errors import DataError, SentimentError
+from sentiment_cli.options import DEVICE_PATTERN, TrainOptions
+from sentiment_cli.text import printable
 
 F = TypeVar("F", bound=Callable[..., Any])
 MAX_PREDICT_BATCH = 1_000_000  # texts held (and scored) at once
@@ -102,7 +102,7 @@ def _raise_on_signals() -> None:
     A signal ignored when we started stays ignored: a shell starts background jobs (``cmd &``)
     with SIGINT ignored so that Ctrl-C at the terminal does not reach them (Python itself leaves
     SIGINT alone then)."""
-    from .errors import Interrupted
+    from sentiment_cli.errors import Interrupted
 
     def handler(signum: int, frame: object) -> None:
         raise Interrupted(signum)
@@ -318,9 +318,9 @@ def train(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress or notes.")] = False,
     debug: DebugOption = False,
 ) -> None:
-    from .features import SENTIMENT_TOKEN_PATTERN, VectorizerOptions
-    from .pipeline import TrainJob
-    from .render import TrainConsole, print_train_summary
+    from sentiment_cli.features import SENTIMENT_TOKEN_PATTERN, VectorizerOptions
+    from sentiment_cli.pipeline import TrainJob
+    from sentiment_cli.reporting.console import TrainConsole, print_train_summary
 
     labels = list(label_column or [])
     if label_columns:
@@ -379,7 +379,7 @@ def train(
         average_epochs=average_epochs,
     )
     console = TrainConsole(quiet=quiet)
-    from .pipeline import run_training
+    from sentiment_cli.pipeline import run_training
 
     _raise_on_signals()
     with console:
@@ -430,9 +430,9 @@ def predict(
     ] = 0,
     debug: DebugOption = False,
 ) -> None:
-    from .data import check_delimiter, check_encoding
-    from .render import run_predict
-    from .workers import available_cores
+    from sentiment_cli.data.reading import check_delimiter, check_encoding
+    from sentiment_cli.reporting.console import run_predict
+    from sentiment_cli.workers import available_cores
 
     if not 1 <= batch_size <= MAX_PREDICT_BATCH:
         raise DataError(f"--batch-size must be from 1 to {MAX_PREDICT_BATCH:,}, got {batch_size}")
@@ -488,9 +488,9 @@ def evaluate(
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object on stdout.")] = False,
     debug: DebugOption = False,
 ) -> None:
-    from .data import check_delimiter, check_encoding
-    from .evaluate import evaluate_file
-    from .render import print_eval
+    from sentiment_cli.data.reading import check_delimiter, check_encoding
+    from sentiment_cli.evaluate import evaluate_file
+    from sentiment_cli.reporting.console import print_eval
 
     _check_threshold(threshold)
     check_encoding(encoding)

@@ -9,14 +9,14 @@ from typing import Any
 
 import numpy as np
 
-from .atomic import publish
-from .bundle import Bundle, load_bundle, write_json
-from .data import load_dataset
-from .errors import DataError
-from .folders import check_target
-from .labels import canonical_label
-from .metrics import binary_metrics, calibration_bins, multilabel_metrics
-from .predict import Predictor
+from sentiment_cli.artifacts.atomic import publish
+from sentiment_cli.artifacts.bundle import Bundle, load_bundle, write_json
+from sentiment_cli.artifacts.folders import check_target
+from sentiment_cli.data.labels import canonical_label
+from sentiment_cli.data.reading import load_dataset
+from sentiment_cli.errors import DataError
+from sentiment_cli.metrics import binary_metrics, calibration_bins, multilabel_metrics
+from sentiment_cli.predict import Predictor
 
 
 def evaluate_file(
@@ -36,7 +36,7 @@ def evaluate_file(
     ``report_dir``, also report.md and plots there (a folder of its own: an earlier report is
     replaced only with ``force``, anything else never). The report folder is checked and
     locked before the model or the data is read."""
-    from .locking import FolderLock
+    from sentiment_cli.artifacts.locking import FolderLock
 
     if report_dir is None:
         return _evaluate(model_dir, data_path, text_column, label_columns, delimiter, encoding,
@@ -116,7 +116,7 @@ def _evaluate(
 
 def _write_eval_report(folder: Path, bundle: Bundle, data_path: str | os.PathLike[str],
                        y: np.ndarray, prob: np.ndarray, metrics: dict[str, Any]) -> None:
-    from .report import top_terms, write_report
+    from sentiment_cli.reporting.report import top_terms, write_report
 
     write_json(folder / "report.json", {
         "format": "sentiment-cli-report", "model": str(bundle.path), "data": str(data_path),

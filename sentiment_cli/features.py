@@ -15,9 +15,9 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
-from .errors import BundleError, DataError, SentimentError, damaged
-from .options import MAX_NGRAM, finite
-from .workers import Helper, available_cores
+from sentiment_cli.errors import BundleError, DataError, SentimentError, damaged
+from sentiment_cli.options import MAX_NGRAM, finite
+from sentiment_cli.workers import Helper, available_cores
 
 if TYPE_CHECKING:
     import scipy.sparse as sp

@@ -6,9 +6,9 @@ from __future__ import annotations
 import math
 import os
 
-from .architecture import parameter_count
-from .errors import DataError, SentimentError
-from .options import TrainOptions
+from sentiment_cli.errors import DataError, SentimentError
+from sentiment_cli.model.architecture import parameter_count
+from sentiment_cli.options import TrainOptions
 
 # Peak memory of training, in copies of the weights: the weights, Adam's two moments, the best
 # epoch's copy, the running sum for averaging (float64: two), the checkpoint's snapshot and
@@ -64,7 +64,7 @@ def check_training_memory(options: TrainOptions, vocab_size: int, n_outputs: int
     if options.device.strip().lower().startswith("cuda") and vocab_size > 1:
         import torch
 
-        from .train import resolve_device
+        from sentiment_cli.training.loop import resolve_device
 
         free, _ = torch.cuda.mem_get_info(resolve_device(options.device))
         if 4 * 3 * params > free:  # the weights and Adam's two moments live on the GPU

@@ -6,7 +6,7 @@ import math
 import re
 from dataclasses import dataclass, field
 
-from .errors import DataError
+from sentiment_cli.errors import DataError
 
 DEVICE_PATTERN = re.compile(r"auto|cpu|cuda(:\d+)?")
 # Bounds of what a user can ask for, also what a model folder may hold (schema.py).

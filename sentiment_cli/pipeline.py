@@ -17,9 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from .architecture import ModelConfig, parameter_shapes
-from .atomic import publish
-from .bundle import (
+from sentiment_cli.artifacts.atomic import publish
+from sentiment_cli.artifacts.bundle import (
     FORMAT_NAME,
     FORMAT_VERSION,
     VOCABULARY_FILE,
@@ -28,16 +27,9 @@ from .bundle import (
     versions,
     write_json,
 )
-from .checkpoint import (
-    check_checkpoint_folder,
-    check_resumable,
-    checkpoint_path,
-    input_digests,
-    load_checkpoint,
-    save_checkpoint,
-    vocabulary_digest,
-)
-from .data import (
+from sentiment_cli.artifacts.folders import check_target, remove_owned
+from sentiment_cli.artifacts.locking import FolderLock
+from sentiment_cli.data.reading import (
     Dataset,
     check_delimiter,
     check_encoding,
@@ -45,8 +37,8 @@ from .data import (
     load_dataset,
     load_line_files,
 )
-from .errors import DataError, Interrupted, TrainingError
-from .features import (
+from sentiment_cli.errors import DataError, Interrupted, TrainingError
+from sentiment_cli.features import (
     Counters,
     VectorizerOptions,
     count_terms,
@@ -55,13 +47,21 @@ from .features import (
     start_counters,
     vectorizer_to_json,
 )
-from .folders import check_target, remove_owned
-from .locking import FolderLock
-from .memory import check_training_memory
-from .options import TrainOptions
-from .progress import EpochStats, TrainProgress
-from .split import related_groups, split_rows
-from .workers import Helper
+from sentiment_cli.memory import check_training_memory
+from sentiment_cli.model.architecture import ModelConfig, parameter_shapes
+from sentiment_cli.options import TrainOptions
+from sentiment_cli.split import related_groups, split_rows
+from sentiment_cli.training.checkpoint import (
+    check_checkpoint_folder,
+    check_resumable,
+    checkpoint_path,
+    input_digests,
+    load_checkpoint,
+    save_checkpoint,
+    vocabulary_digest,
+)
+from sentiment_cli.training.progress import EpochStats, TrainProgress
+from sentiment_cli.workers import Helper
 
 HISTORY_FIELDS = ("epoch", "train_loss", "val_loss", "train_acc", "val_acc", "seconds")
 
@@ -194,7 +194,7 @@ def _history_csv(history: list[EpochStats]) -> str:
 def split_metrics(
     data: Dataset, logits: np.ndarray, temperature: float, thresholds: list[float]
 ) -> dict[str, Any]:
-    from .metrics import binary_metrics, multilabel_metrics, sigmoid
+    from sentiment_cli.metrics import binary_metrics, multilabel_metrics, sigmoid
 
     prob = sigmoid(logits / temperature)
     if data.multilabel:
@@ -220,8 +220,8 @@ def _write_training_report(
     """Start report.md and plots/ for the kept epoch, on the validation rows (training rows if
     none): the terms are ranked here (they need the model), the drawing is submitted to
     ``helper``, whose ``result()`` the caller waits for."""
-    from .metrics import sigmoid
-    from .report import top_terms, write_report
+    from sentiment_cli.metrics import sigmoid
+    from sentiment_cli.reporting.report import top_terms, write_report
 
     shown, logits, part = (val, val_logits, "validation") if val is not None else (
         train_part, train_logits, "training")
@@ -342,7 +342,6 @@ def _import_trainer() -> None:
     import scipy.sparse.csgraph  # noqa: F401  (the split's grouping, 0.07 s)
     from safetensors import torch as _  # noqa: F401
 
-    from . import calibration, report, train  # noqa: F401
 
 
 def _check_job(job: TrainJob) -> tuple[Path, Path]:
@@ -351,7 +350,7 @@ def _check_job(job: TrainJob) -> tuple[Path, Path]:
     job.validate()
     output = check_target(job.output, "model", job.force, "--output")
     if job.train.device.strip().lower().startswith("cuda"):
-        from .train import resolve_device
+        from sentiment_cli.training.loop import resolve_device
 
         resolve_device(job.train.device)  # a CUDA request that cannot work fails before reading
     check_training_memory(job.train, vocab_size=1, n_outputs=1)  # --hidden alone too big
@@ -398,8 +397,8 @@ def _train_locked(
     progress: TrainProgress | None,
     note: Callable[[str], None],
 ) -> dict[str, Any]:
-    from .calibration import fit_temperature, tune_thresholds
-    from .metrics import sigmoid
+    from sentiment_cli.metrics import sigmoid
+    from sentiment_cli.training.calibration import fit_temperature, tune_thresholds
 
     started = time.perf_counter()
     inputs = ({"data": job.data, "val_data": job.val_data} if job.line_files is None else
@@ -425,8 +424,8 @@ def _train_locked(
     )
     n_outputs = 1 if train_part.y.ndim == 1 else train_part.y.shape[1]
     check_training_memory(job.train, x_train.shape[1], n_outputs)
-    from .model import predict_logits
-    from .train import TrainingDiverged, TrainState, fit
+    from sentiment_cli.model.module import predict_logits
+    from sentiment_cli.training.loop import TrainingDiverged, TrainState, fit
 
     fingerprint = {
         **_fingerprint_options(job),
@@ -447,7 +446,7 @@ def _train_locked(
         save_checkpoint(checkpoints, state, fingerprint)
         last_saved[0] = state.epoch
 
-    from .plots import warm_up
+    from sentiment_cli.reporting.plots import warm_up
 
     # The report's helper process warms up on the idle core while this one trains. Ctrl-C or
     # SIGTERM from here on (training, or writing the model folder) keeps the epochs saved so

@@ -20,9 +20,9 @@ from typing import Any, BinaryIO, TextIO
 
 import numpy as np
 
-from .bundle import Bundle
-from .errors import DataError
-from .workers import available_cores, fork_context, quiet_signals, signals_held
+from sentiment_cli.artifacts.bundle import Bundle
+from sentiment_cli.errors import DataError
+from sentiment_cli.workers import available_cores, fork_context, quiet_signals, signals_held
 
 __all__ = ["FORMATS", "Predictor", "RowWriter", "Scores", "available_cores", "batched",
            "read_lines", "records", "score_stream"]
@@ -48,7 +48,7 @@ class Predictor:
         self.bundle = bundle
         self.device = None
         if device.strip().lower() != "cpu":
-            from .train import resolve_device
+            from sentiment_cli.training.loop import resolve_device
 
             resolved = resolve_device(device)
             if resolved.type != "cpu":
@@ -64,19 +64,19 @@ class Predictor:
         return self.bundle.multilabel
 
     def logits(self, texts: Sequence[str]) -> np.ndarray:
-        from .architecture import forward_numpy
-        from .features import transform
+        from sentiment_cli.features import transform
+        from sentiment_cli.model.architecture import forward_numpy
 
         matrix = transform(self.bundle.vectorizer, texts)
         if self.device is None:
             return forward_numpy(self.bundle.weights, self.bundle.model_config, matrix)
-        from .model import predict_logits
+        from sentiment_cli.model.module import predict_logits
 
         return predict_logits(self.bundle.model, matrix, self.device)
 
     def probabilities(self, texts: Sequence[str]) -> np.ndarray:
         """(len(texts), outputs) probabilities; an empty text gets the model's bias alone."""
-        from .metrics import sigmoid
+        from sentiment_cli.metrics import sigmoid
 
         return sigmoid(self.logits(texts) / self.bundle.temperature)
 

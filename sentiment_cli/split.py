@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .errors import DataError
+from sentiment_cli.errors import DataError
 
 if TYPE_CHECKING:
     import scipy.sparse as sp

@@ -95,7 +95,7 @@ def sample_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def resign(folder: Path, kind: str = "model") -> None:
     """Write the folder's manifest anew after a test changed its files on purpose (what a
     hostile author would do), so that loading checks the content, not only the digests."""
-    from sentiment_cli.atomic import write_manifest
+    from sentiment_cli.artifacts.atomic import write_manifest
 
     write_manifest(folder, kind)
 

@@ -13,12 +13,12 @@ import torch
 from conftest import resign
 from safetensors.torch import save_file
 
-from sentiment_cli.atomic import publish
-from sentiment_cli.bundle import load_bundle
+from sentiment_cli.artifacts.atomic import publish
+from sentiment_cli.artifacts.bundle import load_bundle
 from sentiment_cli.errors import BundleError, DataError
 from sentiment_cli.pipeline import TrainJob, run_training
 from sentiment_cli.predict import Predictor
-from sentiment_cli.train import TrainOptions
+from sentiment_cli.training.loop import TrainOptions
 
 
 @pytest.fixture(scope="module")

@@ -239,7 +239,7 @@ def test_predict_undecodable_stdin(sample_model: Path) -> None:
 def test_scoring_on_cpu_does_not_import_torch(sample_model: Path) -> None:
     code = (
         "import sys\n"
-        "from sentiment_cli.bundle import load_bundle\n"
+        "from sentiment_cli.artifacts.bundle import load_bundle\n"
         "from sentiment_cli.predict import Predictor\n"
         f"p = Predictor(load_bundle({str(sample_model)!r}))\n"
         "p.probabilities(['great phone'])\n"

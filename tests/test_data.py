@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from conftest import SHARED_DATA, needs_shared, toy_rows, write_csv
 
-from sentiment_cli.data import load_dataset, read_table
+from sentiment_cli.data.labels import resolve_binary_labels
+from sentiment_cli.data.reading import load_dataset, read_table
 from sentiment_cli.errors import DataError
-from sentiment_cli.labels import resolve_binary_labels
 
 
 def test_detects_text_and_label_columns_by_common_names(toy_csv: Path) -> None:

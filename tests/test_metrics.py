@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 from sklearn import metrics as skm
 
-from sentiment_cli.calibration import fit_temperature
 from sentiment_cli.metrics import (
     best_threshold,
     binary_metrics,
@@ -16,6 +15,7 @@ from sentiment_cli.metrics import (
     roc_curve,
     sigmoid,
 )
+from sentiment_cli.training.calibration import fit_temperature
 
 
 @pytest.fixture

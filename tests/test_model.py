@@ -8,8 +8,14 @@ import scipy.sparse as sp
 import torch
 from torch import nn
 
-from sentiment_cli.model import ModelConfig, SparseBatch, SparseLinear, SparseMLP, predict_logits
-from sentiment_cli.optim import Adam
+from sentiment_cli.model.module import (
+    ModelConfig,
+    SparseBatch,
+    SparseLinear,
+    SparseMLP,
+    predict_logits,
+)
+from sentiment_cli.model.optim import Adam
 
 
 def random_csr(rows: int, cols: int, density: float, seed: int) -> sp.csr_matrix:
@@ -132,7 +138,7 @@ def test_lazy_adam_updates_only_the_rows_in_the_batch() -> None:
 
 @pytest.mark.parametrize("width", [1, 4])
 def test_summing_duplicate_rows_equals_coalesce(width: int) -> None:
-    from sentiment_cli.optim import _sum_duplicates
+    from sentiment_cli.model.optim import _sum_duplicates
 
     generator = torch.Generator().manual_seed(width)
     indices = torch.randint(0, 30, (200,), generator=generator)
@@ -155,7 +161,7 @@ def test_predict_logits_in_batches_equals_one_pass() -> None:
 
 @pytest.mark.parametrize("hidden", [[], [8], [8, 4]])
 def test_numpy_forward_equals_the_torch_module(hidden: list[int]) -> None:
-    from sentiment_cli.architecture import forward_numpy
+    from sentiment_cli.model.architecture import forward_numpy
 
     torch.manual_seed(0)
     model = SparseMLP(ModelConfig(vocab_size=300, hidden=hidden, dropout=0.5))

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from conftest import assert_clean_error, run, write_csv
 
-from sentiment_cli.bundle import load_bundle
+from sentiment_cli.artifacts.bundle import load_bundle
 
 WORDS = {"joy": ["happy", "delighted", "glad"], "anger": ["furious", "angry", "mad"],
          "thanks": ["thanks", "grateful", "appreciate"]}

@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 from conftest import toy_rows, write_csv
 
-from sentiment_cli.bundle import load_bundle
+from sentiment_cli.artifacts.bundle import load_bundle
 from sentiment_cli.metrics import binary_metrics
 from sentiment_cli.pipeline import TrainJob, run_training
 from sentiment_cli.predict import Predictor
-from sentiment_cli.train import TrainOptions
+from sentiment_cli.training.loop import TrainOptions
 from sentiment_cli.workers import available_cores, fork_context
 
 
@@ -50,7 +50,7 @@ def test_the_training_process_never_imports_scikit_learn(tmp_path: Path, groupin
         "import json, sys\n"
         "from pathlib import Path\n"
         "from sentiment_cli.pipeline import TrainJob, run_training\n"
-        "from sentiment_cli.train import TrainOptions\n"
+        "from sentiment_cli.training.loop import TrainOptions\n"
         f"summary = run_training(TrainJob(data=Path({str(data)!r}), "
         f"output=Path({str(tmp_path / 'model')!r}), val_grouping={grouping!r}, "
         "train=TrainOptions(epochs=3, device='cpu')))\n"

@@ -16,8 +16,8 @@ import scipy.sparse as sp
 import torch
 
 from sentiment_cli.metrics import binary_metrics, multilabel_metrics, sigmoid
-from sentiment_cli.model import ModelConfig, SparseMLP, predict_logits
-from sentiment_cli.report import term_effects, top_terms, write_report
+from sentiment_cli.model.module import ModelConfig, SparseMLP, predict_logits
+from sentiment_cli.reporting.report import term_effects, top_terms, write_report
 
 LABELS = ["negative", "positive"]
 BINARY_PLOTS = {"loss", "accuracy", "roc", "precision_recall", "calibration", "confusion_matrix"}
@@ -240,7 +240,7 @@ def test_mlp_term_effects_match_brute_force_one_hot_evaluation(n_outputs: int) -
 
 
 def test_importing_report_loads_neither_matplotlib_nor_torch() -> None:
-    code = ("import sys, sentiment_cli.report; "
+    code = ("import sys, sentiment_cli.reporting.report; "
             "print(any(m in sys.modules for m in ('matplotlib', 'torch')))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             check=True)

@@ -26,10 +26,10 @@ from conftest import (
     write_csv,
 )
 
-from sentiment_cli.bundle import load_bundle
+from sentiment_cli.artifacts.bundle import load_bundle
 from sentiment_cli.errors import BundleError, Interrupted
 from sentiment_cli.pipeline import TrainJob, run_training
-from sentiment_cli.train import TrainOptions, TrainProgress
+from sentiment_cli.training.loop import TrainOptions, TrainProgress
 
 
 class InterruptDuring(TrainProgress):
@@ -234,7 +234,7 @@ def test_line_files_train_with_blank_lines_skipped(tmp_path: Path) -> None:
 
 @needs_shared
 def test_raw_rt_polarity_lines_keep_5331_texts_each() -> None:
-    from sentiment_cli.data import load_line_files
+    from sentiment_cli.data.reading import load_line_files
 
     raw = SHARED_DATA / "raw"
     data = load_line_files(raw / "rt-polarity.pos", raw / "rt-polarity.neg", encoding="latin-1")

@@ -9,8 +9,8 @@ from conftest import toy_rows
 
 from sentiment_cli.errors import DataError
 from sentiment_cli.features import VectorizerOptions, fit_vectorizer
-from sentiment_cli.model import predict_logits
-from sentiment_cli.train import TrainOptions, compute_pos_weight, fit, resolve_device
+from sentiment_cli.model.module import predict_logits
+from sentiment_cli.training.loop import TrainOptions, compute_pos_weight, fit, resolve_device
 
 
 @pytest.fixture(scope="module")
@@ -86,7 +86,7 @@ def test_early_stopping_keeps_the_best_epoch(toy_matrix) -> None:  # type: ignor
     val_losses = [h.val_loss for h in result.history]
     assert result.best_epoch == int(np.argmin(val_losses)) + 1
     assert result.stopped_early and len(result.history) == result.best_epoch + 2
-    from sentiment_cli.train import evaluate_loss
+    from sentiment_cli.training.loop import evaluate_loss
 
     kept_loss, _, _ = evaluate_loss(result.model, xv, yv, None, None, torch.device("cpu"))
     assert kept_loss == pytest.approx(min(val_losses), rel=1e-5)
@@ -97,7 +97,7 @@ def test_early_stopping_keeps_the_best_epoch(toy_matrix) -> None:  # type: ignor
 @pytest.mark.parametrize(("hidden", "averages"), [([], True), ([16], False)])
 def test_the_mean_of_the_epochs_is_kept_only_when_validation_prefers_it(
         toy_matrix, hidden: list[int], averages: bool) -> None:  # type: ignore[no-untyped-def]
-    from sentiment_cli.train import evaluate_loss
+    from sentiment_cli.training.loop import evaluate_loss
 
     x, y, xv, yv = toy_matrix
     noisy = y.copy()
@@ -154,7 +154,7 @@ def test_training_runs_on_each_available_device(toy_matrix, device: str) -> None
 
 
 def test_diverging_loss_stops_with_a_message(toy_matrix) -> None:  # type: ignore[no-untyped-def]
-    from sentiment_cli.train import TrainingDiverged
+    from sentiment_cli.training.loop import TrainingDiverged
 
     x, y, xv, yv = toy_matrix
     bad = x.copy()

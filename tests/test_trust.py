@@ -32,7 +32,7 @@ from conftest import (
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sentiment_cli.bundle import load_bundle
+from sentiment_cli.artifacts.bundle import load_bundle
 from sentiment_cli.errors import BundleError
 from sentiment_cli.predict import Predictor
 
@@ -372,7 +372,7 @@ def _two_models(tmp_path: Path) -> tuple[Path, Path]:
 READER = """
 import json, sys
 from pathlib import Path
-from sentiment_cli.bundle import load_bundle
+from sentiment_cli.artifacts.bundle import load_bundle
 from sentiment_cli.errors import BundleError
 from sentiment_cli.predict import Predictor
 texts = ["great love phone", "awful broken", "zebra"]
@@ -390,8 +390,8 @@ while reads < 20 or not done.exists():
 WRITER = """
 import shutil, sys, time
 from pathlib import Path
-from sentiment_cli.atomic import publish
-from sentiment_cli.locking import FolderLock
+from sentiment_cli.artifacts.atomic import publish
+from sentiment_cli.artifacts.locking import FolderLock
 target, sources = Path(sys.argv[1]), [Path(p) for p in sys.argv[2:4]]
 def fill_from(source):
     def fill(folder):
@@ -474,7 +474,7 @@ def test_resume_refuses_data_whose_labels_changed(tmp_path: Path) -> None:
 
     from sentiment_cli.errors import Interrupted
     from sentiment_cli.pipeline import TrainJob, run_training
-    from sentiment_cli.train import TrainOptions
+    from sentiment_cli.training.loop import TrainOptions
 
     data = write_csv(tmp_path / "d.csv", ["review", "sentiment"], toy_rows(300))
     out = tmp_path / "m"
@@ -1025,12 +1025,13 @@ def test_a_model_too_big_for_the_gpu_is_refused_before_allocating(
     # The CUDA branch, run on CPU: the GPU's free memory is what torch reports.
     import torch
 
-    import sentiment_cli.train
+    import sentiment_cli.training.loop
     from sentiment_cli.errors import DataError
     from sentiment_cli.memory import check_training_memory
     from sentiment_cli.options import TrainOptions
 
-    monkeypatch.setattr(sentiment_cli.train, "resolve_device", lambda name: torch.device("cuda"))
+    monkeypatch.setattr(sentiment_cli.training.loop, "resolve_device",
+                        lambda name: torch.device("cuda"))
     options = TrainOptions(hidden=[512], device="cuda")
     for free in (10**9, 10**7):  # 5.1M parameters need 62 MB on the GPU
         monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device, f=free: (f, 2 * 10**9))

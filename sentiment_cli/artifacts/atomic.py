@@ -27,8 +27,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from .errors import DataError
-from .folders import (
+from sentiment_cli.artifacts.folders import (
     MANIFEST_FILE,
     MANIFEST_FORMAT,
     SMALL_JSON_BYTES,
@@ -40,6 +39,7 @@ from .folders import (
     plausible,
     remove_owned,
 )
+from sentiment_cli.errors import DataError
 
 
 class FolderChanged(Exception):

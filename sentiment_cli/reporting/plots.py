@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from . import metrics as m
-from .workers import Forked
+from sentiment_cli import metrics as m
+from sentiment_cli.workers import Forked
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure

@@ -19,8 +19,8 @@ import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
-from .errors import BusyError, DataError
-from .folders import make_parents
+from sentiment_cli.artifacts.folders import make_parents
+from sentiment_cli.errors import BusyError, DataError
 
 try:
     import fcntl

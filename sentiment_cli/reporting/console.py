@@ -11,9 +11,9 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from .errors import DataError
-from .progress import EpochStats, TrainProgress
-from .text import printable
+from sentiment_cli.errors import DataError
+from sentiment_cli.text import printable
+from sentiment_cli.training.progress import EpochStats, TrainProgress
 
 # Nothing from the data or a file name is read as rich markup ("[link=...]", "[/]") or emoji
 # codes (":smile:"), and control characters are shown as escapes (text.printable).
@@ -210,9 +210,9 @@ def run_predict(
     jobs: int = 0,
 ) -> None:
     """Score arguments, stdin lines or a file column, and stream the rows to stdout."""
-    from .bundle import load_bundle
-    from .data import check_encoding
-    from .predict import (
+    from sentiment_cli.artifacts.bundle import load_bundle
+    from sentiment_cli.data.reading import check_encoding
+    from sentiment_cli.predict import (
         FORMATS,
         Predictor,
         RowWriter,
@@ -267,7 +267,7 @@ def _file_batches(
     encoding: str | None,
     batch_size: int,
 ):  # type: ignore[no-untyped-def]
-    from .data import TEXT_COLUMN_NAMES, pick_column, read_table
+    from sentiment_cli.data.reading import TEXT_COLUMN_NAMES, pick_column, read_table
 
     frame = read_table(path, delimiter=delimiter, encoding=encoding)
     column = pick_column(frame, text_column, TEXT_COLUMN_NAMES, "text", "--text-column", path)

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .errors import DataError
+from sentiment_cli.errors import DataError
 
 # Pairs of label spellings understood without --positive-label: (negative, positive).
 KNOWN_LABEL_PAIRS = (

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from .metrics import best_threshold, log_loss, sigmoid
+from sentiment_cli.metrics import best_threshold, log_loss, sigmoid
 
 
 def fit_temperature(logits: np.ndarray, y: np.ndarray) -> float:

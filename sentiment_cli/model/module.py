@@ -16,7 +16,7 @@ import scipy.sparse as sp
 import torch
 from torch import nn
 
-from .architecture import ModelConfig, parameter_shapes
+from sentiment_cli.model.architecture import ModelConfig, parameter_shapes
 
 __all__ = ["ModelConfig", "SparseBatch", "SparseLinear", "SparseMLP", "parameter_shapes",
            "predict_logits"]

@@ -22,11 +22,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .errors import DataError, TrainingError
-from .model import ModelConfig, SparseBatch, SparseMLP, predict_logits
-from .optim import Adam
-from .options import TrainOptions
-from .progress import EpochStats, TrainProgress
+from sentiment_cli.errors import DataError, TrainingError
+from sentiment_cli.model.module import ModelConfig, SparseBatch, SparseMLP, predict_logits
+from sentiment_cli.model.optim import Adam
+from sentiment_cli.options import TrainOptions
+from sentiment_cli.training.progress import EpochStats, TrainProgress
 
 __all__ = ["EpochStats", "TrainOptions", "TrainProgress", "TrainResult", "TrainState",
            "TrainingDiverged", "fit", "resolve_device"]

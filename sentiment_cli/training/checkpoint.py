@@ -14,17 +14,17 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .atomic import FolderChanged, FolderReader, publish
-from .bundle import save_tensors, write_json
-from .errors import DataError
-from .folders import file_digest, owned_files, tool_folder_kind
-from .progress import EpochStats
-from .schema import ConfigProblem, integer, number
+from sentiment_cli.artifacts.atomic import FolderChanged, FolderReader, publish
+from sentiment_cli.artifacts.bundle import save_tensors, write_json
+from sentiment_cli.artifacts.folders import file_digest, owned_files, tool_folder_kind
+from sentiment_cli.artifacts.schema import ConfigProblem, integer, number
+from sentiment_cli.errors import DataError
+from sentiment_cli.training.progress import EpochStats
 
 if TYPE_CHECKING:  # torch is imported by the training step, not by importing this module
     import torch
 
-    from .train import TrainState
+    from sentiment_cli.training.loop import TrainState
 
 STATE_FILE = "state.json"
 CHECKPOINT_FORMAT = "sentiment-cli-checkpoint"
@@ -192,7 +192,7 @@ def load_checkpoint(folder: Path, fingerprint: dict[str, Any],
     from safetensors import SafetensorError
     from safetensors.torch import load
 
-    from .train import TrainState
+    from sentiment_cli.training.loop import TrainState
 
     try:
         with FolderReader(folder) as reader:

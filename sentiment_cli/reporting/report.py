@@ -13,10 +13,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .plots import draw_plots, history_value
+from sentiment_cli.reporting.plots import draw_plots, history_value
 
 if TYPE_CHECKING:
-    from .model import SparseMLP
+    from sentiment_cli.model.module import SparseMLP
 
 
 def term_effects(model: SparseMLP, chunk: int = 8192) -> np.ndarray:
@@ -27,7 +27,7 @@ def term_effects(model: SparseMLP, chunk: int = 8192) -> np.ndarray:
     """
     import torch
 
-    from .model import SparseBatch
+    from sentiment_cli.model.module import SparseBatch
 
     if not model.config.hidden:
         return model.first.bag.weight.detach().cpu().double().numpy()

@@ -27,7 +27,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .errors import DataError
+from sentiment_cli.errors import DataError
 
 MANIFEST_FILE = "manifest.json"
 MANIFEST_FORMAT = "sentiment-cli-folder"

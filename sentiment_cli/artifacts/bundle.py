@@ -27,12 +27,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .architecture import ModelConfig, parameter_count, parameter_shapes
-from .atomic import FolderChanged, FolderReader, folder_identity
-from .errors import BundleError, damaged
-from .folders import MANIFEST_FILE
-from .memory import JSON_EXPANSION, check_fits, human
-from .schema import (
+from sentiment_cli.artifacts.atomic import FolderChanged, FolderReader, folder_identity
+from sentiment_cli.artifacts.folders import MANIFEST_FILE
+from sentiment_cli.artifacts.schema import (
     FORMAT_NAME,
     FORMAT_VERSION,
     ConfigProblem,
@@ -40,11 +37,14 @@ from .schema import (
     NewerFormat,
     parse_config,
 )
+from sentiment_cli.errors import BundleError, damaged
+from sentiment_cli.memory import JSON_EXPANSION, check_fits, human
+from sentiment_cli.model.architecture import ModelConfig, parameter_count, parameter_shapes
 
 if TYPE_CHECKING:
     from sklearn.feature_extraction.text import CountVectorizer
 
-    from .model import SparseMLP
+    from sentiment_cli.model.module import SparseMLP
 
 __all__ = ["CONFIG_FILE", "FORMAT_NAME", "FORMAT_VERSION", "VOCABULARY_FILE", "WEIGHTS_FILE",
            "Bundle", "load_bundle", "save_tensors", "save_weights", "versions",
@@ -68,7 +68,7 @@ def versions() -> dict[str, str]:
     import numpy
     import torch
 
-    from . import __version__
+    from sentiment_cli import __version__
 
     return {
         "sentiment_cli": __version__,
@@ -141,7 +141,7 @@ class Bundle:
         if self._model is None:
             import torch
 
-            from .model import SparseMLP
+            from sentiment_cli.model.module import SparseMLP
 
             model = SparseMLP(self.model_config)
             model.load_state_dict({k: torch.from_numpy(v) for k, v in self.weights.items()})
@@ -202,7 +202,7 @@ def load_bundle(folder: str | os.PathLike[str]) -> Bundle:
 
 
 def _load(folder: Path, reader: FolderReader) -> Bundle:
-    from .features import vectorizer_from_json
+    from sentiment_cli.features import vectorizer_from_json
 
     missing = [name for name in REQUIRED_FILES if not reader.exists(name)]
     if missing:

@@ -13,9 +13,9 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from .architecture import ModelConfig
-from .options import MAX_HIDDEN, MAX_LAYERS, MAX_NGRAM
-from .text import has_control
+from sentiment_cli.model.architecture import ModelConfig
+from sentiment_cli.options import MAX_HIDDEN, MAX_LAYERS, MAX_NGRAM
+from sentiment_cli.text import has_control
 
 FORMAT_NAME = "sentiment-cli-model"
 FORMAT_VERSION = 2  # 2 adds manifest.json (every file's size and SHA-256), checked on load

@@ -17,9 +17,14 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .errors import DataError
-from .labels import canonical_label, format_counts, resolve_binary_labels, rows_text
-from .text import has_control
+from sentiment_cli.data.labels import (
+    canonical_label,
+    format_counts,
+    resolve_binary_labels,
+    rows_text,
+)
+from sentiment_cli.errors import DataError
+from sentiment_cli.text import has_control
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -1,0 +1,1 @@
+"""The model folder: written whole and locked, read back verified."""

@@ -1,0 +1,1 @@
+"""Reading labeled files: CSV/TSV/line files, column and label detection."""

@@ -1,0 +1,1 @@
+"""The classifier: its architecture (JSON), the torch module, the optimiser."""

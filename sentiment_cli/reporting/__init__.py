@@ -1,0 +1,1 @@
+"""What people read: report.md, its plots, and the console."""
