@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 TORCH_SPEC ?= torch==2.13.0
 MODEL ?= models/reviews
 
-.PHONY: install demo test lint bench clean
+.PHONY: install demo test test-slow lint bench clean
 
 install: $(VENV)/.installed
 
@@ -24,8 +24,12 @@ demo: install
 		"Stopped working after a week, and support never answered."
 	$(BIN)/bce-predict $(MODEL) --format tsv < data/new_reviews.txt
 
+# The quick suite (a few minutes); test-slow runs the long end-to-end runs (CI runs both).
 test: install
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -m "not slow"
+
+test-slow: install
+	$(BIN)/python -m pytest -q -m slow
 
 lint: install
 	$(BIN)/ruff check .

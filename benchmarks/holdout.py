@@ -27,11 +27,12 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from sentiment_cli.config import TrainingConfig, VectorizerConfig  # noqa: E402
 from sentiment_cli.data.reading import load_dataset  # noqa: E402
-from sentiment_cli.features import VectorizerOptions, count_terms, fit_counts, select  # noqa: E402
+from sentiment_cli.features import count_terms, fit_counts, select  # noqa: E402
 from sentiment_cli.model.module import predict_logits  # noqa: E402
 from sentiment_cli.split import related_groups, split_rows  # noqa: E402
-from sentiment_cli.training.loop import TrainOptions, TrainState, fit  # noqa: E402
+from sentiment_cli.training.loop import TrainState, fit  # noqa: E402
 
 COLUMNS = ("ours, 90%", "LR, same 90%", "LR, all rows", "ours refitted on all rows")
 
@@ -43,7 +44,7 @@ def refit(x, y, epochs: int, averaged: bool, seed: int):  # type: ignore[no-unty
     def keep(state: TrainState) -> None:
         states.append(state.model_state)
 
-    result = fit(x, y, None, None, TrainOptions(seed=seed, device="cpu", epochs=epochs),
+    result = fit(x, y, None, None, TrainingConfig(seed=seed, device="cpu", epochs=epochs),
                  checkpoint=keep)
     if averaged:
         result.model.load_state_dict(
@@ -56,7 +57,7 @@ def run(shared: Path, seeds: int) -> list[dict[str, float]]:
 
     train = load_dataset(shared / "sst2_train.csv")
     dev = load_dataset(shared / "sst2_dev.csv")
-    options = VectorizerOptions()
+    options = VectorizerConfig()
     counts = count_terms([*train.texts, *dev.texts], options)
     n = len(train.texts)
     groups = related_groups(counts.counts[:n])
@@ -81,7 +82,7 @@ def run(shared: Path, seeds: int) -> list[dict[str, float]]:
         _, columns = fit_counts(counts, options, train_rows)
         result = fit(select(counts, train_rows, columns, True), train.y[train_rows],
                      select(counts, val_rows, columns, True), train.y[val_rows],
-                     TrainOptions(seed=seed, device="cpu"))
+                     TrainingConfig(seed=seed, device="cpu"))
         epochs = result.averaged_epochs or result.best_epoch
         refitted = refit(x_all, train.y, epochs, bool(result.averaged_epochs), seed)
         row = {

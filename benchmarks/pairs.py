@@ -1,13 +1,17 @@
-"""SST-2 training time as alternating pairs: ``bce-train`` and the scikit-learn peer, back to back.
+"""SST-2 training and scoring time as alternating pairs against the scikit-learn peer.
 
-    python benchmarks/pairs.py [--pairs 8] [--out benchmarks/results/pairs.md]
+    python benchmarks/pairs.py [--pairs 8] [--before OLD_VENV/bin] [--out FILE.md]
+    python benchmarks/pairs.py --predict-lines 200000 [--before OLD_VENV/bin] [--pairs 6]
 
 The benchmark runner times each system's repeats in a row, so a busy minute on this shared
-machine lands on one system. Here each pair runs ours (``bce-train`` with default options) and
+machine lands on one system. Here each round runs ours (``bce-train`` with default options) and
 the peer (CountVectorizer with our settings + LogisticRegression, the runner's
-``sklearn_cv_ours``, one fresh process) one right after the other, alternating which goes first,
-and the ratio is taken within each pair. Wall time and peak RSS are measured from outside, as in
-benchmarks/run.py.
+``sklearn_cv_ours``, one fresh process) one right after the other, rotating which goes first,
+and the ratio is taken within each round. ``--before`` adds the commands of another install
+(an earlier version of ours) to every round, so a change is measured as two ratios against the
+same peer. ``--predict-lines N`` times scoring instead: N lines (the dev set's texts repeated)
+through ``bce-predict`` and through the peer's pickled pipeline, each reading stdin. Wall time
+and peak RSS are measured from outside, as in benchmarks/run.py.
 """
 
 from __future__ import annotations
@@ -18,70 +22,155 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from run import BIN, checked, ours_vectorizer_defaults, run_measured, train_peer  # noqa: E402
+from run import (  # noqa: E402
+    BIN,
+    WORKER,
+    checked,
+    ours_vectorizer_defaults,
+    run_measured,
+    train_peer,
+    write_lines,
+)
+
+COLUMNS = {"text_column": "sentence", "label_column": "label", "positive": "1"}
 
 
-def run_pairs(data: Path, pairs: int, text_column: str = "sentence", label_column: str = "label",
+def _rounds(systems: dict[str, Callable[[], float]], pairs: int) -> list[dict[str, float]]:
+    """Each round runs every system once, the first one rotating; ratios against the peer."""
+    names, rows = list(systems), []
+    for i in range(pairs):
+        order = names[i % len(names):] + names[: i % len(names)]
+        walls = {name: systems[name]() for name in order}
+        row: dict[str, float] = {"pair": i + 1, "first": order[0], **walls}  # type: ignore[dict-item]
+        for name in names:
+            if name != "peer":
+                row[f"{name}/peer"] = walls[name] / walls["peer"]
+        print(json.dumps(row), flush=True)
+        rows.append(row)
+    return rows
+
+
+def run_pairs(data: Path, pairs: int, before: Path | None = None,
+              text_column: str = "sentence", label_column: str = "label",
               positive: str = "1") -> list[dict[str, float]]:
-    rows = []
+    """Training: wall seconds of ``bce-train`` (and ``before``'s) and of the peer, per round."""
     with tempfile.TemporaryDirectory() as scratch:
         folder = Path(scratch)
         params = {"vectorizer": ours_vectorizer_defaults()}
 
-        def ours() -> float:
-            return checked(run_measured(
-                [BIN / "bce-train", data, "-o", folder / "ours", "--force", "--quiet", "--seed",
-                 "0"]), "bce-train").wall
+        def trainer(bin_dir: Path, name: str) -> Callable[[], float]:
+            return lambda: checked(run_measured(
+                [bin_dir / "bce-train", data, "-o", folder / name, "--force", "--quiet",
+                 "--seed", "0"]), f"{bin_dir}/bce-train").wall
 
-        def peer() -> float:
-            return train_peer("sklearn", data, text_column, label_column, positive, params,
-                              folder / "peer.pkl", folder, "sklearn_cv_ours").wall
-
-        for i in range(pairs):
-            first, second = (ours, peer) if i % 2 == 0 else (peer, ours)
-            walls = {first.__name__: first(), second.__name__: second()}
-            row = {"pair": i + 1, "first": first.__name__, **walls,
-                   "ratio": walls["ours"] / walls["peer"]}
-            print(json.dumps(row), flush=True)
-            rows.append(row)
+        systems = {"ours": trainer(BIN, "ours")}
+        if before is not None:
+            systems["before"] = trainer(before, "before")
+        systems["peer"] = lambda: train_peer("sklearn", data, text_column, label_column,
+                                             positive, params, folder / "peer.pkl", folder,
+                                             "sklearn_cv_ours").wall
+        rows = _rounds(systems, pairs)
+    for row in rows:
+        row["ratio"] = row["ours/peer"]
     return rows
 
 
-def table(rows: list[dict[str, float]]) -> list[str]:
-    lines = ["| pair | first | ours s | peer s | ours / peer |", "|---:|---|---:|---:|---:|"]
-    lines += [f"| {r['pair']} | {r['first']} | {r['ours']:.2f} | {r['peer']:.2f} | "
-              f"{r['ratio']:.2f}x |" for r in rows]
-    lines.append(f"| median | | {statistics.median(r['ours'] for r in rows):.2f} | "
-                 f"{statistics.median(r['peer'] for r in rows):.2f} | "
-                 f"{statistics.median(r['ratio'] for r in rows):.2f}x |")
+def run_predict_pairs(data: Path, texts_from: Path, lines: int, pairs: int,
+                      before: Path | None = None) -> list[dict[str, float]]:
+    """Scoring: ``lines`` texts through bce-predict (and ``before``'s) and the peer, per round;
+    the ratio is the peer's wall over ours (how many times its throughput ours has)."""
+    import pandas as pd
+
+    with tempfile.TemporaryDirectory() as scratch:
+        folder = Path(scratch)
+        texts = pd.read_csv(texts_from, dtype=str, keep_default_na=False)["sentence"].tolist()
+        bulk = folder / "bulk.txt"
+        write_lines(bulk, texts, lines)
+        checked(run_measured([BIN / "bce-train", data, "-o", folder / "model", "--quiet",
+                              "--seed", "0", "--no-report"]), "bce-train")
+        params = {"vectorizer": ours_vectorizer_defaults()}
+        train_peer("sklearn", data, COLUMNS["text_column"], COLUMNS["label_column"],
+                   COLUMNS["positive"], params, folder / "peer.pkl", folder, "sklearn_cv_ours")
+
+        def scorer(bin_dir: Path) -> Callable[[], float]:
+            return lambda: checked(run_measured(
+                [bin_dir / "bce-predict", folder / "model", "--format", "jsonl"], stdin=bulk,
+                stdout=folder / "ours.out"), f"{bin_dir}/bce-predict").wall
+
+        systems = {"ours": scorer(BIN)}
+        if before is not None:
+            systems["before"] = scorer(before)
+        systems["peer"] = lambda: checked(run_measured(
+            [sys.executable, WORKER, "sklearn-predict", "--model", folder / "peer.pkl"],
+            stdin=bulk, stdout=folder / "peer.out"), "sklearn-predict").wall
+        rows = _rounds(systems, pairs)
+    for row in rows:  # throughput ratios: how many times the peer's texts per second
+        for name in ("ours", "before"):
+            if name in row:
+                row[f"{name}/peer"] = row["peer"] / row[name]
+    return rows
+
+
+def table(rows: list[dict[str, float]], what: str) -> list[str]:
+    names = [k for k in ("ours", "before", "peer") if k in rows[0]]
+    ratios = [k for k in ("ours/peer", "before/peer") if k in rows[0]]
+    lines = ["| round | first | " + " | ".join(f"{n} s" for n in names) + " | " +
+             " | ".join(f"{what} {r}" for r in ratios) + " |",
+             "|---:|---|" + "---:|" * (len(names) + len(ratios))]
+    for r in rows:
+        lines.append(f"| {r['pair']} | {r['first']} | " +
+                     " | ".join(f"{r[n]:.2f}" for n in names) + " | " +
+                     " | ".join(f"{r[k]:.2f}x" for k in ratios) + " |")
+    lines.append("| median | | " +
+                 " | ".join(f"{statistics.median(r[n] for r in rows):.2f}" for n in names) +
+                 " | " + " | ".join(f"{statistics.median(r[k] for r in rows):.2f}x"
+                                    for k in ratios) + " |")
     return lines
 
 
 def main() -> None:
+    shared = HERE.parent.parent / "shared" / "data"
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", type=Path,
-                        default=HERE.parent.parent / "shared" / "data" / "sst2_train.csv")
+    parser.add_argument("--data", type=Path, default=shared / "sst2_train.csv")
+    parser.add_argument("--texts", type=Path, default=shared / "sst2_dev.csv",
+                        help="texts to score with --predict-lines (a 'sentence' column)")
     parser.add_argument("--pairs", type=int, default=8)
-    parser.add_argument("--out", type=Path, default=HERE / "results" / "pairs.md")
+    parser.add_argument("--before", type=Path, help="bin/ folder of another install to time too")
+    parser.add_argument("--predict-lines", type=int, default=0)
+    parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     started = time.perf_counter()
-    rows = run_pairs(args.data, args.pairs)
+    if args.predict_lines:
+        rows = run_predict_pairs(args.data, args.texts, args.predict_lines, args.pairs,
+                                 args.before)
+        title = f"Scoring {args.predict_lines:,} lines, alternating rounds"
+        what, out = "throughput", args.out or HERE / "results" / "pairs_predict.md"
+        about = (f"ours = `bce-predict MODEL --format jsonl < {args.predict_lines:,} lines` "
+                 f"(texts of {args.texts.name}, repeated); peer = the pickled CountVectorizer + "
+                 "LogisticRegression scoring the same lines in one fresh process. The ratio is "
+                 "the peer's wall over ours: how many times its texts per second ours scores.")
+    else:
+        rows = run_pairs(args.data, args.pairs, args.before)
+        title, what = "SST-2 training time, alternating rounds", "wall"
+        out = args.out or HERE / "results" / "pairs.md"
+        about = ("ours = `bce-train` with default options; peer = CountVectorizer (our "
+                 "settings) + LogisticRegression in one fresh process. Wall seconds of each "
+                 "process; the ratio is taken within each round.")
+    command = " ".join(sys.argv[1:])
+    before = f" before = `{args.before}`." if args.before else ""
     text = "\n".join([
-        "# SST-2 training time, alternating pairs",
-        "",
-        f"Command: `python benchmarks/pairs.py --pairs {args.pairs}` "
-        f"({time.perf_counter() - started:.0f} s), on {args.data.name}. ours = `bce-train` "
-        "with default options; peer = CountVectorizer (our settings) + LogisticRegression in "
-        "one fresh process. Wall seconds of each process; the ratio is taken within each pair.",
-        "",
-        *table(rows),
+        f"# {title}", "",
+        f"Command: `python benchmarks/pairs.py {command}` "
+        f"({time.perf_counter() - started:.0f} s), on {args.data.name}. {about}{before}", "",
+        *table(rows, what),
     ]) + "\n"
-    args.out.write_text(text, encoding="utf-8")
+    out.write_text(text, encoding="utf-8")
     print(text)
 
 

@@ -291,9 +291,9 @@ def default_positive(labels: Iterable[str]) -> str:
 def ours_vectorizer_defaults() -> dict[str, Any]:
     from dataclasses import asdict
 
-    from sentiment_cli.features import VectorizerOptions
+    from sentiment_cli.config import VectorizerConfig
 
-    params = asdict(VectorizerOptions())
+    params = asdict(VectorizerConfig())
     params["ngram_range"] = list(params["ngram_range"])
     return params
 

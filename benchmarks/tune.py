@@ -23,11 +23,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.splits import make_splits  # noqa: E402
+from sentiment_cli.config import TrainingConfig, VectorizerConfig  # noqa: E402
 from sentiment_cli.data.reading import load_dataset  # noqa: E402
-from sentiment_cli.features import VectorizerOptions, count_terms, fit_counts, select  # noqa: E402
+from sentiment_cli.features import count_terms, fit_counts, select  # noqa: E402
 from sentiment_cli.model.module import predict_logits  # noqa: E402
 from sentiment_cli.split import related_groups, split_rows  # noqa: E402
-from sentiment_cli.training.loop import TrainOptions, fit  # noqa: E402
+from sentiment_cli.training.loop import fit  # noqa: E402
 
 CANDIDATES = [
     {"lr": 0.01, "patience": 3},  # the first landing's defaults
@@ -49,7 +50,7 @@ def tune(shared: Path, work: Path, seeds: int, candidates: list[dict]) -> list[d
         if name not in splits:
             continue
         data = load_dataset(splits[name][0])
-        options = VectorizerOptions()
+        options = VectorizerConfig()
         counts = count_terms(data.texts, options)
         groups = related_groups(counts.counts)
         for seed in range(seeds):
@@ -60,7 +61,7 @@ def tune(shared: Path, work: Path, seeds: int, candidates: list[dict]) -> list[d
             for candidate in candidates:
                 started = time.perf_counter()
                 result = fit(x_train, data.y[train_rows], x_val, data.y[val_rows],
-                             TrainOptions(seed=seed, device="cpu", **candidate))
+                             TrainingConfig(seed=seed, device="cpu", **candidate))
                 seconds = time.perf_counter() - started
                 logits = predict_logits(result.model, x_val)[:, 0]
                 row = {"dataset": name, "seed": seed, "options": candidate,

@@ -24,22 +24,23 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from sentiment_cli.config import TrainingConfig  # noqa: E402
 from sentiment_cli.data.reading import load_dataset  # noqa: E402
 from sentiment_cli.features import (  # noqa: E402
     TermCounts,
-    VectorizerOptions,
+    VectorizerConfig,
     count_terms,
     fit_counts,
     select,
 )
 from sentiment_cli.model.module import predict_logits  # noqa: E402
 from sentiment_cli.split import related_groups, split_rows  # noqa: E402
-from sentiment_cli.training.loop import TrainOptions, fit  # noqa: E402
+from sentiment_cli.training.loop import fit  # noqa: E402
 
 ALL_ROWS = "LR, every row of the 90%"
 
 
-def lr_accuracy(counts: TermCounts, options: VectorizerOptions, y: np.ndarray,
+def lr_accuracy(counts: TermCounts, options: VectorizerConfig, y: np.ndarray,
                 rows: np.ndarray, test: np.ndarray) -> float:
     """LogisticRegression trained on ``rows``, accuracy on ``test``."""
     from sklearn.linear_model import LogisticRegression
@@ -53,7 +54,7 @@ def lr_accuracy(counts: TermCounts, options: VectorizerOptions, y: np.ndarray,
 
 def run(shared: Path, seeds: int, caps: list[int]) -> list[dict[str, float]]:
     data = load_dataset(shared / "sst2_train.csv")
-    options = VectorizerOptions()
+    options = VectorizerConfig()
     counts = count_terms(data.texts, options)
     groups = related_groups(counts.counts)
     results = []
@@ -69,7 +70,7 @@ def run(shared: Path, seeds: int, caps: list[int]) -> list[dict[str, float]]:
             _, columns = fit_counts(counts, options, train_rows)
             result = fit(select(counts, train_rows, columns, True), data.y[train_rows],
                          select(counts, val_rows, columns, True), data.y[val_rows],
-                         TrainOptions(seed=seed, device="cpu"))
+                         TrainingConfig(seed=seed, device="cpu"))
             scores = predict_logits(result.model, select(counts, test, columns, True))[:, 0]
             row[f"cap {cap}: validation rows"] = len(val_rows)
             row[f"cap {cap}: ours"] = float(((scores > 0) == y_test).mean())

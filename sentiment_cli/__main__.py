@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import sys
 
-from sentiment_cli import cli
+from sentiment_cli.cli import evaluate, predict, train
 
-COMMANDS = {"train": cli.train_main, "predict": cli.predict_main, "eval": cli.eval_main}
+COMMANDS = {"train": train.main, "predict": predict.main, "eval": evaluate.main}
 
 
 def main() -> None:

@@ -38,8 +38,10 @@ class TrainingError(SentimentError):
     exit_code = 1
 
 
-class Interrupted(SentimentError):
-    """SIGINT or SIGTERM: exit status 128 + the signal number (130, 143)."""
+class Interrupted(BaseException):
+    """SIGINT or SIGTERM: exit status 128 + the signal number (130, 143). Like
+    KeyboardInterrupt, not an Exception: a library's ``except Exception`` around an import or
+    a callback (scikit-learn, SciPy have them) must not swallow it."""
 
     def __init__(self, signum: int, message: str = "interrupted") -> None:
         super().__init__(message)

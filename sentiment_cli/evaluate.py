@@ -12,11 +12,20 @@ import numpy as np
 from sentiment_cli.artifacts.atomic import publish
 from sentiment_cli.artifacts.bundle import Bundle, load_bundle, write_json
 from sentiment_cli.artifacts.folders import check_target
+from sentiment_cli.config import EvalConfig
 from sentiment_cli.data.labels import canonical_label
 from sentiment_cli.data.reading import load_dataset
 from sentiment_cli.errors import DataError
 from sentiment_cli.metrics import binary_metrics, calibration_bins, multilabel_metrics
 from sentiment_cli.predict import Predictor
+
+
+def evaluate(config: EvalConfig) -> dict[str, Any]:
+    """The metrics of ``config.model`` on ``config.data`` (see :func:`evaluate_file`)."""
+    return evaluate_file(config.model, config.data, config.text_column,
+                         list(config.label_columns) or None, config.delimiter, config.encoding,
+                         config.drop_invalid, config.threshold, config.batch_size,
+                         config.report, config.force)
 
 
 def evaluate_file(

@@ -8,29 +8,20 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from sentiment_cli.config import SENTIMENT_TOKEN_PATTERN, SKLEARN_TOKEN_PATTERN, VectorizerConfig
 from sentiment_cli.errors import BundleError, DataError, SentimentError, damaged
-from sentiment_cli.options import MAX_NGRAM, finite
-from sentiment_cli.workers import Helper, available_cores
 
 if TYPE_CHECKING:
     import scipy.sparse as sp
     from sklearn.feature_extraction.text import CountVectorizer
 
-T = TypeVar("T")
-
-# scikit-learn's default pattern, r"(?u)\b\w\w+\b", drops one-letter words, "!" and "?", and cuts
-# "don't" into "don". For sentiment those matter, so the default keeps contractions whole
-# ("don't", "isn't"), the split negation of tokenised corpora ("does n't"), single letters, and
-# "!"/"?" as tokens of their own. README ("Choosing the defaults") has the measurements.
-SENTIMENT_TOKEN_PATTERN = r"(?u)\w+(?:'\w+)*|'\w+|[!?]"
-SKLEARN_TOKEN_PATTERN = r"(?u)\b\w\w+\b"
 # Linear-time patterns, tokenised by scikit-learn's own ``re`` tokenizer; any other pattern goes
 # through BoundedTokenizer.
 BUILTIN_PATTERNS = frozenset({SENTIMENT_TOKEN_PATTERN, SKLEARN_TOKEN_PATTERN})
@@ -47,46 +38,6 @@ def english_stop_words() -> list[str]:
     from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
     return sorted(ENGLISH_STOP_WORDS - NEGATIONS)
-
-
-@dataclass
-class VectorizerOptions:
-    """CountVectorizer parameters the CLI exposes; the defaults were measured (see README)."""
-
-    ngram_range: tuple[int, int] = (1, 2)
-    min_df: float = 1
-    max_df: float = 1.0
-    max_features: int | None = None
-    binary: bool = True
-    lowercase: bool = True
-    stop_words: str | None = None  # None or "english" (negations kept)
-    token_pattern: str = SENTIMENT_TOKEN_PATTERN
-
-    def validate(self) -> None:
-        lo, hi = self.ngram_range
-        if lo < 1 or hi < lo or hi > MAX_NGRAM:
-            raise DataError(f"--ngram-range must be MIN,MAX with 1 <= MIN <= MAX <= {MAX_NGRAM}, "
-                            f"got {lo},{hi}")
-        for name, value in (("--min-df", self.min_df), ("--max-df", self.max_df)):
-            if not finite(value) or value < 0 or (
-                    isinstance(value, float) and value > 1.0 and not value.is_integer()):
-                raise DataError(
-                    f"{name} must be a fraction in [0, 1] or a whole document count, got {value}"
-                )
-        low = _df_value(self.min_df, whole_at_one=True)
-        high = _df_value(self.max_df, whole_at_one=False)
-        if high == 0 or (type(low) is type(high) and high < low):
-            raise DataError(f"--max-df {self.max_df:g} keeps fewer documents than --min-df "
-                            f"{self.min_df:g} needs, so no term could be kept; lower --min-df "
-                            f"or raise --max-df")
-        if not self.token_pattern:
-            raise DataError("--token-pattern must not be empty (leave it out for the default)")
-        if self.max_features is not None and self.max_features < 1:
-            raise DataError(f"--max-features must be at least 1, got {self.max_features}")
-        if self.stop_words not in (None, "english"):
-            raise DataError(f"--stop-words accepts 'english' or 'none', got {self.stop_words!r}")
-        if self.token_pattern not in BUILTIN_PATTERNS:
-            BoundedTokenizer(self.token_pattern)  # a bad pattern fails here, before any reading
 
 
 # A custom pattern gets this long per text (plus a microsecond per character, so a long review
@@ -158,7 +109,7 @@ class BoundedTokenizer:
         return BoundedTokenizer, (self.pattern, self.folder)
 
 
-def _df_value(value: float, whole_at_one: bool) -> float | int:
+def df_value(value: float, whole_at_one: bool) -> float | int:
     """CountVectorizer reads an int as a document count and a float as a proportion.
 
     From the command line both arrive as floats: --min-df 1 or 2 means a count of documents,
@@ -180,14 +131,13 @@ def _tokenizing(pattern: str, folder: Path | None = None) -> dict[str, Any]:
     return {"token_pattern": None, "tokenizer": tokenizer}
 
 
-def build_vectorizer(options: VectorizerOptions) -> CountVectorizer:
+def build_vectorizer(options: VectorizerConfig) -> CountVectorizer:
     from sklearn.feature_extraction.text import CountVectorizer
 
-    options.validate()
     return CountVectorizer(
         ngram_range=tuple(options.ngram_range),
-        min_df=_df_value(options.min_df, whole_at_one=True),
-        max_df=_df_value(options.max_df, whole_at_one=False),
+        min_df=df_value(options.min_df, whole_at_one=True),
+        max_df=df_value(options.max_df, whole_at_one=False),
         max_features=options.max_features,
         binary=options.binary,
         lowercase=options.lowercase,
@@ -201,10 +151,6 @@ _EMPTY_VOCABULARY = (
     "the vocabulary is empty: every token was dropped (all stop words, or --min-df too high / "
     "--max-df too low for this data); relax --min-df/--max-df or drop --stop-words"
 )
-# Below this many rows one process tokenises. A second one first imports scikit-learn (0.7 s of
-# CPU) and its chunk is merged afterwards: on 2 cores, SST-2 repeated 1x-3x (67k-202k rows) was
-# tokenised as fast or faster by one process, 5x (337k) 20% faster by two.
-PARALLEL_MIN_ROWS = 250_000
 
 
 @dataclass
@@ -215,84 +161,28 @@ class TermCounts:
     counts: sp.csr_matrix  # rows x len(terms), float32 counts
 
 
-class Counters:
-    """Forked processes that tokenise for :func:`count_terms` (``counters=``) and run other
-    scikit-learn work (:meth:`run`); leaving the ``with`` block ends them.
-
-    Started before the data is read, the first imports scikit-learn (about 0.7 s) while this
-    process reads the file, then tokenises while this one imports torch, so the trainer itself
-    does not import scikit-learn (only ``--stop-words english`` loads its list there). The
-    others import it only when given a chunk of a large input: on two cores, two processes
-    importing it next to this one's read and torch import were slower than one.
-    """
-
-    def __init__(self, jobs: int) -> None:
-        self.helpers = [Helper(_import_vectorizer)] + [Helper() for _ in range(jobs - 1)]
-
-    def run(self, task: Callable[..., T], /, **kwargs: Any) -> T:
-        """``task(**kwargs)`` in the process that has scikit-learn loaded."""
-        return self.helpers[0].run(task, **kwargs)
-
-    def __enter__(self) -> Counters:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
-    def close(self) -> None:
-        for helper in self.helpers:
-            helper.close()
+def count_terms(texts: Sequence[str], options: VectorizerConfig) -> TermCounts:
+    """Tokenise ``texts`` with the options' analyzer and count every term (no pruning yet).
+    A module-level function of picklable arguments: the training runs it in a worker
+    (:mod:`.parallel`) while it imports torch, when the input is large enough to pay."""
+    terms, counts = _count_chunk(options, texts)
+    if not terms:
+        raise DataError(_EMPTY_VOCABULARY)
+    return TermCounts(terms, counts)
 
 
-def start_counters() -> Counters | None:
-    """One tokenising helper per core this process may use; none on a single core."""
-    cores = available_cores()
-    return Counters(cores) if cores > 1 else None
-
-
-def _import_vectorizer() -> None:
+def warm_up() -> None:
+    """What a worker that will count terms imports first (scikit-learn's vectorizer, 0.7 s)."""
     from sklearn.feature_extraction.text import CountVectorizer  # noqa: F401
 
 
-def count_terms(
-    texts: Sequence[str],
-    options: VectorizerOptions,
-    jobs: int = 1,
-    while_waiting: Callable[[], object] | None = None,
-    counters: Counters | None = None,
-) -> TermCounts:
-    """Tokenise ``texts`` with the options' analyzer and count every term (no pruning yet).
-
-    Tokenising (pure Python, most of the cost) runs in ``counters``, or, with ``jobs`` > 1 and
-    enough rows, in that many processes forked for it. With enough rows the texts are cut into
-    contiguous chunks, one per process, whose vocabularies are then merged. ``while_waiting``
-    runs in this process meanwhile (the trainer imports torch there).
-    """
-    if counters is None and jobs > 1 and len(texts) >= PARALLEL_MIN_ROWS:
-        with Counters(jobs) as own:
-            return count_terms(texts, options, jobs, while_waiting, own)
-    if counters is None:
-        parts = [_count_chunk(options, texts)]
-        if while_waiting is not None:
-            while_waiting()
-        return _merge(parts)
-    helpers = counters.helpers if len(texts) >= PARALLEL_MIN_ROWS else counters.helpers[:1]
-    size = -(-len(texts) // len(helpers))
-    for i, helper in enumerate(helpers):
-        helper.submit(_count_chunk, options=options, texts=texts[i * size : (i + 1) * size])
-    if while_waiting is not None:
-        while_waiting()
-    return _merge([helper.result() for helper in helpers])
-
-
 def fit_counts(
-    counts: TermCounts, options: VectorizerOptions, rows: np.ndarray | None = None
+    counts: TermCounts, options: VectorizerConfig, rows: np.ndarray | None = None
 ) -> tuple[list[str], np.ndarray]:
     """The vocabulary scikit-learn's ``fit`` on just those rows (all if None) would give, in
     column order, and the columns of ``counts`` it keeps: the same terms, min_df/max_df/
     max_features pruning and order (tested equal). Selecting the training rows after tokenising
     every row once gives a validation matrix equal to ``transform`` of the validation texts."""
-    options.validate()
     part = counts.counts if rows is None else counts.counts[rows]
     try:
         keep = _pruning_mask(part, options)
@@ -319,25 +209,25 @@ def select(counts: TermCounts, rows: np.ndarray | None, columns: np.ndarray,
 
 
 def fit_vectorizer(
-    texts: Sequence[str], options: VectorizerOptions, jobs: int = 1
+    texts: Sequence[str], options: VectorizerConfig
 ) -> tuple[CountVectorizer, sp.csr_matrix]:
     """Fit the vocabulary on ``texts`` and return the vectorizer and their CSR matrix, as
-    scikit-learn's ``fit_transform`` does (tested equal), with ``jobs`` tokenising processes."""
-    counts = count_terms(texts, options, jobs)
+    scikit-learn's ``fit_transform`` does (tested equal)."""
+    counts = count_terms(texts, options)
     terms, columns = fit_counts(counts, options)
     vectorizer = vectorizer_from_json(vectorizer_to_json(options, terms))
     return vectorizer, select(counts, None, columns, options.binary)
 
 
-def _counting_vectorizer(options: VectorizerOptions) -> CountVectorizer:
+def _counting_vectorizer(options: VectorizerConfig) -> CountVectorizer:
     """The options' analyzer, counting every term: pruning is done afterwards, per row subset."""
     return build_vectorizer(options).set_params(min_df=1, max_df=1.0, max_features=None,
                                                  binary=False)
 
 
-def _count_chunk(options: VectorizerOptions,
+def _count_chunk(options: VectorizerConfig,
                  texts: Sequence[str]) -> tuple[list[str], sp.csr_matrix]:
-    """Raw counts of ``texts`` over their own sorted terms ([] when no text has a token)."""
+    """Raw counts of ``texts`` over their sorted terms ([] when no text has a token)."""
     import scipy.sparse as sp
 
     local = _counting_vectorizer(options)
@@ -353,35 +243,14 @@ def _count_chunk(options: VectorizerOptions,
     return terms, counts
 
 
-def _merge(parts: list[tuple[list[str], sp.csr_matrix]]) -> TermCounts:
-    """One count matrix over the sorted union of the chunks' terms, rows in chunk order."""
-    import scipy.sparse as sp
-
-    terms = sorted(set().union(*(chunk_terms for chunk_terms, _ in parts)))
-    if not terms:
-        raise DataError(_EMPTY_VOCABULARY)
-    if len(parts) == 1:
-        return TermCounts(terms, parts[0][1])
-    position = {term: i for i, term in enumerate(terms)}
-    blocks = []
-    for chunk_terms, counts in parts:
-        remap = np.fromiter((position[t] for t in chunk_terms), dtype=np.int64,
-                            count=len(chunk_terms))
-        block = sp.csr_matrix((counts.data, remap[counts.indices], counts.indptr),
-                              shape=(counts.shape[0], len(terms)), dtype=np.float32)
-        block.sort_indices()
-        blocks.append(block)
-    return TermCounts(terms, sp.vstack(blocks, format="csr"))
-
-
-def _pruning_mask(matrix: sp.csr_matrix, options: VectorizerOptions) -> np.ndarray:
+def _pruning_mask(matrix: sp.csr_matrix, options: VectorizerConfig) -> np.ndarray:
     """The terms scikit-learn's fit keeps under min_df, max_df and max_features (same rules,
     same tie order); terms absent from these rows are never kept."""
     from numbers import Integral
 
     n_docs = matrix.shape[0]
-    max_df = _df_value(options.max_df, whole_at_one=False)
-    min_df = _df_value(options.min_df, whole_at_one=True)
+    max_df = df_value(options.max_df, whole_at_one=False)
+    min_df = df_value(options.min_df, whole_at_one=True)
     high = max_df if isinstance(max_df, Integral) else max_df * n_docs
     low = min_df if isinstance(min_df, Integral) else min_df * n_docs
     if high < low:
@@ -403,7 +272,7 @@ def _pruning_mask(matrix: sp.csr_matrix, options: VectorizerOptions) -> np.ndarr
     return mask
 
 
-def vectorizer_to_json(options: VectorizerOptions, terms: Sequence[str]) -> dict[str, Any]:
+def vectorizer_to_json(options: VectorizerConfig, terms: Sequence[str]) -> dict[str, Any]:
     """Parameters and the vocabulary in column order: everything ``transform`` needs."""
     params = asdict(options)
     params["ngram_range"] = list(options.ngram_range)
@@ -444,3 +313,18 @@ def vectorizer_from_json(payload: dict[str, Any], folder: Path | None = None) ->
 
 def transform(vectorizer: CountVectorizer, texts: Sequence[str]) -> sp.csr_matrix:
     return vectorizer.transform(texts).tocsr()
+
+
+def training_matrices(
+    counts: TermCounts,
+    options: VectorizerConfig,
+    train_rows: np.ndarray | None,
+    val_rows: np.ndarray | None,
+) -> tuple[sp.csr_matrix, sp.csr_matrix | None, dict[str, Any]]:
+    """The vocabulary fitted on the training rows of ``counts`` (every row tokenised once), the
+    training and validation matrices over it (the validation one equals ``transform`` of its
+    texts: tested), and the vectorizer's JSON form."""
+    terms, columns = fit_counts(counts, options, train_rows)
+    x_train = select(counts, train_rows, columns, options.binary)
+    x_val = None if val_rows is None else select(counts, val_rows, columns, options.binary)
+    return x_train, x_val, vectorizer_to_json(options, terms)

@@ -6,9 +6,9 @@ from __future__ import annotations
 import math
 import os
 
+from sentiment_cli.config import TrainingConfig
 from sentiment_cli.errors import DataError, SentimentError
 from sentiment_cli.model.architecture import parameter_count
-from sentiment_cli.options import TrainOptions
 
 # Peak memory of training, in copies of the weights: the weights, Adam's two moments, the best
 # epoch's copy, the running sum for averaging (float64: two), the checkpoint's snapshot and
@@ -53,7 +53,7 @@ def check_fits(needed: float, what: str, fix: str,
                     f"available; {fix}")
 
 
-def check_training_memory(options: TrainOptions, vocab_size: int, n_outputs: int) -> None:
+def check_training_memory(options: TrainingConfig, vocab_size: int, n_outputs: int) -> None:
     """Refuse a model whose weights and optimizer state cannot fit, before allocating them."""
     params = parameter_count(vocab_size, options.hidden, n_outputs)
     hidden = ",".join(map(str, options.hidden)) or "none"

@@ -206,3 +206,12 @@ def best_threshold(y_true: np.ndarray, prob: np.ndarray, metric: str = "f1") -> 
     else:
         raise ValueError(f"unknown threshold metric {metric!r}; use f1 or accuracy")
     return float(thresholds[int(np.argmax(score))])
+
+
+def split_metrics(y: np.ndarray, logits: np.ndarray, temperature: float,
+                  thresholds: list[float], label_names: list[str]) -> dict[str, Any]:
+    """The metrics of one split's logits: binary ones for a 1-D ``y``, multi-label ones else."""
+    prob = sigmoid(logits / temperature)
+    if y.ndim == 2:
+        return multilabel_metrics(y, prob, np.asarray(thresholds), label_names)
+    return binary_metrics(y, prob[:, 0], thresholds[0])

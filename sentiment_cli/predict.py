@@ -1,4 +1,5 @@
-"""Scoring texts with a loaded model folder, in batches, and writing the result rows.
+"""Scoring texts with a loaded model folder: where the texts come from (arguments, stdin
+lines, a file's column), batches in input order, in worker processes on long inputs.
 
 On CPU the forward pass is NumPy/SciPy (``architecture.forward_numpy``), so scoring never imports
 torch; ``--device cuda`` runs the torch module instead.
@@ -6,28 +7,21 @@ torch; ``--device cuda`` runs the torch module instead.
 
 from __future__ import annotations
 
-import csv
 import itertools
-import json
-import os
-from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from itertools import islice
-from json.encoder import encode_basestring  # type: ignore[attr-defined]
-from typing import Any, BinaryIO, TextIO
+from pathlib import Path
+from typing import Any, BinaryIO
 
 import numpy as np
 
 from sentiment_cli.artifacts.bundle import Bundle
+from sentiment_cli.config import PredictConfig
 from sentiment_cli.errors import DataError
-from sentiment_cli.workers import available_cores, fork_context, quiet_signals, signals_held
 
-__all__ = ["FORMATS", "Predictor", "RowWriter", "Scores", "available_cores", "batched",
-           "read_lines", "records", "score_stream"]
-
-FORMATS = ("jsonl", "csv", "tsv", "label", "table")
+__all__ = ["Predictor", "Scores", "batched", "input_batches", "read_lines", "records",
+           "score_stream"]
 
 
 @dataclass
@@ -43,8 +37,6 @@ class Predictor:
 
     def __init__(self, bundle: Bundle, threshold: float | None = None,
                  device: str = "cpu") -> None:
-        if threshold is not None and not 0 <= threshold <= 1:
-            raise DataError(f"--threshold must be in [0, 1], got {threshold}")
         self.bundle = bundle
         self.device = None
         if device.strip().lower() != "cpu":
@@ -137,108 +129,21 @@ def read_lines(stream: BinaryIO, encoding: str) -> Iterator[str]:
         yield line.rstrip("\r\n")
 
 
-class RowWriter:
-    """Writes scored batches as jsonl, csv, tsv or bare labels; a header once; flushed per batch.
-
-    The common binary jsonl row is formatted directly (about 3x faster than ``json.dumps`` of a
-    dict, and the same JSON).
-    """
-
-    def __init__(self, stream: TextIO, fmt: str, labels: list[str], multilabel: bool) -> None:
-        if fmt not in ("jsonl", "csv", "tsv", "label"):
-            raise DataError(f"--format must be one of jsonl, csv, tsv, label, got {fmt!r}")
-        self.stream = stream
-        self.fmt = fmt
-        self.labels = labels
-        self.multilabel = multilabel
-        self._json_labels = [encode_basestring(name) for name in labels]
-        self._csv: Any = None
-
-    def write(self, texts: Sequence[str], scores: Scores,
-              extra: Sequence[dict[str, Any]] | None = None) -> None:
-        if self.fmt == "jsonl":
-            self._write_jsonl(texts, scores, extra)
-        elif self.fmt == "label":
-            self._write_labels(scores)
-        else:
-            self._write_table(texts, scores, extra)
-        self.stream.flush()
-
-    def _write_jsonl(self, texts: Sequence[str], scores: Scores,
-                     extra: Sequence[dict[str, Any]] | None) -> None:
-        if self.multilabel or extra is not None:
-            rows = records(texts, scores, self.labels, self.multilabel, extra)
-            self.stream.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
-            return
-        names = self._json_labels
-        self.stream.write("".join(
-            f'{{"text": {encode_basestring(text)}, "label": {names[int(chosen)]}, '
-            f'"probability": {round(float(p), 6)}}}\n'
-            for text, chosen, p in zip(texts, scores.chosen[:, 0], scores.probabilities[:, 0],
-                                       strict=True)
-        ))
-
-    def _write_labels(self, scores: Scores) -> None:
-        if self.multilabel:
-            lines = (",".join(n for n, c in zip(self.labels, row, strict=True) if c)
-                     for row in scores.chosen)
-        else:
-            lines = (self.labels[int(c)] for c in scores.chosen[:, 0])
-        self.stream.write("".join(line + "\n" for line in lines))
-
-    def _write_table(self, texts: Sequence[str], scores: Scores,
-                     extra: Sequence[dict[str, Any]] | None) -> None:
-        extra_keys = list(extra[0]) if extra else []
-        if self.multilabel:
-            header = [*extra_keys, "text", "labels", *self.labels]
-        else:
-            header = [*extra_keys, "text", "label", "probability"]
-        prob = scores.probabilities
-        rows = []
-        for i, text in enumerate(texts):
-            before = [extra[i].get(k, "") for k in extra_keys] if extra else []
-            if self.multilabel:
-                chosen = ";".join(n for n, c in zip(self.labels, scores.chosen[i], strict=True)
-                                  if c)
-                rows.append([*before, text, chosen, *(round(float(p), 6) for p in prob[i])])
-            else:
-                label = self.labels[int(scores.chosen[i, 0])]
-                rows.append([*before, text, label, round(float(prob[i, 0]), 6)])
-        if self.fmt == "tsv":
-            self._write_tsv(header, rows)
-            return
-        if self._csv is None:
-            self._csv = csv.writer(self.stream, lineterminator="\n")
-            self._csv.writerow(header)
-        self._csv.writerows(rows)
-
-    def _write_tsv(self, header: list[str], rows: list[list[Any]]) -> None:
-        """TSV as cut and awk expect it: no quoting; tabs and line breaks in a field become
-        spaces, so every row stays one line with the same number of fields."""
-        if self._csv is None:
-            self._csv = True
-            rows = [header, *rows]
-        self.stream.write("".join(
-            "\t".join(_tsv_field(value) for value in row) + "\n" for row in rows
-        ))
+_WORKER_PREDICTOR: Predictor | None = None  # in a scoring worker: the model it was given
 
 
-def _tsv_field(value: Any) -> str:
-    text = str(value)
-    if "\t" in text or "\n" in text or "\r" in text:
-        text = text.replace("\r\n", " ").translate(_TSV_SPACES)
-    return text
+def _install_predictor(predictor: Predictor) -> None:
+    global _WORKER_PREDICTOR
+    _WORKER_PREDICTOR = predictor
 
 
-_TSV_SPACES = str.maketrans({"\t": " ", "\n": " ", "\r": " "})
-
-
-_WORKER_PREDICTOR: Predictor | None = None  # inherited by forked scoring workers
-
-
-def _score_in_worker(texts: list[str]) -> Scores:
+def _score_in_worker(batch: tuple[list[str], Any]) -> Scores:
     assert _WORKER_PREDICTOR is not None
-    return _WORKER_PREDICTOR.score(texts)
+    return _WORKER_PREDICTOR.score(batch[0])
+
+
+# Modules a scoring worker needs, imported once by the fork server for all workers.
+WORKER_MODULES = ("sentiment_cli.predict", "sklearn.feature_extraction.text", "scipy.sparse")
 
 
 def score_stream(
@@ -248,9 +153,10 @@ def score_stream(
 ) -> Iterator[tuple[list[str], Any, Scores]]:
     """Score batches in input order. With ``jobs`` > 1 and more than one batch, the
     vectorizing and scoring (pure-Python tokenising is most of the cost) run in that many
-    forked worker processes, with at most 2 x jobs batches in flight, so memory stays flat on
-    endless input. The first batch is scored in-process, so short inputs never start workers."""
-    global _WORKER_PREDICTOR
+    worker processes (:mod:`.parallel`), with at most 2 x jobs batches in flight, so memory
+    stays flat on endless input. The first batch is scored here, so short inputs never start
+    workers; on CUDA every batch is."""
+    from sentiment_cli.parallel import ordered_map, pool
 
     iterator = iter(batches)
     first = next(iterator, None)
@@ -260,26 +166,44 @@ def score_stream(
     second = next(iterator, None)
     if second is None:
         return
-    context = fork_context()
-    if jobs <= 1 or predictor.device is not None or context is None:
-        for chunk, extra in itertools.chain([second], iterator):
+    rest = itertools.chain([second], iterator)
+    if jobs <= 1 or predictor.device is not None:
+        for chunk, extra in rest:
             yield chunk, extra, predictor.score(chunk)
         return
-    _WORKER_PREDICTOR = predictor
-    pending: deque[tuple[list[str], Any, Future[Scores]]] = deque()
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=quiet_signals,
-                             initargs=(os.getpid(),)) as pool:
-        try:
-            with signals_held():  # the workers are forked at the first submit
-                pending.append((second[0], second[1], pool.submit(_score_in_worker, second[0])))
-            for chunk, extra in iterator:
-                pending.append((chunk, extra, pool.submit(_score_in_worker, chunk)))
-                if len(pending) >= 2 * jobs:
-                    chunk, extra, future = pending.popleft()
-                    yield chunk, extra, future.result()
-            while pending:
-                chunk, extra, future = pending.popleft()
-                yield chunk, extra, future.result()
-        finally:
-            for _, _, future in pending:
-                future.cancel()
+    with pool(jobs, preload=WORKER_MODULES, initializer=_install_predictor,
+              initargs=(predictor,)) as executor:
+        for (chunk, extra), scores in ordered_map(executor, _score_in_worker, rest, 2 * jobs):
+            yield chunk, extra, scores
+
+
+Batches = Iterator[tuple[list[str], list[dict[str, Any]] | None]]
+
+
+def input_batches(config: PredictConfig, stdin: BinaryIO) -> Batches:
+    """The texts ``config`` names, in batches of ``config.batch_size``, each with the other
+    columns of its rows (``--keep-columns``) or None: the arguments, a file's column, or one
+    text per line of ``stdin``."""
+    from sentiment_cli.data.reading import check_encoding
+
+    if config.input_file is not None:
+        return _file_batches(config.input_file, config.text_column, config.keep_columns,
+                             config.delimiter, config.encoding, config.batch_size)
+    if config.texts and config.texts != ("-",):
+        return ((chunk, None) for chunk in batched(config.texts, config.batch_size))
+    lines = read_lines(stdin, check_encoding(config.encoding, line_by_line=True))
+    return ((chunk, None) for chunk in batched(lines, config.batch_size))
+
+
+def _file_batches(path: Path, text_column: str | None, keep_columns: bool,
+                  delimiter: str | None, encoding: str | None, batch_size: int) -> Batches:
+    from sentiment_cli.data.reading import TEXT_COLUMN_NAMES, pick_column, read_table
+
+    frame = read_table(path, delimiter=delimiter, encoding=encoding)
+    column = pick_column(frame, text_column, TEXT_COLUMN_NAMES, "text", "--text-column", path)
+    texts = frame[column].tolist()
+    others = [c for c in frame.columns if c != column] if keep_columns else []
+    for start in range(0, len(texts), batch_size):
+        extra = (frame.iloc[start : start + batch_size][others].to_dict(orient="records")
+                 if others else None)
+        yield texts[start : start + batch_size], extra

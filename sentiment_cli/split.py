@@ -10,10 +10,15 @@ sub-phrase, a duplicate) joins that row's group, and whole groups go to one side
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from concurrent.futures import Executor
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
 
+from sentiment_cli.config import TrainConfig
+from sentiment_cli.data.reading import Dataset
 from sentiment_cli.errors import DataError
 
 if TYPE_CHECKING:
@@ -133,3 +138,52 @@ def _plain_split(y: np.ndarray, n_val: int, seed: int,
     train_rows, val_rows = train_test_split(np.arange(len(y)), test_size=n_val,
                                             random_state=seed, shuffle=True, stratify=strata)
     return np.sort(train_rows), np.sort(val_rows)
+
+
+@dataclass
+class TrainSplit:
+    """The rows of a run, split: ``data`` has every row (multi-label columns without a positive
+    training row dropped, if asked), ``train``/``val`` the two sides, and ``train_rows`` and
+    ``val_rows`` their rows in the term counts (None: all of them train)."""
+
+    data: Dataset
+    train: Dataset
+    val: Dataset | None
+    train_rows: np.ndarray | None
+    val_rows: np.ndarray | None
+
+
+def split_off_validation(
+    config: TrainConfig,
+    data: Dataset,
+    val: Dataset | None,
+    counts: sp.csr_matrix,
+    executor: Executor,
+    note: Callable[[str], None],
+) -> TrainSplit:
+    """The validation rows: a ``--val-data`` file's (counted after the training rows), or a
+    seeded stratified share of ``data`` with related rows kept together (``counts``: every
+    row's terms). The split itself is scikit-learn's ``train_test_split`` when no rows are
+    related, run by ``executor``'s worker, which has scikit-learn loaded."""
+    from sentiment_cli.data.rows import check_empty_labels, keep_labels, subset
+
+    train_rows = val_rows = groups = None
+    train = data
+    if val is not None:
+        train_rows = np.arange(len(data))
+        val_rows = np.arange(len(data), len(data) + len(val))
+    elif config.val_split > 0:
+        groups = related_groups(counts) if config.val_grouping == "contained" else None
+        train_rows, val_rows = executor.submit(
+            split_rows, y=data.y, fraction=config.val_split, seed=config.training.seed,
+            groups=groups, source=data.source, max_rows=config.val_max_rows).result()
+        train, val = subset(data, train_rows), subset(data, val_rows)
+    if train.multilabel:
+        train, val = check_empty_labels(train, val, config.drop_empty_labels, note)
+        if train.label_names != data.label_names:
+            data = keep_labels(data, np.isin(data.label_names, train.label_names))
+    related = 0 if groups is None else len(data) - int((np.bincount(groups) == 1).sum())
+    if related:
+        note(f"{related} rows are sub-texts or duplicates of other rows: the validation split "
+             f"keeps each with its longest text (--val-grouping none to split rows freely)")
+    return TrainSplit(data, train, val, train_rows, val_rows)

@@ -123,4 +123,4 @@ def test_pairs_script_on_tiny_files(tmp_path: Path) -> None:
     for row in rows:
         assert row["ours"] > 0 and row["peer"] > 0
         assert row["ratio"] == row["ours"] / row["peer"]
-    assert "| median |" in "\n".join(module.table(rows))
+    assert "| median |" in "\n".join(module.table(rows, "wall"))

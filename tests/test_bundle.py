@@ -15,10 +15,10 @@ from safetensors.torch import save_file
 
 from sentiment_cli.artifacts.atomic import publish
 from sentiment_cli.artifacts.bundle import load_bundle
+from sentiment_cli.config import TrainConfig, TrainingConfig
 from sentiment_cli.errors import BundleError, DataError
-from sentiment_cli.pipeline import TrainJob, run_training
+from sentiment_cli.pipeline import run_training
 from sentiment_cli.predict import Predictor
-from sentiment_cli.training.loop import TrainOptions
 
 
 @pytest.fixture(scope="module")
@@ -27,8 +27,8 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     folder = tmp_path_factory.mktemp("bundle")
     data = write_csv(folder / "toy.csv", ["review", "sentiment"], toy_rows(200))
-    job = TrainJob(data=data, output=folder / "model",
-                   train=TrainOptions(hidden=[8], epochs=8, lr=0.01, seed=0))
+    job = TrainConfig(data=data, output=folder / "model",
+                   training=TrainingConfig(hidden=[8], epochs=8, lr=0.01, seed=0))
     run_training(job)
     return folder / "model"
 

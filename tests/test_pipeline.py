@@ -13,11 +13,11 @@ import pytest
 from conftest import toy_rows, write_csv
 
 from sentiment_cli.artifacts.bundle import load_bundle
+from sentiment_cli.config import TrainConfig, TrainingConfig
 from sentiment_cli.metrics import binary_metrics
-from sentiment_cli.pipeline import TrainJob, run_training
+from sentiment_cli.parallel import available_cores
+from sentiment_cli.pipeline import run_training
 from sentiment_cli.predict import Predictor
-from sentiment_cli.training.loop import TrainOptions
-from sentiment_cli.workers import available_cores, fork_context
 
 
 def test_val_data_metrics_equal_the_saved_models_on_that_file(tmp_path: Path) -> None:
@@ -27,8 +27,9 @@ def test_val_data_metrics_equal_the_saved_models_on_that_file(tmp_path: Path) ->
     val_rows = [(text + " unseenword", label) for text, label in toy_rows(60, seed=1)]
     data = write_csv(tmp_path / "train.csv", ["review", "sentiment"], rows)
     val = write_csv(tmp_path / "val.csv", ["review", "sentiment"], val_rows)
-    summary = run_training(TrainJob(data=data, output=tmp_path / "model", val_data=val,
-                                    train=TrainOptions(epochs=4, seed=0, device="cpu")))
+    summary = run_training(TrainConfig(data=data, output=tmp_path / "model", val_data=val,
+                                       training=TrainingConfig(epochs=4, seed=0, device="cpu"))
+                           ).summary()
     assert summary["val_rows"] == 60
     bundle = load_bundle(tmp_path / "model")
     assert "unseenword" not in bundle.vectorizer.vocabulary_
@@ -39,21 +40,22 @@ def test_val_data_metrics_equal_the_saved_models_on_that_file(tmp_path: Path) ->
         assert summary["validation"][key] == pytest.approx(expected[key], abs=1e-6)
 
 
-@pytest.mark.skipif(fork_context() is None or available_cores() < 2,
-                    reason="the vectorizer's helper process needs fork and two cores")
+@pytest.mark.skipif(available_cores() < 2, reason="the pool's worker needs a second core")
 @pytest.mark.parametrize("grouping", ["contained", "none"])
 def test_the_training_process_never_imports_scikit_learn(tmp_path: Path, grouping: str) -> None:
-    # scikit-learn (about 0.7 s to import) is loaded by the forked helper that tokenises and
-    # splits, while this process imports torch; "none" splits with train_test_split.
+    # scikit-learn (about 0.7 s to import) is loaded by the pool's worker that tokenises and
+    # splits, while this process imports torch; "none" splits with train_test_split. The pool
+    # starts above POOL_MIN_BYTES of input: 0 here, so that a small file uses it too.
     data = write_csv(tmp_path / "toy.csv", ["review", "sentiment"], toy_rows(200))
     script = (
         "import json, sys\n"
         "from pathlib import Path\n"
-        "from sentiment_cli.pipeline import TrainJob, run_training\n"
-        "from sentiment_cli.training.loop import TrainOptions\n"
-        f"summary = run_training(TrainJob(data=Path({str(data)!r}), "
+        "from sentiment_cli.config import TrainConfig, TrainingConfig\n"
+        "from sentiment_cli import pipeline\n"
+        "pipeline.POOL_MIN_BYTES = 0\n"
+        f"summary = pipeline.run_training(TrainConfig(data=Path({str(data)!r}), "
         f"output=Path({str(tmp_path / 'model')!r}), val_grouping={grouping!r}, "
-        "train=TrainOptions(epochs=3, device='cpu')))\n"
+        "training=TrainingConfig(epochs=3, device='cpu'))).summary()\n"
         "print(json.dumps({'sklearn': sorted(m for m in sys.modules if m.startswith('sklearn')),"
         " 'val_rows': summary['val_rows']}))\n"
     )

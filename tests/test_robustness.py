@@ -27,9 +27,10 @@ from conftest import (
 )
 
 from sentiment_cli.artifacts.bundle import load_bundle
+from sentiment_cli.config import TrainConfig, TrainingConfig
 from sentiment_cli.errors import BundleError, Interrupted
-from sentiment_cli.pipeline import TrainJob, run_training
-from sentiment_cli.training.loop import TrainOptions, TrainProgress
+from sentiment_cli.pipeline import run_training
+from sentiment_cli.training.loop import TrainProgress
 
 
 class InterruptDuring(TrainProgress):
@@ -48,19 +49,19 @@ class InterruptDuring(TrainProgress):
 
 
 def test_resume_after_interrupt_reaches_the_same_model(tmp_path: Path) -> None:
-    options = TrainOptions(hidden=[16], epochs=5, patience=5, batch_size=64, seed=3)
+    options = TrainingConfig(hidden=[16], epochs=5, patience=5, batch_size=64, seed=3)
 
-    def job(out: Path, resume: bool = False) -> TrainJob:
-        return TrainJob(data=SAMPLE, output=out, train=options, resume=resume)
+    def job(out: Path, resume: bool = False) -> TrainConfig:
+        return TrainConfig(data=SAMPLE, output=out, training=options, resume=resume)
 
-    straight = run_training(job(tmp_path / "straight"))
+    straight = run_training(job(tmp_path / "straight")).summary()
     with pytest.raises(Interrupted, match=r"epoch 1 is saved .*--resume"):
         run_training(job(tmp_path / "cut"), progress=InterruptDuring(epoch=2))
     assert not (tmp_path / "cut").exists()
     assert (tmp_path / "cut.checkpoint" / "state.json").exists()
     with pytest.raises(Exception, match="--resume"):
         run_training(job(tmp_path / "cut"))  # forgetting --resume does not discard the checkpoint
-    resumed = run_training(job(tmp_path / "cut", resume=True))
+    resumed = run_training(job(tmp_path / "cut", resume=True)).summary()
     assert resumed["validation"] == straight["validation"]
     assert resumed["best_epoch"] == straight["best_epoch"]
     assert resumed["averaged_epochs"] == straight["averaged_epochs"]
@@ -70,12 +71,12 @@ def test_resume_after_interrupt_reaches_the_same_model(tmp_path: Path) -> None:
 
 
 def test_resume_refuses_a_checkpoint_of_different_options(tmp_path: Path) -> None:
-    first = TrainJob(data=SAMPLE, output=tmp_path / "m",
-                     train=TrainOptions(epochs=3, patience=3, seed=1))
+    first = TrainConfig(data=SAMPLE, output=tmp_path / "m",
+                     training=TrainingConfig(epochs=3, patience=3, seed=1))
     with pytest.raises(Interrupted):
         run_training(first, progress=InterruptDuring(epoch=2))
-    other = TrainJob(data=SAMPLE, output=tmp_path / "m", resume=True,
-                     train=TrainOptions(epochs=3, patience=3, seed=1, lr=0.5))
+    other = TrainConfig(data=SAMPLE, output=tmp_path / "m", resume=True,
+                     training=TrainingConfig(epochs=3, patience=3, seed=1, lr=0.5))
     with pytest.raises(Exception, match="different run .*train"):
         run_training(other)
 
@@ -117,8 +118,8 @@ def test_a_background_jobs_ignored_sigint_stays_ignored() -> None:
     # `bce-train ... &` from a script starts with SIGINT ignored: Ctrl-C at the terminal must
     # not stop it. SIGTERM still becomes the clean "interrupted" exit.
     script = ("import signal\n"
-              "from sentiment_cli.cli import _raise_on_signals\n"
-              "_raise_on_signals()\n"
+              "from sentiment_cli.cli import raise_on_signals\n"
+              "raise_on_signals()\n"
               "print(signal.getsignal(signal.SIGINT) is signal.SIG_IGN,"
               " callable(signal.getsignal(signal.SIGTERM)))\n")
     for disposition, expected in ((signal.SIG_IGN, "True True"), (signal.SIG_DFL, "False True")):
@@ -234,7 +235,7 @@ def test_line_files_train_with_blank_lines_skipped(tmp_path: Path) -> None:
 
 @needs_shared
 def test_raw_rt_polarity_lines_keep_5331_texts_each() -> None:
-    from sentiment_cli.data.reading import load_line_files
+    from sentiment_cli.data.lines import load_line_files
 
     raw = SHARED_DATA / "raw"
     data = load_line_files(raw / "rt-polarity.pos", raw / "rt-polarity.neg", encoding="latin-1")

@@ -10,8 +10,9 @@ import pytest
 from conftest import SHARED_DATA, assert_clean_error, needs_shared, run, write_csv
 from sklearn.model_selection import train_test_split
 
+from sentiment_cli.config import VectorizerConfig
 from sentiment_cli.errors import DataError
-from sentiment_cli.features import VectorizerOptions, count_terms
+from sentiment_cli.features import count_terms
 from sentiment_cli.split import related_groups, split_rows
 
 WORDS = [f"w{i}" for i in range(3000)] + ["good", "bad", "film", "the", "not"]
@@ -37,7 +38,7 @@ def phrase_rows(sentences: int = 150, seed: int = 0) -> tuple[list[str], list[in
 
 
 def groups_of(texts: list[str]) -> np.ndarray:
-    return related_groups(count_terms(texts, VectorizerOptions()).counts)
+    return related_groups(count_terms(texts, VectorizerConfig()).counts)
 
 
 def test_sub_phrases_and_duplicates_join_their_sentence() -> None:
@@ -54,7 +55,7 @@ def test_sub_phrases_and_duplicates_join_their_sentence() -> None:
 
 def test_chunked_grouping_equals_one_pass() -> None:
     texts, _, _ = phrase_rows(seed=5)
-    counts = count_terms(texts, VectorizerOptions()).counts
+    counts = count_terms(texts, VectorizerConfig()).counts
     assert related_groups(counts, chunk_rows=7).tolist() == related_groups(counts).tolist()
 
 

@@ -7,33 +7,34 @@ import pytest
 import torch
 from conftest import toy_rows
 
+from sentiment_cli.config import TrainingConfig, VectorizerConfig
 from sentiment_cli.errors import DataError
-from sentiment_cli.features import VectorizerOptions, fit_vectorizer
+from sentiment_cli.features import fit_vectorizer
 from sentiment_cli.model.module import predict_logits
-from sentiment_cli.training.loop import TrainOptions, compute_pos_weight, fit, resolve_device
+from sentiment_cli.training.loop import compute_pos_weight, fit, resolve_device
 
 
 @pytest.fixture(scope="module")
 def toy_matrix():  # type: ignore[no-untyped-def]
     rows = toy_rows(300, seed=3)
-    _, matrix = fit_vectorizer([t for t, _ in rows], VectorizerOptions())
+    _, matrix = fit_vectorizer([t for t, _ in rows], VectorizerConfig())
     y = np.array([lab == "positive" for _, lab in rows], dtype=np.float32)
     return matrix[:240], y[:240], matrix[240:], y[240:]
 
 
 def test_same_seed_gives_the_same_model_on_cpu(toy_matrix) -> None:  # type: ignore[no-untyped-def]
     x, y, xv, yv = toy_matrix
-    options = TrainOptions(hidden=[8], epochs=3, seed=7, device="cpu")
+    options = TrainingConfig(hidden=[8], epochs=3, seed=7, device="cpu")
     a, b = fit(x, y, xv, yv, options), fit(x, y, xv, yv, options)
     assert [h.val_loss for h in a.history] == [h.val_loss for h in b.history]
     assert np.array_equal(predict_logits(a.model, xv), predict_logits(b.model, xv))
-    c = fit(x, y, xv, yv, TrainOptions(hidden=[8], epochs=3, seed=8, device="cpu"))
+    c = fit(x, y, xv, yv, TrainingConfig(hidden=[8], epochs=3, seed=8, device="cpu"))
     assert [h.val_loss for h in a.history] != [h.val_loss for h in c.history]
 
 
 def test_learns_the_toy_task(toy_matrix) -> None:  # type: ignore[no-untyped-def]
     x, y, xv, yv = toy_matrix
-    result = fit(x, y, xv, yv, TrainOptions(hidden=[], lr=0.01, epochs=20, device="cpu"))
+    result = fit(x, y, xv, yv, TrainingConfig(hidden=[], lr=0.01, epochs=20, device="cpu"))
     accuracy = ((predict_logits(result.model, xv)[:, 0] > 0) == (yv > 0.5)).mean()
     assert accuracy > 0.95
 
@@ -59,7 +60,7 @@ def test_balanced_trains_as_auto_then_shifts_the_output_bias_by_log_w(
     positives = np.flatnonzero(y == 1)
     keep = np.sort(np.concatenate([np.flatnonzero(y == 0), positives[: len(positives) // 4]]))
     x, y = x[keep], y[keep]
-    auto, balanced = (fit(x, y, xv, yv, TrainOptions(hidden=hidden, epochs=4, seed=1,
+    auto, balanced = (fit(x, y, xv, yv, TrainingConfig(hidden=hidden, epochs=4, seed=1,
                                                      device="cpu", pos_weight=setting))
                       for setting in ("auto", "balanced"))
     assert auto.pos_weight == balanced.pos_weight and auto.pos_weight[0] > 3
@@ -80,7 +81,7 @@ def test_early_stopping_keeps_the_best_epoch(toy_matrix) -> None:  # type: ignor
     x, y, xv, yv = toy_matrix
     noisy = y.copy()
     noisy[::4] = 1 - noisy[::4]  # label noise: validation loss turns up once it is memorised
-    result = fit(x, noisy, xv, yv, TrainOptions(hidden=[64], lr=0.05, epochs=30, patience=2,
+    result = fit(x, noisy, xv, yv, TrainingConfig(hidden=[64], lr=0.05, epochs=30, patience=2,
                                                 average_epochs=False))
     assert result.averaged_epochs == 0
     val_losses = [h.val_loss for h in result.history]
@@ -103,7 +104,7 @@ def test_the_mean_of_the_epochs_is_kept_only_when_validation_prefers_it(
     noisy = y.copy()
     noisy[::4] = 1 - noisy[::4]
     snapshots: list[dict[str, torch.Tensor]] = []
-    result = fit(x, noisy, xv, yv, TrainOptions(hidden=hidden, lr=0.05, epochs=30, patience=2),
+    result = fit(x, noisy, xv, yv, TrainingConfig(hidden=hidden, lr=0.05, epochs=30, patience=2),
                  checkpoint=lambda state: snapshots.append(state.model_state))
     best_loss = min(h.val_loss for h in result.history)
     kept_loss, _, _ = evaluate_loss(result.model, xv, yv, None, None, torch.device("cpu"))
@@ -117,14 +118,14 @@ def test_the_mean_of_the_epochs_is_kept_only_when_validation_prefers_it(
             assert torch.allclose(value.double(), mean[name], atol=1e-6)
     else:
         assert kept_loss == pytest.approx(best_loss, rel=1e-5)
-    without = fit(x, noisy, xv, yv, TrainOptions(hidden=hidden, lr=0.05, epochs=30, patience=2,
+    without = fit(x, noisy, xv, yv, TrainingConfig(hidden=hidden, lr=0.05, epochs=30, patience=2,
                                                  average_epochs=False))
     assert result.val_loss <= without.val_loss + 1e-9
 
 
 def test_sample_weights_change_the_model(toy_matrix) -> None:  # type: ignore[no-untyped-def]
     x, y, xv, yv = toy_matrix
-    options = TrainOptions(hidden=[], epochs=2, device="cpu")
+    options = TrainingConfig(hidden=[], epochs=2, device="cpu")
     plain = fit(x, y, xv, yv, options)
     weights = np.where(y > 0, 5.0, 1.0).astype(np.float32)
     weighted = fit(x, y, xv, yv, options, w_train=weights)
@@ -146,7 +147,7 @@ def test_training_runs_on_each_available_device(toy_matrix, device: str) -> None
     if device == "cuda" and not torch.cuda.is_available():
         pytest.skip("no CUDA device here")
     x, y, xv, yv = toy_matrix
-    result = fit(x, y, xv, yv, TrainOptions(hidden=[8], epochs=2, device=device,
+    result = fit(x, y, xv, yv, TrainingConfig(hidden=[8], epochs=2, device=device,
                                             pos_weight="auto"))
     assert result.device.startswith(device)
     assert next(result.model.parameters()).device.type == "cpu"  # returned ready to save
@@ -160,4 +161,4 @@ def test_diverging_loss_stops_with_a_message(toy_matrix) -> None:  # type: ignor
     bad = x.copy()
     bad.data[:] = np.inf
     with pytest.raises(TrainingDiverged, match="epoch 1.*--lr"):
-        fit(bad, y, xv, yv, TrainOptions(hidden=[8], epochs=2))
+        fit(bad, y, xv, yv, TrainingConfig(hidden=[8], epochs=2))

@@ -34,6 +34,7 @@ from hypothesis import strategies as st
 
 from sentiment_cli.artifacts.bundle import load_bundle
 from sentiment_cli.errors import BundleError
+from sentiment_cli.pipeline import POOL_MIN_BYTES
 from sentiment_cli.predict import Predictor
 
 FAST = ("--epochs", "2", "-q", "--no-report")
@@ -472,15 +473,15 @@ def test_predict_during_a_force_retrain_answers_with_one_model(tmp_path: Path) -
 def test_resume_refuses_data_whose_labels_changed(tmp_path: Path) -> None:
     from test_robustness import InterruptDuring
 
+    from sentiment_cli.config import TrainConfig, TrainingConfig
     from sentiment_cli.errors import Interrupted
-    from sentiment_cli.pipeline import TrainJob, run_training
-    from sentiment_cli.training.loop import TrainOptions
+    from sentiment_cli.pipeline import run_training
 
     data = write_csv(tmp_path / "d.csv", ["review", "sentiment"], toy_rows(300))
     out = tmp_path / "m"
-    options = TrainOptions(epochs=5, patience=5, batch_size=32)
+    options = TrainingConfig(epochs=5, patience=5, batch_size=32)
     with pytest.raises(Interrupted):
-        run_training(TrainJob(data=data, output=out, train=options),
+        run_training(TrainConfig(data=data, output=out, training=options),
                      progress=InterruptDuring(epoch=2))
     rows = toy_rows(300)
     relabelled = [(t, "positive" if i % 3 == 0 else lab) for i, (t, lab) in enumerate(rows)]
@@ -957,11 +958,11 @@ def test_fast_usage_errors_repeated_never_hang(toy: Path, tmp_path: Path) -> Non
 
 
 def _session_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    return True
+    """Whether a process of the group still runs (an ended one may wait a while as a zombie
+    for init to reap it)."""
+    out = subprocess.run(["ps", "-o", "stat=", "-g", str(pgid)], capture_output=True,
+                         text=True).stdout
+    return any(not state.startswith("Z") for state in out.split())
 
 
 def _children_of(pid: int) -> list[int]:
@@ -973,8 +974,10 @@ def _children_of(pid: int) -> list[int]:
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="ps --ppid and killpg")
 @pytest.mark.parametrize("when", ["tokenising", "training"])
 def test_kill_9_of_bce_train_leaves_no_child_and_no_output(tmp_path: Path, when: str) -> None:
-    rows = toy_rows(60000) if when == "tokenising" else toy_rows(3000)
-    data = write_csv(tmp_path / "d.csv", ["review", "sentiment"], rows)
+    # Large enough for the pool (a worker counts terms); while training, its fork server and
+    # multiprocessing's resource tracker are still children of bce-train.
+    data = write_csv(tmp_path / "d.csv", ["review", "sentiment"], toy_rows(60000))
+    assert data.stat().st_size >= POOL_MIN_BYTES
     err_path = tmp_path / "stderr.txt"
     with open(err_path, "wb") as err:
         proc = subprocess.Popen(
@@ -984,10 +987,10 @@ def test_kill_9_of_bce_train_leaves_no_child_and_no_output(tmp_path: Path, when:
     deadline = time.monotonic() + 120
     while not _children_of(proc.pid) and time.monotonic() < deadline:
         time.sleep(0.05)
-    if when == "training":  # the report helper warms up while the model trains
+    if when == "training":
         while "epoch" not in err_path.read_text() and time.monotonic() < deadline:
             time.sleep(0.05)
-    assert _children_of(proc.pid), "no helper process was seen"
+    assert _children_of(proc.pid), "no worker process was seen"
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     deadline = time.monotonic() + 2
@@ -1026,13 +1029,13 @@ def test_a_model_too_big_for_the_gpu_is_refused_before_allocating(
     import torch
 
     import sentiment_cli.training.loop
+    from sentiment_cli.config import TrainingConfig
     from sentiment_cli.errors import DataError
     from sentiment_cli.memory import check_training_memory
-    from sentiment_cli.options import TrainOptions
 
     monkeypatch.setattr(sentiment_cli.training.loop, "resolve_device",
                         lambda name: torch.device("cuda"))
-    options = TrainOptions(hidden=[512], device="cuda")
+    options = TrainingConfig(hidden=[512], device="cuda")
     for free in (10**9, 10**7):  # 5.1M parameters need 62 MB on the GPU
         monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device, f=free: (f, 2 * 10**9))
         if free > 10**8:

@@ -13,8 +13,8 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from sentiment_cli.config import MAX_HIDDEN, MAX_LAYERS, MAX_NGRAM
 from sentiment_cli.model.architecture import ModelConfig
-from sentiment_cli.options import MAX_HIDDEN, MAX_LAYERS, MAX_NGRAM
 from sentiment_cli.text import has_control
 
 FORMAT_NAME = "sentiment-cli-model"

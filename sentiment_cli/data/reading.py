@@ -113,7 +113,7 @@ def _check_path(path: Path) -> None:
         raise DataError(f"{path} is empty; it needs a header row and at least one data row")
 
 
-def _decode_error(path: Path, encoding: str, err: UnicodeDecodeError) -> DataError:
+def decode_error(path: Path, encoding: str, err: UnicodeDecodeError) -> DataError:
     bad = err.object[err.start : err.start + 1]
     shown = f"byte 0x{bad[0]:02x}" if bad else "a byte"
     name = "UTF-8" if encoding.replace("-", "").lower().startswith("utf8") else encoding
@@ -170,7 +170,7 @@ def read_table(
             skip_blank_lines=True,
         )
     except UnicodeDecodeError as err:
-        raise _decode_error(path, encoding, err) from None
+        raise decode_error(path, encoding, err) from None
     except UnicodeError as err:  # e.g. UTF-16 without its byte-order mark
         raise DataError(f"{path} cannot be read as {encoding} ({err}); give its "
                         f"--encoding") from None
@@ -234,6 +234,60 @@ def _weights(frame: pd.DataFrame, column: str, where: str) -> np.ndarray:
     return (scaled / scaled.mean()).astype(np.float32)
 
 
+def _label_columns(frame: pd.DataFrame, given: Sequence[str] | None, text_col: str,
+                   weight_col: str | None, path: Path) -> list[str]:
+    """The label columns: given, every column but the text's (all-but-text), or detected."""
+    if given and [c.lower() for c in given] == ["all-but-text"]:
+        label_cols = [c for c in frame.columns if c not in (text_col, weight_col)]
+    else:
+        label_cols = [pick_column(frame, c, LABEL_COLUMN_NAMES, "label", "--label-column", path)
+                      for c in (given or [None])]
+    if text_col in label_cols:
+        raise DataError(f"{path}: column {text_col!r} cannot be both the text and a label")
+    twice = sorted({c for c in label_cols if label_cols.count(c) > 1})
+    if twice:
+        raise DataError(f"{path}: label column {twice[0]!r} is named twice (--label-column/"
+                        f"--label-columns); name each label column once")
+    return label_cols
+
+
+def _multilabel_targets(frame: pd.DataFrame, label_cols: list[str], positive_label: str | None,
+                        drop_invalid: bool, where: str) -> tuple[np.ndarray, list[str], np.ndarray]:
+    """(rows, labels) 0/1 targets, the label names, and which rows hold 0/1 in every column."""
+    y = np.zeros((len(frame), len(label_cols)), dtype=np.float32)
+    valid = np.ones(len(frame), dtype=bool)
+    for j, col in enumerate(label_cols):
+        keys = np.asarray([canonical_label(v) for v in frame[col]], dtype=object)
+        ok = np.isin(keys, ["0", "1", "false", "true", "no", "yes"])
+        if not ok.all() and not drop_invalid:
+            example = frame[col].iloc[int(np.flatnonzero(~ok)[0])]
+            raise DataError(
+                f"{where}: label column {col!r} must hold 0/1 values in multi-label mode; "
+                f"rows {rows_text(~ok)} do not (e.g. {example!r}); fix them or pass "
+                f"--drop-invalid"
+            )
+        y[:, j] = np.isin(keys, ["1", "true", "yes"])
+        valid &= ok
+    return y, list(label_cols), valid
+
+
+def _binary_targets(frame: pd.DataFrame, label_cols: list[str], positive_label: str | None,
+                    drop_invalid: bool, where: str) -> tuple[np.ndarray, list[str], np.ndarray]:
+    """0/1 targets of the one label column, [negative, positive], and the usable rows."""
+    col = label_cols[0]
+    y, names, label_ok = resolve_binary_labels(frame[col].tolist(), positive_label, col, where)
+    if not drop_invalid and not label_ok.all():
+        bad = ~label_ok
+        counts = Counter(v.strip() for v in frame[col].to_numpy()[bad])
+        what = (f"{counts['']} blank label(s)" if set(counts) == {""} else
+                f"labels other than {names[0]!r}/{names[1]!r} ({format_counts(counts)})")
+        raise DataError(
+            f"{where}: {what} in column {col!r} at rows {rows_text(bad)} (row 1 = first data "
+            f"row); fix them or pass --drop-invalid to skip such rows"
+        )
+    return y, names, label_ok
+
+
 def load_dataset(
     path: str | os.PathLike[str],
     text_column: str | None = None,
@@ -256,59 +310,15 @@ def load_dataset(
     text_col = pick_column(frame, text_column, TEXT_COLUMN_NAMES, "text", "--text-column", path)
     weight_col = (pick_column(frame, weight_column, (), "weight", "--weight-column", path)
                   if weight_column else None)
-    if label_columns and [c.lower() for c in label_columns] == ["all-but-text"]:
-        label_cols = [c for c in frame.columns if c not in (text_col, weight_col)]
-    elif label_columns:
-        label_cols = [
-            pick_column(frame, c, LABEL_COLUMN_NAMES, "label", "--label-column", path)
-            for c in label_columns
-        ]
-    else:
-        label_cols = [
-            pick_column(frame, None, LABEL_COLUMN_NAMES, "label", "--label-column", path)
-        ]
-    if text_col in label_cols:
-        raise DataError(f"{where}: column {text_col!r} cannot be both the text and a label")
-    twice = sorted({c for c in label_cols if label_cols.count(c) > 1})
-    if twice:
-        raise DataError(f"{where}: label column {twice[0]!r} is named twice (--label-column/"
-                        f"--label-columns); name each label column once")
+    label_cols = _label_columns(frame, label_columns, text_col, weight_col, path)
     texts = frame[text_col].to_numpy(dtype=object)
     valid = np.fromiter((bool(t.strip()) for t in texts), dtype=bool, count=len(texts))
     blank_text = ~valid
 
     multilabel = len(label_cols) > 1
-    if multilabel:
-        y = np.zeros((len(frame), len(label_cols)), dtype=np.float32)
-        names = []
-        for j, col in enumerate(label_cols):
-            keys = np.asarray([canonical_label(v) for v in frame[col]], dtype=object)
-            ok = np.isin(keys, ["0", "1", "false", "true", "no", "yes"])
-            if not ok.all() and not drop_invalid:
-                example = frame[col].iloc[int(np.flatnonzero(~ok)[0])]
-                raise DataError(
-                    f"{where}: label column {col!r} must hold 0/1 values in multi-label mode; "
-                    f"rows {rows_text(~ok)} do not (e.g. {example!r}); fix them or pass "
-                    f"--drop-invalid"
-                )
-            y[:, j] = np.isin(keys, ["1", "true", "yes"])
-            valid &= ok
-            names.append(col)
-    else:
-        col = label_cols[0]
-        y, names, label_ok = resolve_binary_labels(
-            frame[col].tolist(), positive_label, col, where
-        )
-        if not drop_invalid and not label_ok.all():
-            bad = ~label_ok
-            counts = Counter(v.strip() for v in frame[col].to_numpy()[bad])
-            what = (f"{counts['']} blank label(s)" if set(counts) == {""} else
-                    f"labels other than {names[0]!r}/{names[1]!r} ({format_counts(counts)})")
-            raise DataError(
-                f"{where}: {what} in column {col!r} at rows {rows_text(bad)} (row 1 = first data "
-                f"row); fix them or pass --drop-invalid to skip such rows"
-            )
-        valid &= label_ok
+    targets = _multilabel_targets if multilabel else _binary_targets
+    y, names, label_ok = targets(frame, label_cols, positive_label, drop_invalid, where)
+    valid &= label_ok
     if not drop_invalid and blank_text.any():
         raise DataError(
             f"{where}: empty text in column {text_col!r} at rows {rows_text(blank_text)} "
@@ -346,52 +356,4 @@ def load_dataset(
         dropped_rows=dropped,
         multilabel=multilabel,
         class_counts=counts,
-    )
-
-
-def read_lines_file(path: str | os.PathLike[str], encoding: str | None = None) -> list[str]:
-    """One text per line, split on "\\n" only (never on U+0085 or other Unicode line breaks,
-    which latin-1 and cp1252 files contain inside texts), stripped of spaces and "\\r"."""
-    path = Path(path)
-    check_path(path)
-    encoding = check_encoding(encoding)
-    raw = path.read_bytes()
-    try:
-        text = raw.decode(encoding)
-    except UnicodeDecodeError as err:
-        raise _decode_error(path, encoding, err) from None
-    except UnicodeError as err:
-        raise DataError(f"{path} cannot be read as {encoding} ({err}); give its "
-                        f"--encoding") from None
-    return [line.strip(" \t\r") for line in text.split("\n")]
-
-
-def load_line_files(
-    positive: str | os.PathLike[str],
-    negative: str | os.PathLike[str],
-    encoding: str | None = None,
-) -> Dataset:
-    """A binary dataset from two plain-text files, one text per line (blank lines skipped and
-    counted), labeled "positive" and "negative"."""
-    texts: list[str] = []
-    labels: list[float] = []
-    blank = 0
-    for path, label in ((positive, 1.0), (negative, 0.0)):
-        lines = read_lines_file(path, encoding)
-        kept = [line for line in lines if line]
-        blank += len(lines) - len(kept) - (1 if lines and not lines[-1] else 0)
-        if not kept:
-            raise DataError(f"{path} has no non-blank lines")
-        texts += kept
-        labels += [label] * len(kept)
-    y = np.asarray(labels, dtype=np.float32)
-    return Dataset(
-        texts=texts,
-        y=y,
-        label_names=["negative", "positive"],
-        source=f"{positive} + {negative}",
-        text_column="line",
-        label_columns=["file"],
-        dropped_rows=blank,
-        class_counts={"negative": int((y == 0).sum()), "positive": int((y == 1).sum())},
     )

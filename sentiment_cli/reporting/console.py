@@ -4,14 +4,12 @@ prediction streams on stdout. Library modules return values; this module renders
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from sentiment_cli.errors import DataError
 from sentiment_cli.text import printable
 from sentiment_cli.training.progress import EpochStats, TrainProgress
 
@@ -20,7 +18,7 @@ from sentiment_cli.training.progress import EpochStats, TrainProgress
 _PLAIN = {"markup": False, "emoji": False, "highlight": False}
 
 
-class _Stdout(Console):
+class Stdout(Console):
     """rich on stdout; a reader that went away (| head) is BrokenPipeError, which the command
     turns into a quiet exit (rich itself would exit with status 1)."""
 
@@ -145,7 +143,7 @@ def print_train_summary(summary: dict[str, Any]) -> None:
 
 
 def print_eval(metrics: dict[str, Any]) -> None:
-    out = _Stdout()
+    out = Stdout()
     table = Table(title=_cell(f"{metrics['model']} on {metrics['data']}"), show_header=True)
     table.add_column("metric")
     table.add_column("value", justify="right")
@@ -179,7 +177,7 @@ def print_eval(metrics: dict[str, Any]) -> None:
         out.print(per)
 
 
-def _table_writer(records: list[dict[str, Any]], out: Console) -> None:
+def print_records_table(records: list[dict[str, Any]], out: Console) -> None:
     table = Table(show_header=True, header_style="bold")
     multilabel = "labels" in records[0]
     table.add_column("text", overflow="fold", ratio=3)
@@ -195,89 +193,6 @@ def _table_writer(records: list[dict[str, Any]], out: Console) -> None:
     out.print(table)
 
 
-def run_predict(
-    model: Path,
-    texts: list[str],
-    input_file: Path | None,
-    text_column: str | None,
-    keep_columns: bool,
-    output_format: str | None,
-    threshold: float | None,
-    batch_size: int,
-    delimiter: str | None,
-    encoding: str | None,
-    device: str,
-    jobs: int = 0,
-) -> None:
-    """Score arguments, stdin lines or a file column, and stream the rows to stdout."""
-    from sentiment_cli.artifacts.bundle import load_bundle
-    from sentiment_cli.data.reading import check_encoding
-    from sentiment_cli.predict import (
-        FORMATS,
-        Predictor,
-        RowWriter,
-        available_cores,
-        batched,
-        read_lines,
-        records,
-        score_stream,
-    )
-
-    fmt = (output_format if output_format is not None
-           else "table" if sys.stdout.isatty() else "jsonl").strip().lower()
-    if fmt not in FORMATS:
-        raise DataError(f"--format must be one of {', '.join(FORMATS)}, got {output_format!r}")
-    if input_file is not None and texts:
-        raise DataError("give texts as arguments or --input FILE, not both")
-    for given, option in ((text_column, "--text-column"), (keep_columns, "--keep-columns"),
-                          (delimiter, "--delimiter")):
-        if given and input_file is None:
-            raise DataError(f"{option} applies to --input FILE only")
-    predictor = Predictor(load_bundle(model), threshold=threshold, device=device)
-
-    if input_file is not None:
-        batches = _file_batches(input_file, text_column, keep_columns, delimiter, encoding,
-                                batch_size)
-    elif texts and texts != ["-"]:
-        batches = ((chunk, None) for chunk in batched(texts, batch_size))
-    else:
-        if sys.stdin.isatty():
-            Console(stderr=True, **_PLAIN).print(
-                "reading texts from stdin, one per line (Ctrl-D to end)")
-        lines = read_lines(sys.stdin.buffer, check_encoding(encoding, line_by_line=True))
-        batches = ((chunk, None) for chunk in batched(lines, batch_size))
-
-    labels = predictor.bundle.labels
-    scored = score_stream(predictor, batches, jobs if jobs > 0 else available_cores())
-    if fmt == "table":
-        out = _Stdout()
-        for chunk, extra, scores in scored:
-            _table_writer(records(chunk, scores, labels, predictor.multilabel, extra), out)
-        return
-    writer = RowWriter(sys.stdout, fmt, labels, predictor.multilabel)
-    for chunk, extra, scores in scored:
-        writer.write(chunk, scores, extra)
-
-
-def _file_batches(
-    path: Path,
-    text_column: str | None,
-    keep_columns: bool,
-    delimiter: str | None,
-    encoding: str | None,
-    batch_size: int,
-):  # type: ignore[no-untyped-def]
-    from sentiment_cli.data.reading import TEXT_COLUMN_NAMES, pick_column, read_table
-
-    frame = read_table(path, delimiter=delimiter, encoding=encoding)
-    column = pick_column(frame, text_column, TEXT_COLUMN_NAMES, "text", "--text-column", path)
-    texts = frame[column].tolist()
-    others = [c for c in frame.columns if c != column] if keep_columns else []
-    for start in range(0, len(texts), batch_size):
-        chunk = texts[start : start + batch_size]
-        if others:
-            part = frame.iloc[start : start + batch_size][others]
-            extra = part.to_dict(orient="records")
-        else:
-            extra = None
-        yield chunk, extra
+def stdin_hint() -> None:
+    """Someone at a terminal may not know the command waits for them."""
+    Console(stderr=True, **_PLAIN).print("reading texts from stdin, one per line (Ctrl-D to end)")

@@ -9,14 +9,13 @@ number of labels so their names stay readable.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from sentiment_cli import metrics as m
-from sentiment_cli.workers import Forked
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -28,7 +27,7 @@ STYLE = {"font.size": 10, "axes.titlesize": 11, "legend.fontsize": 9, "axes.grid
 TRAIN_COLOR, VAL_COLOR, MARK_COLOR, HIGHLIGHT = "tab:blue", "tab:orange", "0.45", "tab:red"
 
 
-def _pyplot() -> Any:
+def load_pyplot() -> Any:
     """pyplot on the Agg backend (files only, no display), imported on first use."""
     import warnings
 
@@ -43,26 +42,6 @@ def _pyplot() -> Any:
     return plt
 
 
-def warm_up() -> Iterator[None]:
-    """Import matplotlib, then draw each kind of binary plot once on made-up data into memory,
-    one step per plot: the first drawing of each kind loads fonts, glyphs and caches (the six
-    real plots then take 0.25 s instead of 0.45 s). The training helper does this while the
-    model trains and stops as soon as the real plots are asked for."""
-    import io
-
-    _pyplot()
-    yield
-    rng = np.random.default_rng(0)
-    y = rng.random(200) < 0.5
-    p = np.clip(0.3 * y + 0.7 * rng.random(200), 0, 1)
-    history = [{"epoch": e, "train_loss": 1 / e, "val_loss": 1 / e, "train_acc": 0.5,
-                "val_acc": 0.5} for e in (1, 2, 3)]
-    jobs, _ = _plot_jobs(Path(), "warm-up", ["no", "yes"], y, p, {}, history, 2)
-    for caption, plot, kwargs in jobs:
-        _draw([(caption, plot, {**kwargs, "path": io.BytesIO()})])  # nothing on disk
-        yield
-
-
 # Fixed margins for 640 x 480 figures: matplotlib's constrained layout finds them itself but
 # draws every figure twice to do so, doubling the report's cost (0.9 s -> 0.45 s for the six
 # binary plots); only the per-label plot, whose label names vary in length, uses it.
@@ -71,7 +50,7 @@ MARGINS = {"left": 0.12, "right": 0.97, "top": 0.93, "bottom": 0.1, "hspace": 0.
 
 def _figure(nrows: int = 1, height: float = FIGSIZE[1], fit_labels: bool = False,
             **kwargs: Any) -> tuple[Figure, Any]:
-    fig, axes = _pyplot().subplots(nrows, 1, figsize=(FIGSIZE[0], height), dpi=DPI,
+    fig, axes = load_pyplot().subplots(nrows, 1, figsize=(FIGSIZE[0], height), dpi=DPI,
                                    layout="constrained" if fit_labels else None, **kwargs)
     if not fit_labels:
         fig.subplots_adjust(**MARGINS)
@@ -83,7 +62,7 @@ def _finish(fig: Figure, ax: Any, path: Path, legend: str | None = "best", **lab
     if legend:
         ax.legend(loc=legend)
     fig.savefig(path, dpi=DPI)
-    _pyplot().close(fig)
+    load_pyplot().close(fig)
     return path
 
 
@@ -238,7 +217,7 @@ def _plot_jobs(
 
 
 def _draw(jobs: list[tuple[str, Callable[..., Path], dict[str, Any]]]) -> list[tuple[str, Path]]:
-    with _pyplot().rc_context(STYLE):
+    with load_pyplot().rc_context(STYLE):
         return [(caption, plot(**kwargs)) for caption, plot, kwargs in jobs]
 
 
@@ -253,20 +232,6 @@ def draw_plots(
     best_epoch: int | None,
 ) -> tuple[list[tuple[str, Path]], list[str]]:
     """Draw every plot that applies into ``folder``; return (caption, path) pairs and notes on
-    plots left out. ``y`` is boolean; binary ``y``/``p`` are 1-D, multi-label ones (rows, k).
-
-    A forked child (it has matplotlib loaded) draws every other plot meanwhile: the six plots
-    of a binary model take about 0.45 s in one process, and the training's last step waits.
-    """
+    plots left out. ``y`` is boolean; binary ``y``/``p`` are 1-D, multi-label ones (rows, k)."""
     jobs, notes = _plot_jobs(folder, dataset, labels, y, p, metrics, history, best_epoch)
-    _pyplot()  # imported before the fork, so the child has it too
-    twin = Forked(_draw, jobs=jobs[1::2]) if len(jobs) > 1 else None
-    try:
-        mine = _draw(jobs[0::2])
-        theirs = twin.result() if twin is not None else []
-    except BaseException:
-        if twin is not None:
-            twin.cancel()
-        raise
-    order = [*range(0, len(jobs), 2), *range(1, len(jobs), 2)]
-    return [figure for _, figure in sorted(zip(order, mine + theirs, strict=True))], notes
+    return _draw(jobs), notes

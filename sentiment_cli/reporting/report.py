@@ -8,6 +8,7 @@ evaluation use. Importing this module loads neither matplotlib nor torch.
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -16,6 +17,8 @@ import numpy as np
 from sentiment_cli.reporting.plots import draw_plots, history_value
 
 if TYPE_CHECKING:
+    from sentiment_cli.artifacts.record import RunRecord
+    from sentiment_cli.data.reading import Dataset
     from sentiment_cli.model.module import SparseMLP
 
 
@@ -230,3 +233,33 @@ def write_report(
     report = folder / "report.md"
     report.write_text("\n".join(lines).rstrip("\n") + "\n", encoding="utf-8")
     return [report, *(path for _, path in figures)]
+
+
+def write_training_report(folder: Path, record: RunRecord, shown: Dataset, logits: np.ndarray,
+                          model: SparseMLP, terms: list[str]) -> list[Path]:
+    """report.md and plots/ of a trained model: the kept epoch on ``shown`` (the validation
+    rows, or the training rows when there are none), whose logits these are."""
+    from sentiment_cli.metrics import sigmoid
+
+    validating = record.val_metrics is not None
+    config = record.config
+    name = "line files" if config.line_files is not None else Path(record.data.source).name
+    shown_name = f"{name} ({'validation' if validating else 'training'})"
+    if validating and config.val_data is not None:
+        shown_name = f"{Path(config.val_data).name} (validation)"
+    prob = sigmoid(logits / record.temperature)
+    return write_report(
+        folder,
+        title=f"Model trained on {name}",
+        dataset_name=shown_name,
+        labels=record.data.labels,
+        y_true=shown.y,
+        prob=prob if record.data.multilabel else prob[:, 0],
+        metrics=record.val_metrics if record.val_metrics is not None else record.train_metrics,
+        history=[asdict(h) for h in record.history],
+        best_epoch=record.best_epoch,
+        averaged_epochs=record.averaged_epochs,
+        options=record.report_options(),
+        top_terms=top_terms(model, terms, record.data.labels),
+        extra_sections={"train": record.train_metrics} if validating else None,
+    )

@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from sentiment_cli.config import TrainConfig
 from sentiment_cli.metrics import best_threshold, log_loss, sigmoid
 
 
@@ -48,3 +49,18 @@ def tune_thresholds(prob: np.ndarray, y: np.ndarray, metric: str = "f1") -> list
     prob = np.asarray(prob).reshape(len(prob), -1)
     targets = np.asarray(y).reshape(len(y), -1)
     return [best_threshold(targets[:, j], prob[:, j], metric) for j in range(prob.shape[1])]
+
+
+def calibrate(config: TrainConfig, val_logits: np.ndarray | None, val_y: np.ndarray | None,
+              n_outputs: int) -> tuple[float, list[float]]:
+    """The temperature (``--calibrate``) and the thresholds (``--threshold``) fitted on the
+    validation rows' logits; 1.0 and the given threshold without validation rows."""
+    temperature = 1.0
+    if config.calibrate != "none" and val_logits is not None and val_y is not None:
+        temperature = fit_temperature(val_logits, val_y)
+    if config.threshold == "auto" and val_logits is not None and val_y is not None:
+        thresholds = tune_thresholds(sigmoid(val_logits / temperature), val_y,
+                                     config.threshold_metric)
+    else:
+        thresholds = [float(config.threshold)] * n_outputs
+    return temperature, thresholds

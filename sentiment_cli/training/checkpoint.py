@@ -10,6 +10,7 @@ folder is written. Tensors are safetensors and the rest JSON, as in the model fo
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -18,7 +19,8 @@ from sentiment_cli.artifacts.atomic import FolderChanged, FolderReader, publish
 from sentiment_cli.artifacts.bundle import save_tensors, write_json
 from sentiment_cli.artifacts.folders import file_digest, owned_files, tool_folder_kind
 from sentiment_cli.artifacts.schema import ConfigProblem, integer, number
-from sentiment_cli.errors import DataError
+from sentiment_cli.config import TrainConfig, TrainingConfig
+from sentiment_cli.errors import DataError, Interrupted
 from sentiment_cli.training.progress import EpochStats
 
 if TYPE_CHECKING:  # torch is imported by the training step, not by importing this module
@@ -227,3 +229,60 @@ def load_checkpoint(folder: Path, fingerprint: dict[str, Any],
         raise DataError(
             f"--resume: the checkpoint at {folder} is damaged ({err}); pass --force to start over"
         ) from None
+
+
+def run_inputs(config: TrainConfig) -> dict[str, Path | None]:
+    """The files a run reads, by the option that names them."""
+    if config.line_files is not None:
+        return {"positive_lines": config.line_files[0], "negative_lines": config.line_files[1]}
+    return {"data": config.data, "val_data": config.val_data}
+
+
+def fingerprint_options(config: TrainConfig) -> dict[str, Any]:
+    """What must not change between a run and its --resume, as known before reading the data
+    (JSON types: tuples become lists, as read back from the checkpoint)."""
+    return json.loads(json.dumps({
+        "data": None if config.data is None else str(config.data),
+        "val_data": None if config.val_data is None else str(config.val_data),
+        "reading": {"positive_label": config.positive_label,
+                    "weight_column": config.weight_column, "delimiter": config.delimiter,
+                    "encoding": config.encoding, "drop_invalid": config.drop_invalid,
+                    "drop_empty_labels": config.drop_empty_labels},
+        "val_split": config.val_split,
+        "val_max_rows": config.val_max_rows,
+        "val_grouping": config.val_grouping,
+        "vectorizer": asdict(config.vectorizer),
+        "train": {k: v for k, v in asdict(config.training).items()
+                  if k not in ("epochs", "device")},
+    }))
+
+
+class Checkpoints:
+    """The checkpoints of one run in ``folder``: each epoch saved under ``fingerprint`` (what
+    must not change before a --resume), the last one loaded back for it."""
+
+    def __init__(self, folder: Path, fingerprint: dict[str, Any]) -> None:
+        self.folder, self.fingerprint = folder, fingerprint
+        self.last_saved = 0  # the epoch saved last (or resumed from), 0 for none
+
+    def load(self, vocab_size: int, training: TrainingConfig, n_outputs: int) -> TrainState:
+        from sentiment_cli.model.architecture import ModelConfig, parameter_shapes
+
+        shapes = parameter_shapes(ModelConfig(vocab_size, list(training.hidden),
+                                              training.dropout, n_outputs))
+        state = load_checkpoint(self.folder, self.fingerprint, shapes)
+        self.last_saved = state.epoch
+        return state
+
+    def save(self, state: TrainState) -> None:
+        save_checkpoint(self.folder, state, self.fingerprint)
+        self.last_saved = state.epoch
+
+    def interrupted(self, err: Interrupted) -> Interrupted:
+        """The interruption as the user should read it: how to resume, or that nothing was
+        kept."""
+        if self.last_saved:
+            return Interrupted(err.signum, f"interrupted; epoch {self.last_saved} is saved in "
+                               f"{self.folder}: continue with the same command plus --resume")
+        return Interrupted(err.signum, "interrupted before the first epoch ended; nothing was "
+                           "saved")

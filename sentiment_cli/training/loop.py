@@ -13,7 +13,7 @@ import math
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -22,13 +22,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from sentiment_cli.config import TrainingConfig
 from sentiment_cli.errors import DataError, TrainingError
 from sentiment_cli.model.module import ModelConfig, SparseBatch, SparseMLP, predict_logits
 from sentiment_cli.model.optim import Adam
-from sentiment_cli.options import TrainOptions
 from sentiment_cli.training.progress import EpochStats, TrainProgress
 
-__all__ = ["EpochStats", "TrainOptions", "TrainProgress", "TrainResult", "TrainState",
+__all__ = ["EpochStats", "TrainProgress", "TrainResult", "TrainState",
            "TrainingDiverged", "fit", "resolve_device"]
 
 
@@ -219,12 +219,21 @@ def _train_epoch(
     return float(loss_sum) / max(weight_sum, 1e-12), float(correct) / (n_rows * n_outputs)
 
 
+@dataclass
+class _Split:
+    """Rows to train or validate on: the matrix, 2-D targets, optional row weights."""
+
+    x: sp.csr_matrix
+    y: np.ndarray
+    w: np.ndarray | None = None
+
+
 def fit(
     x_train: sp.csr_matrix,
     y_train: np.ndarray,
     x_val: sp.csr_matrix | None,
     y_val: np.ndarray | None,
-    options: TrainOptions,
+    options: TrainingConfig,
     w_train: np.ndarray | None = None,
     w_val: np.ndarray | None = None,
     progress: TrainProgress | None = None,
@@ -240,120 +249,114 @@ def fit(
     validation loss in 3 of 3 seeded splits (+0.35 points of validation accuracy), and where it
     does not win (UCI: 3 of 3), the best epoch is kept: validation decides.
     """
-    options.validate()
     device = resolve_device(options.device)
     progress = progress or TrainProgress()
+    train = _Split(x_train, _as_2d(y_train), w_train)
+    val = None if x_val is None or y_val is None else _Split(x_val, _as_2d(y_val), w_val)
     with _one_thread_on_cpu(device):
-        targets = _as_2d(y_train)
-        n_rows, n_outputs = targets.shape
-        pos_weight = compute_pos_weight(options.pos_weight, targets)
-
+        pos_weight = compute_pos_weight(options.pos_weight, train.y)
         torch.manual_seed(options.seed)
         shuffle_rng = torch.Generator().manual_seed(options.seed)
-        config = ModelConfig(x_train.shape[1], list(options.hidden), options.dropout, n_outputs)
-        model = SparseMLP(config).to(device)
+        n_outputs = train.y.shape[1]
+        model = SparseMLP(ModelConfig(x_train.shape[1], list(options.hidden), options.dropout,
+                                      n_outputs)).to(device)
         # One Adam over all parameters: lazy (touched rows only) for the sparse first-layer table.
         optimizer = Adam(model.parameters(), lr=options.lr, weight_decay=options.weight_decay)
         criterion = nn.BCEWithLogitsLoss(
             reduction="none",
             pos_weight=None if pos_weight is None else torch.from_numpy(pos_weight).to(device),
         )
-        history: list[EpochStats] = []
-        best_state: dict[str, torch.Tensor] | None = None
-        best_val_loss, best_epoch, bad_epochs, start_epoch = math.inf, 0, 0, 1
-        averaging = options.average_epochs and x_val is not None and y_val is not None
-        weight_sum: dict[str, torch.Tensor] | None = None  # over all epochs in ``history``
+        state = TrainState(0, {}, {}, None, math.inf, 0, 0, [], torch.get_rng_state(),
+                           shuffle_rng.get_state())
         if resume is not None:
+            state = resume
             model.load_state_dict(resume.model_state)
             optimizer.load_state_dict(resume.optimizer_state)
-            best_state, best_val_loss = resume.best_state, resume.best_val_loss
-            best_epoch, bad_epochs = resume.best_epoch, resume.bad_epochs
-            history = list(resume.history)
-            weight_sum = resume.weight_sum
-            start_epoch = resume.epoch + 1
             torch.set_rng_state(resume.torch_rng)
             shuffle_rng.set_state(resume.shuffle_rng)
-
-        y_tensor = torch.from_numpy(targets)
+        averaging = options.average_epochs and val is not None
+        y_tensor = torch.from_numpy(train.y)
         w_tensor = None if w_train is None else torch.from_numpy(w_train.astype(np.float32))
-        stopped_early = bad_epochs >= options.patience
-        batches = math.ceil(n_rows / options.batch_size)
-        epoch = start_epoch
-        while epoch <= options.epochs and not stopped_early:
+        stopped_early = state.bad_epochs >= options.patience
+        batches = math.ceil(len(train.y) / options.batch_size)
+        while state.epoch < options.epochs and not stopped_early:
+            epoch = state.epoch + 1
             started = time.perf_counter()
             progress.epoch_start(epoch, options.epochs, batches)
-            order = torch.randperm(n_rows, generator=shuffle_rng).numpy()
+            order = torch.randperm(len(train.y), generator=shuffle_rng).numpy()
             train_loss, train_acc = _train_epoch(
                 model, optimizer, criterion, _EpochTensors(x_train, order), y_tensor[order],
-                None if w_tensor is None else w_tensor[order], options.batch_size, device, progress,
+                None if w_tensor is None else w_tensor[order], options.batch_size, device,
+                progress,
             )
-            if not math.isfinite(train_loss):
-                raise TrainingDiverged(epoch, options.lr, best_state, history)
             val_loss = val_acc = None
-            if x_val is not None and y_val is not None:
-                val_loss, val_acc, _ = evaluate_loss(model, x_val, y_val, w_val, pos_weight, device)
-                if not math.isfinite(val_loss):
-                    raise TrainingDiverged(epoch, options.lr, best_state, history)
-            if averaging:
-                weight_sum = _add_weights(weight_sum, model)
-            monitored = val_loss if val_loss is not None else train_loss
-            is_best = monitored < best_val_loss
-            if is_best:
-                best_val_loss, best_epoch, bad_epochs = monitored, epoch, 0
-                best_state = _snapshot(model)
-            else:
-                bad_epochs += 1
+            if val is not None:
+                val_loss, val_acc, _ = evaluate_loss(model, val.x, val.y, val.w, pos_weight,
+                                                     device)
+            if not math.isfinite(train_loss) or not math.isfinite(val_loss or 0.0):
+                raise TrainingDiverged(epoch, options.lr, state.best_state, state.history)
+            monitored = train_loss if val_loss is None else val_loss
+            is_best = _end_epoch(state, model, epoch, monitored, averaging)
             stats = EpochStats(epoch, train_loss, val_loss, train_acc, val_acc,
                                time.perf_counter() - started)
-            history.append(stats)
+            state.history.append(stats)
             progress.epoch_end(stats, is_best)
-            stopped_early = x_val is not None and bad_epochs >= options.patience
+            stopped_early = val is not None and state.bad_epochs >= options.patience
+            state.optimizer_state, state.torch_rng = optimizer.state_dict(), torch.get_rng_state()
+            state.shuffle_rng = shuffle_rng.get_state()
             if checkpoint is not None:
-                checkpoint(
-                    TrainState(
-                        epoch=epoch,
-                        model_state=_snapshot(model),
-                        optimizer_state=optimizer.state_dict(),
-                        best_state=best_state,
-                        best_val_loss=best_val_loss,
-                        best_epoch=best_epoch,
-                        bad_epochs=bad_epochs,
-                        history=list(history),
-                        torch_rng=torch.get_rng_state(),
-                        shuffle_rng=shuffle_rng.get_state(),
-                        weight_sum=weight_sum,
-                    )
-                )
-            epoch += 1
-
-        averaged_epochs, kept_losses = 0, None
-        if weight_sum is not None and len(history) > 1 and x_val is not None and y_val is not None:
-            model.load_state_dict({k: v / len(history) for k, v in weight_sum.items()})
-            mean_val_loss, _, _ = evaluate_loss(model, x_val, y_val, w_val, pos_weight, device)
-            if math.isfinite(mean_val_loss) and mean_val_loss < best_val_loss:
-                averaged_epochs = len(history)
-                mean_train_loss, _, _ = evaluate_loss(model, x_train, y_train, w_train,
-                                                      pos_weight, device)
-                kept_losses = (mean_train_loss, mean_val_loss)
-        if not averaged_epochs and best_state is not None:
-            model.load_state_dict(best_state)
-        if kept_losses is None and history:
-            kept = history[best_epoch - 1] if best_epoch else history[-1]
-            kept_losses = (kept.train_loss, kept.val_loss)
+                checkpoint(replace(state, model_state=_snapshot(model),
+                                   history=list(state.history)))
+        averaged, losses = _keep(model, state, train, val, pos_weight, device)
         model.to("cpu").eval()
         if options.pos_weight == "balanced" and pos_weight is not None:
             _shift_to_prior(model, pos_weight)
         return TrainResult(
             model=model,
-            history=history,
-            best_epoch=best_epoch,
-            stopped_early=stopped_early and epoch <= options.epochs,
+            history=state.history,
+            best_epoch=state.best_epoch,
+            stopped_early=stopped_early and state.epoch < options.epochs,
             pos_weight=None if pos_weight is None else pos_weight.tolist(),
             device=str(device),
-            averaged_epochs=averaged_epochs,
-            train_loss=None if kept_losses is None else kept_losses[0],
-            val_loss=None if kept_losses is None else kept_losses[1],
+            averaged_epochs=averaged,
+            train_loss=None if losses is None else losses[0],
+            val_loss=None if losses is None else losses[1],
         )
+
+
+def _end_epoch(state: TrainState, model: SparseMLP, epoch: int, monitored: float,
+               averaging: bool) -> bool:
+    """Count the epoch in ``state``: the running weight sum, the best so far; True if best."""
+    state.epoch = epoch
+    if averaging:
+        state.weight_sum = _add_weights(state.weight_sum, model)
+    if monitored < state.best_val_loss:
+        state.best_val_loss, state.best_epoch, state.bad_epochs = monitored, epoch, 0
+        state.best_state = _snapshot(model)
+        return True
+    state.bad_epochs += 1
+    return False
+
+
+def _keep(model: SparseMLP, state: TrainState, train: _Split, val: _Split | None,
+          pos_weight: np.ndarray | None,
+          device: torch.device) -> tuple[int, tuple[float, float | None] | None]:
+    """Load the weights to keep into ``model``: the mean of all epochs when its validation loss
+    beats the best epoch's, else the best epoch. Returns (epochs averaged or 0, their losses)."""
+    history = state.history
+    if state.weight_sum is not None and len(history) > 1 and val is not None:
+        model.load_state_dict({k: v / len(history) for k, v in state.weight_sum.items()})
+        mean_val_loss, _, _ = evaluate_loss(model, val.x, val.y, val.w, pos_weight, device)
+        if math.isfinite(mean_val_loss) and mean_val_loss < state.best_val_loss:
+            mean_train_loss, _, _ = evaluate_loss(model, train.x, train.y, train.w, pos_weight,
+                                                  device)
+            return len(history), (mean_train_loss, mean_val_loss)
+    if state.best_state is not None:
+        model.load_state_dict(state.best_state)
+    if not history:
+        return 0, None
+    kept = history[state.best_epoch - 1] if state.best_epoch else history[-1]
+    return 0, (kept.train_loss, kept.val_loss)
 
 
 @torch.no_grad()

@@ -1,0 +1,223 @@
+"""The commands bce-train, bce-predict and bce-eval, one module each (options -> one library
+call -> render), and what they share: errors as one line, signals, the process's exit.
+
+Heavy libraries (torch, scikit-learn, pandas) are imported inside the commands, so ``--help``
+and option errors answer at once. Data goes to stdout; progress, notes and errors to stderr.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+import signal
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from types import FrameType
+from typing import Annotated, Any, NoReturn, TypeVar
+
+import typer
+
+from sentiment_cli.errors import DataError, Interrupted, SentimentError
+from sentiment_cli.text import printable
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+_APP_SETTINGS: dict[str, Any] = {
+    "add_completion": False,
+    "pretty_exceptions_enable": False,
+    "rich_markup_mode": None,
+    "context_settings": {"help_option_names": ["-h", "--help"]},
+}
+
+
+def new_app() -> typer.Typer:
+    return typer.Typer(**_APP_SETTINGS)
+
+
+def error_line(message: str) -> None:
+    """The one line a user sees for an error, with control characters from file names or data
+    shown as escapes (they must not move the cursor, recolour or retitle a terminal)."""
+    prog = Path(sys.argv[0]).name or "sentiment-cli"
+    sys.stderr.write(f"{prog}: error: {printable(message)}\n")
+    sys.stderr.flush()
+
+
+def handle_errors(func: F) -> F:
+    """Turn our errors into one line and an exit status; --debug shows the traceback."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        debug = bool(kwargs.get("debug"))
+        try:
+            return func(*args, **kwargs)
+        except SentimentError as err:
+            if debug:
+                raise
+            error_line(str(err))
+            raise typer.Exit(err.exit_code) from None
+        except BrokenPipeError:
+            _quiet_broken_pipe()
+        except Interrupted as err:
+            if debug:
+                raise
+            error_line(str(err))
+            raise typer.Exit(err.exit_code) from None
+        except KeyboardInterrupt:
+            error_line("interrupted")
+            raise typer.Exit(130) from None
+        except MemoryError:
+            error_line("out of memory; try --max-features, --min-df 2 or a smaller --batch-size")
+            raise typer.Exit(1) from None
+        except (typer.Exit, typer.Abort, SystemExit):
+            raise
+        except OSError as err:  # the system refused: a full disk, an output that cannot be written
+            if debug:
+                raise
+            where = f" ({err.filename})" if err.filename else " (writing the output)"
+            error_line(f"{err.strerror or err}{where}")
+            raise typer.Exit(1) from None
+        except Exception as err:  # a bug or an unforeseen failure: still one line by default
+            if debug:
+                raise
+            error_line(f"unexpected {type(err).__name__}: {err} (run with --debug for details)")
+            raise typer.Exit(1) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _quiet_broken_pipe_code() -> int:
+    """The reader went away (| head): stop quietly, with the conventional SIGPIPE status."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except OSError:
+        pass
+    return 128 + signal.SIGPIPE
+
+
+def _quiet_broken_pipe() -> NoReturn:
+    raise SystemExit(_quiet_broken_pipe_code())
+
+
+def raise_on_signals() -> None:
+    """Ctrl-C and SIGTERM become Interrupted, so training can save and say how to resume.
+
+    A signal ignored when we started stays ignored: a shell starts background jobs (``cmd &``)
+    with SIGINT ignored so that Ctrl-C at the terminal does not reach them (Python itself leaves
+    SIGINT alone then). A signal that arrives in code whose exceptions Python ignores (the
+    import system's lock callbacks, a ``__del__``) would print "Exception ignored" and be lost:
+    there it is raised again, to be handled once that code has returned."""
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        if frame is not None and _swallows_exceptions(frame):
+            signal.raise_signal(signum)  # handled again at the next instruction outside
+            return
+        raise Interrupted(signum)
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        if signal.getsignal(signum) is not signal.SIG_IGN:
+            signal.signal(signum, handler)
+
+
+def _swallows_exceptions(frame: FrameType) -> bool:
+    code = frame.f_code
+    return code.co_filename.startswith("<frozen importlib") or code.co_name == "__del__"
+
+
+def parse_ints(value: str, option: str) -> list[int]:
+    """Comma-separated integers (64,32); none, linear, 0 or nothing: no integers."""
+    value = value.strip()
+    if value.lower() in ("", "none", "linear", "0"):
+        return []
+    try:
+        return [int(part) for part in value.replace(" ", "").split(",") if part]
+    except ValueError:
+        raise DataError(
+            f"{option} takes comma-separated integers like 64,32, got {value!r}"
+        ) from None
+
+
+DebugOption = Annotated[
+    bool, typer.Option("--debug", help="Show the Python traceback of an error.", hidden=True)
+]
+EncodingOption = Annotated[
+    str | None,
+    typer.Option("--encoding", help="Text encoding of the input (default UTF-8, BOM allowed); "
+                 "e.g. latin-1 or cp1252."),
+]
+DelimiterOption = Annotated[
+    str | None,
+    typer.Option("--delimiter", help="Field delimiter (default: sniffed from the header: , "
+                 "tab ; |). Use 'tab' for tabs."),
+]
+TextColumnOption = Annotated[
+    str | None,
+    typer.Option("--text-column", "-t", help="Text column (default: detected from text, "
+                 "review, sentence, content, comment, body)."),
+]
+
+
+# The command-line parser's own errors (a bad number, an unknown option): click's, or the copy
+# of click that newer Typer releases carry, found from a class both export.
+_PARSER_ERROR = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
+
+
+def _open_closed_standard_streams() -> None:
+    """A command started with stdin, stdout or stderr closed (``>&-``) gets /dev/null there:
+    otherwise the next file it opens (a lock, a model file) would take that descriptor and
+    receive what is printed, and Python would have no stream to flush."""
+    for fd, name, mode in ((0, "stdin", "r"), (1, "stdout", "w"), (2, "stderr", "w")):
+        try:
+            os.fstat(fd)
+            continue
+        except OSError:
+            pass
+        null = os.open(os.devnull, os.O_RDWR)
+        if null != fd:
+            os.dup2(null, fd)
+            os.close(null)
+        setattr(sys, name, open(fd, mode, encoding="utf-8", closefd=False))  # noqa: SIM115
+
+
+def run(app: typer.Typer, prog: str) -> NoReturn:
+    """Run a command, then leave at once with its status.
+
+    A usage error of the parser (a bad number, an unknown option) is one line like ours.
+    Everything is written and closed by then, and unwinding the interpreter (torch's and
+    scikit-learn's module graphs) would add 0.3-0.9 s to every run, so the output streams are
+    flushed and the process ends without that teardown. An unexpected exception still
+    propagates and ends the process the usual way, with its traceback.
+    """
+    _open_closed_standard_streams()
+    code: object
+    try:
+        code = app(prog_name=prog, standalone_mode=False)
+    except _PARSER_ERROR as err:
+        error_line(f"{err.format_message()} (see {prog} --help)")
+        code = getattr(err, "exit_code", 2)
+    except typer.Abort:
+        error_line("interrupted")
+        code = 130
+    except SystemExit as done:
+        code = done.code
+    except BrokenPipeError:
+        code = _quiet_broken_pipe_code()
+    if code is None:
+        code = 0
+    elif not isinstance(code, int):
+        sys.stderr.write(f"{printable(str(code))}\n")
+        code = 1
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except BrokenPipeError:  # the reader went away: the SIGPIPE convention
+            if stream is sys.stdout and code == 0:
+                code = 128 + signal.SIGPIPE
+        except (OSError, ValueError) as err:  # a full disk (>/dev/full)
+            if stream is sys.stdout and code == 0:
+                with contextlib.suppress(OSError, ValueError):
+                    error_line(f"{getattr(err, 'strerror', None) or err} (writing the output)")
+                code = 1
+    os._exit(code)
