@@ -11,14 +11,21 @@ follow the table in ``check``. Nothing here imports torch, scikit-learn or panda
 
 from __future__ import annotations
 
-import math
 import os
 import re
-from collections.abc import Callable
 from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
+from sentiment_cli.constraints import (
+    Constraint,
+    interval,
+    matches,
+    one_of,
+    optional,
+    sizes,
+    text_value,
+)
 from sentiment_cli.errors import DataError
 
 # Bounds of what a user can ask for, also what a model folder may hold (artifacts/schema.py).
@@ -37,70 +44,8 @@ SENTIMENT_TOKEN_PATTERN = r"(?u)\w+(?:'\w+)*|'\w+|[!?]"
 SKLEARN_TOKEN_PATTERN = r"(?u)\b\w\w+\b"
 
 
-def finite(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-
-
-# --- constraints ------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Constraint:
-    """What a field accepts: ``test`` of a value, and ``text`` saying it to a person."""
-
-    text: str
-    test: Callable[[Any], bool]
-
-    def __or__(self, other: Constraint) -> Constraint:
-        return Constraint(f"{self.text} or {other.text}",
-                          lambda v: self.test(v) or other.test(v))
-
-
-def interval(low: float | None, high: float | None, closed: str = "both",
-             integer: bool = False) -> Constraint:
-    """Numbers from ``low`` to ``high`` (None: no bound); ``closed``: both, left, right, neither."""
-    left, right = closed in ("both", "left"), closed in ("both", "right")
-
-    def test(v: Any) -> bool:
-        if not finite(v) or (integer and not float(v).is_integer()):
-            return False
-        above = low is None or (v >= low if left else v > low)
-        return above and (high is None or (v <= high if right else v < high))
-
-    kind = "a whole number" if integer else "a number"
-    if low is not None and high is not None:
-        text = f"{kind} in {'[' if left else '('}{low:g}, {high:g}{']' if right else ')'}"
-    elif low is not None:
-        text = f"{kind} {'>=' if left else '>'} {low:g}"
-    else:
-        text = kind
-    return Constraint(text, test)
-
-
-def one_of(*values: Any) -> Constraint:
-    shown = ", ".join("none" if v is None else str(v) for v in values)
-    return Constraint(f"one of {shown}", lambda v: any(v == x and type(v) is type(x)
-                                                       for x in values))
-
-
-def matches(pattern: re.Pattern[str], text: str) -> Constraint:
-    return Constraint(text, lambda v: isinstance(v, str) and pattern.fullmatch(v) is not None)
-
-
-def sizes(low: int, high: int, most: int) -> Constraint:
-    return Constraint(f"at most {most} whole numbers from {low} to {high:,}",
-                      lambda v: len(v) <= most and all(isinstance(h, int) and low <= h <= high
-                                                       for h in v))
-
-
-def text_value(allow_empty: bool = False) -> Constraint:
-    return Constraint("a text" if allow_empty else "a text that is not empty",
-                      lambda v: isinstance(v, str) and (allow_empty or v != ""))
-
-
-ANY = Constraint("anything", lambda v: True)
 BOOLEAN = Constraint("true or false", lambda v: isinstance(v, bool))
-OPTIONAL_TEXT = one_of(None) | text_value()
+OPTIONAL_TEXT = optional(text_value())
 DOCUMENT_FREQUENCY = interval(0, 1) | interval(1, None, integer=True)
 THRESHOLD = interval(0, 1)
 
@@ -130,7 +75,7 @@ class VectorizerConfig:
                              DOCUMENT_FREQUENCY.test),
         "max_df": Constraint("a fraction in [0, 1] or a whole document count",
                              DOCUMENT_FREQUENCY.test),
-        "max_features": one_of(None) | interval(1, None, integer=True),
+        "max_features": optional(interval(1, None, integer=True)),
         "binary": BOOLEAN,
         "lowercase": BOOLEAN,
         "stop_words": one_of(None, "english"),
@@ -172,7 +117,9 @@ class TrainingConfig:
         "batch_size": interval(1, None, integer=True),
         "epochs": interval(1, None, integer=True),
         "patience": interval(1, None, integer=True),
-        "pos_weight": one_of(None, "auto", "balanced") | interval(0, None, closed="neither"),
+        "pos_weight": Constraint(
+            "auto, balanced, none or a number > 0",
+            lambda v: v in (None, "auto", "balanced") or interval(0, None, "neither").test(v)),
         "device": matches(DEVICE_PATTERN, "auto, cpu, cuda or cuda:N"),
         "seed": interval(0, MAX_SEED, integer=True),
         "average_epochs": BOOLEAN,
@@ -216,8 +163,8 @@ class TrainConfig:
 
     CONSTRAINTS: ClassVar[dict[str, Constraint]] = {
         "text_column": OPTIONAL_TEXT,
-        "label_columns": Constraint("column names", lambda v: all(isinstance(c, str) and c
-                                                                  for c in v)),
+        "label_columns": Constraint("a column name, not empty",
+                                    lambda v: all(isinstance(c, str) and c for c in v)),
         "positive_label": OPTIONAL_TEXT,
         "weight_column": OPTIONAL_TEXT,
         "drop_invalid": BOOLEAN,
@@ -226,7 +173,8 @@ class TrainConfig:
         "val_max_rows": Constraint("0 (no cap) or a whole number of at least 2",
                                    (one_of(0) | interval(2, None, integer=True)).test),
         "val_grouping": one_of("contained", "none"),
-        "threshold": one_of("auto") | THRESHOLD,
+        "threshold": Constraint("auto or a number in [0, 1]",
+                                lambda v: v == "auto" or THRESHOLD.test(v)),
         "threshold_metric": one_of("f1", "accuracy"),
         "calibrate": one_of("auto", "temperature", "none"),
         "force": BOOLEAN,
@@ -267,7 +215,7 @@ class PredictConfig:
     CONSTRAINTS: ClassVar[dict[str, Constraint]] = {
         "output_format": Constraint("one of " + ", ".join(FORMATS),
                                     lambda v: v is None or v in PredictConfig.FORMATS),
-        "threshold": one_of(None) | THRESHOLD,
+        "threshold": optional(THRESHOLD),
         "batch_size": interval(1, MAX_PREDICT_BATCH, integer=True),
         "device": matches(DEVICE_PATTERN, "auto, cpu, cuda or cuda:N"),
         "keep_columns": BOOLEAN,
@@ -297,7 +245,7 @@ class EvalConfig:
     batch_size: int = 4096
 
     CONSTRAINTS: ClassVar[dict[str, Constraint]] = {
-        "threshold": one_of(None) | THRESHOLD,
+        "threshold": optional(THRESHOLD),
         "drop_invalid": BOOLEAN,
         "force": BOOLEAN,
     }
@@ -320,6 +268,8 @@ def flag(name: str) -> str:
 def _shown(name: str, value: Any) -> str:
     if name == "hidden" or name == "ngram_range":
         return ",".join(map(str, value)) or "none"
+    if name == "label_columns":
+        return ", ".join(map(repr, value))
     return "none" if value is None else repr(value) if isinstance(value, str) else f"{value}"
 
 

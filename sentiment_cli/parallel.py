@@ -17,6 +17,7 @@ import contextlib
 import ctypes
 import multiprocessing as mp
 import os
+import pickle
 import signal
 import sys
 import threading
@@ -80,10 +81,41 @@ def _end_with(parent: BaseProcess) -> None:
     os._exit(1)
 
 
-def _started_with(initializer: Callable[..., object] | None, *initargs: Any) -> None:
+def _started_with(initializer: Callable[..., object] | None, initargs: bytes) -> None:
     worker_started()
     if initializer is not None:
-        initializer(*initargs)
+        initializer(*pickle.loads(initargs))
+
+
+def prepare(preload: Sequence[str]) -> None:
+    """Start the fork server now, importing ``preload`` once for all the workers it will fork,
+    without waiting for it: a pool started later gets its workers at once, the imports done
+    while this process did its own. Nothing where workers are spawned (no fork server)."""
+    if start_method() == "forkserver":
+        with contextlib.suppress(OSError):  # processes refused: pool() falls back to serial
+            _start_fork_server(preload)
+
+
+def _start_fork_server(preload: Sequence[str]) -> None:
+    """The fork server (and multiprocessing's resource tracker), started from this thread (the
+    main one: the server dies with it, see fork_server.py) with stderr on /dev/null: workers
+    never print (their results and errors come back through futures), but multiprocessing
+    itself would, after this process was killed (a worker reading a truncated start-up message,
+    a tracker cleaning up semaphores), on the terminal of a command that has already ended.
+    A no-op once the server runs."""
+    from multiprocessing import forkserver
+
+    mp.get_context("forkserver").set_forkserver_preload(["sentiment_cli.fork_server",
+                                                         *preload])
+    saved = os.dup(2)
+    null = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(null, 2)
+        forkserver.ensure_running()
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(null)
 
 
 @contextlib.contextmanager
@@ -105,10 +137,13 @@ def pool(
     try:
         context = mp.get_context(start_method())
         if context.get_start_method() == "forkserver":
-            context.set_forkserver_preload(list(preload))
+            _start_fork_server(preload)
+        # The arguments travel pickled into bytes: a worker reads its start-up arguments from
+        # a pipe while the submit() that started it waits, and unpickling a model there
+        # would import scikit-learn first (1.4 s per worker); bytes are read at once.
         executor = ProcessPoolExecutor(max_workers=workers, mp_context=context,
                                        initializer=_started_with,
-                                       initargs=(initializer, *initargs))
+                                       initargs=(initializer, pickle.dumps(initargs)))
     except (ImportError, NotImplementedError, OSError):  # no processes here (some sandboxes)
         if initializer is not None:
             initializer(*initargs)
@@ -133,6 +168,28 @@ def _kill_workers(executor: ProcessPoolExecutor) -> None:
         with contextlib.suppress(OSError, ValueError, AttributeError):
             process.kill()
     executor.shutdown(wait=True, cancel_futures=True)
+
+
+def _ready() -> bool:
+    return True
+
+
+def start_workers(executor: Executor, workers: int) -> Callable[[], bool]:
+    """Start ``workers`` of the executor's workers now, and return a check that turns true once
+    one of them has run its initializer and can take tasks: until then the caller can go on
+    working itself. (With the fork server's imports done, see :func:`prepare`, starting them
+    takes a few hundredths of a second; otherwise this waits for the server.)"""
+    if isinstance(executor, SerialExecutor):
+        return lambda: True
+    ready = [executor.submit(_ready) for _ in range(workers)]
+    return lambda: any(future.done() for future in ready)
+
+
+def stop(executor: Executor) -> None:
+    """End the workers now, abandoning what they run (a pool left before any worker was
+    needed need not wait for them to finish starting)."""
+    if isinstance(executor, ProcessPoolExecutor):
+        _kill_workers(executor)
 
 
 def ordered_map(executor: Executor, task: Callable[[T], R], items: Iterable[T],

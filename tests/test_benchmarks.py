@@ -28,6 +28,7 @@ def bench():
     sys.modules.pop("bench_run", None)
 
 
+@pytest.mark.slow
 def test_runner_writes_results(bench, tmp_path: Path) -> None:
     # A few dozen rows per class; a text with U+0085 checks that lines are split on "\n" only.
     train_rows = toy_rows(96, seed=1)
@@ -115,6 +116,7 @@ def test_valsize_script_on_tiny_files(tmp_path: Path) -> None:
     assert "capped at 10" in "\n".join(module.table([row], [0, 10]))
 
 
+@pytest.mark.slow
 def test_pairs_script_on_tiny_files(tmp_path: Path) -> None:
     module = load_script("pairs")
     data = write_sst2_like(tmp_path / "tiny.csv", 120)

@@ -26,6 +26,7 @@ def test_help_answers(name: str) -> None:
     assert result.returncode == 0 and "Usage" in result.stdout
 
 
+@pytest.mark.slow
 def test_bce_train_leaves_no_helper_process_behind(tmp_path: Path, toy_csv: Path) -> None:
     """bce-train forks its tokenising helper first thing (it shares the command line, hence
     the marker); whatever the command does, the helper is gone when it returns."""
@@ -61,6 +62,7 @@ def test_train_writes_the_model_folder_and_metrics(sample_model: Path) -> None:
                                 "seconds"]
 
 
+@pytest.mark.slow
 def test_train_json_output_is_one_object_and_progress_stays_off_stdout(tmp_path: Path,
                                                                       toy_csv: Path) -> None:
     result = run("bce-train", str(toy_csv), "-o", str(tmp_path / "m"), "--json", "--epochs", "2")
@@ -70,6 +72,7 @@ def test_train_json_output_is_one_object_and_progress_stays_off_stdout(tmp_path:
     assert "epoch" in result.stderr  # the per-epoch table went to stderr
 
 
+@pytest.mark.slow
 def test_existing_model_is_not_overwritten_without_force(tmp_path: Path, toy_csv: Path) -> None:
     out = tmp_path / "m"
     assert run("bce-train", str(toy_csv), "-o", str(out), "-q", "--epochs", "1").returncode == 0
@@ -82,6 +85,7 @@ def test_existing_model_is_not_overwritten_without_force(tmp_path: Path, toy_csv
     assert result.returncode == 0 and (out / "model.safetensors").read_bytes() != before
 
 
+@pytest.mark.slow
 def test_default_output_is_models_slash_stem(tmp_path: Path, toy_csv: Path) -> None:
     result = run("bce-train", str(toy_csv), "-q", "--epochs", "1", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
@@ -97,6 +101,7 @@ def test_predict_arguments_print_label_and_probability(sample_model: Path) -> No
     assert rows[0]["probability"] > 0.5 > rows[1]["probability"]
 
 
+@pytest.mark.slow
 def test_stdin_keeps_order_and_blank_lines(sample_model: Path) -> None:
     lines = [f"review number {i} was great" if i % 3 else "" for i in range(50)]
     result = run("bce-predict", str(sample_model), "--batch-size", "7",
@@ -120,6 +125,7 @@ def test_output_formats(sample_model: Path, fmt: str) -> None:
         assert {"label", "probability"} <= set(rows[0])
 
 
+@pytest.mark.slow
 def test_threshold_override_flips_labels(sample_model: Path) -> None:
     text = "It was fine I guess."
     default = json.loads(run("bce-predict", str(sample_model), text).stdout)
@@ -138,6 +144,7 @@ def test_input_file_column_with_kept_columns(sample_model: Path, tmp_path: Path)
                                                                 ("b2", "1", "hate it")]
 
 
+@pytest.mark.slow
 def test_closed_pipe_ends_quietly(sample_model: Path) -> None:
     lines = "".join(f"text {i}\n" for i in range(200_000)).encode()
     pipeline = subprocess.run(
@@ -148,6 +155,7 @@ def test_closed_pipe_ends_quietly(sample_model: Path) -> None:
     assert b"Traceback" not in pipeline.stderr and pipeline.stderr == b""
 
 
+@pytest.mark.slow
 def test_eval_json_matches_predictions(sample_model: Path, tmp_path: Path) -> None:
     rows = [(t, "positive" if i % 2 == 0 else "negative") for i, (t, _) in
             enumerate([("works great, love it", ""), ("broke in a day, awful", "")] * 10)]
@@ -168,6 +176,7 @@ def test_eval_table_for_people(sample_model: Path) -> None:
     assert result.returncode == 0 and "accuracy" in result.stdout and "confusion" in result.stdout
 
 
+@pytest.mark.slow
 def test_pos_weight_balanced_is_recorded_and_keeps_the_default_threshold(
         tmp_path: Path, toy_csv: Path) -> None:
     result = run("bce-train", str(toy_csv), "-o", str(tmp_path / "m"), "--no-report", "--json",
@@ -203,6 +212,7 @@ def test_train_bad_input_gets_one_line_and_status_2(
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.slow
 def test_train_latin1_needs_encoding_flag(tmp_path: Path) -> None:
     rows = [(t + " caf\u00e9", lab) for t, lab in toy_rows(40)]
     path = write_csv(tmp_path / "l1.csv", ["review", "sentiment"], rows, encoding="latin-1")
@@ -228,6 +238,7 @@ def test_predict_bad_input(sample_model: Path, tmp_path: Path, args: list[str],
     assert_clean_error(run("bce-predict", *args), 2, *needles)
 
 
+@pytest.mark.slow
 def test_predict_undecodable_stdin(sample_model: Path) -> None:
     result = run("bce-predict", str(sample_model), input=b"fine\ncaf\xe9\n")
     assert result.returncode == 2 and "Traceback" not in result.stderr
@@ -257,6 +268,7 @@ def test_tsv_output_keeps_one_line_per_text(sample_model: Path) -> None:
     assert lines[1].startswith('tab here "quoted"\t')
 
 
+@pytest.mark.slow
 def test_training_writes_the_report_and_eval_writes_one_on_request(
     sample_model: Path, tmp_path: Path
 ) -> None:
@@ -273,6 +285,7 @@ def test_training_writes_the_report_and_eval_writes_one_on_request(
     assert (tmp_path / "r" / "plots" / "roc.png").exists()
 
 
+@pytest.mark.slow
 def test_no_report_skips_plots(tmp_path: Path, toy_csv: Path) -> None:
     result = run("bce-train", str(toy_csv), "-o", str(tmp_path / "m"), "-q", "--epochs", "1",
                  "--no-report")
@@ -280,6 +293,7 @@ def test_no_report_skips_plots(tmp_path: Path, toy_csv: Path) -> None:
     assert not (tmp_path / "m" / "report.md").exists()
 
 
+@pytest.mark.slow
 def test_worker_processes_keep_input_order(sample_model: Path) -> None:
     lines = "".join(f"line {i} {'great' if i % 2 else 'awful'}\n" for i in range(3000))
     one = run("bce-predict", str(sample_model), "-j", "1", "--batch-size", "100", input=lines)

@@ -45,6 +45,7 @@ def multilabel_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder / "m"
 
 
+@pytest.mark.slow
 def test_predict_lists_labels_and_probabilities(multilabel_model: Path) -> None:
     result = run("bce-predict", str(multilabel_model), "so happy and grateful",
                  "angry and mad today")
@@ -56,6 +57,7 @@ def test_predict_lists_labels_and_probabilities(multilabel_model: Path) -> None:
     assert header == ["text", "labels", *WORDS]
 
 
+@pytest.mark.slow
 def test_eval_reports_per_label_and_averages(multilabel_model: Path, tmp_path: Path) -> None:
     data = write_csv(tmp_path / "t.csv", ["text", *WORDS], multilabel_rows(200, seed=1))
     result = run("bce-eval", str(multilabel_model), str(data), "--json", "--report",
@@ -72,6 +74,7 @@ def test_per_label_thresholds_are_stored(multilabel_model: Path) -> None:
     assert len(bundle.thresholds) == 3 and bundle.multilabel
 
 
+@pytest.mark.slow
 def test_label_without_positives_is_named_or_dropped(tmp_path: Path) -> None:
     rows = [[*row, "0"] for row in multilabel_rows(100)]
     data = write_csv(tmp_path / "e.csv", ["text", *WORDS, "grief"], rows)
@@ -98,6 +101,7 @@ def test_binary_bundle_without_a_task_field_still_loads(sample_model: Path,
                                                                              "negative")
 
 
+@pytest.mark.slow
 def test_a_single_pos_weight_number_applies_to_every_label(tmp_path: Path) -> None:
     data = write_csv(tmp_path / "emo.csv", ["text", *WORDS], multilabel_rows(120))
     result = run("bce-train", str(data), "--label-columns", "all-but-text", "--pos-weight",

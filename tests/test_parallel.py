@@ -110,3 +110,22 @@ def test_counting_terms_in_a_worker_equals_counting_here() -> None:
                             VectorizerConfig(stop_words="english")).result()
     assert pooled.terms == alone.terms
     assert (pooled.counts != alone.counts).nnz == 0
+
+
+def test_workers_are_prepared_only_for_input_that_may_be_long(tmp_path: Path) -> None:
+    from sentiment_cli.config import PredictConfig
+    from sentiment_cli.predict import LONG_INPUT_BYTES, may_be_long
+
+    small, large = tmp_path / "small.txt", tmp_path / "large.txt"
+    small.write_text("good\n")
+    large.write_bytes(b"good film\n" * (LONG_INPUT_BYTES // 10 + 1))
+    model = tmp_path / "m"
+    with open(small, "rb") as few, open(large, "rb") as many:
+        assert not may_be_long(PredictConfig(model=model), few)
+        assert may_be_long(PredictConfig(model=model), many)
+        assert may_be_long(PredictConfig(model=model, input_file=large), few)
+        assert not may_be_long(PredictConfig(model=model, texts=("a", "b")), many)
+        assert may_be_long(PredictConfig(model=model, texts=("a",) * 5, batch_size=2), few)
+    read_end, write_end = os.pipe()
+    with os.fdopen(read_end, "rb") as pipe, os.fdopen(write_end, "wb"):
+        assert may_be_long(PredictConfig(model=model), pipe)  # a pipe's length is unknown

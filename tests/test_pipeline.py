@@ -40,6 +40,7 @@ def test_val_data_metrics_equal_the_saved_models_on_that_file(tmp_path: Path) ->
         assert summary["validation"][key] == pytest.approx(expected[key], abs=1e-6)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(available_cores() < 2, reason="the pool's worker needs a second core")
 @pytest.mark.parametrize("grouping", ["contained", "none"])
 def test_the_training_process_never_imports_scikit_learn(tmp_path: Path, grouping: str) -> None:

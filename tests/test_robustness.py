@@ -95,6 +95,7 @@ def _sigint(disposition: signal.Handlers) -> Callable[[], object]:
     return lambda: signal.signal(signal.SIGINT, disposition)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_signal_saves_the_checkpoint_and_says_how_to_resume(tmp_path: Path, signum: int) -> None:
     out = tmp_path / "m"
@@ -128,6 +129,7 @@ def test_a_background_jobs_ignored_sigint_stays_ignored() -> None:
         assert result.stdout.split() == expected.split(), result.stderr
 
 
+@pytest.mark.slow
 def test_sigkill_at_random_moments_never_leaves_a_half_model(tmp_path: Path) -> None:
     rounds = int(os.environ.get("KILL_ROUNDS", "4"))
     out = tmp_path / "m"
@@ -150,6 +152,7 @@ def test_sigkill_at_random_moments_never_leaves_a_half_model(tmp_path: Path) -> 
     assert set(outcomes) <= {"complete", "none"}
 
 
+@pytest.mark.slow
 def test_nan_loss_stops_with_the_learning_rate_hint(tmp_path: Path) -> None:
     result = run("bce-train", str(SAMPLE), "-o", str(tmp_path / "m"), "-q", "--lr", "1e38",
                  "--hidden", "64")
@@ -175,6 +178,7 @@ def test_bad_labels_and_texts(tmp_path: Path, rows: list[tuple[str, str]],
     assert_clean_error(run("bce-train", str(path), "-o", str(tmp_path / "m")), 2, *needles)
 
 
+@pytest.mark.slow
 def test_drop_invalid_reports_and_saves_the_count(tmp_path: Path) -> None:
     rows = [*toy_rows(60), ("", "positive"), ("fine", ""), ("odd", "maybe")]
     path = write_csv(tmp_path / "d.csv", ["review", "sentiment"], rows)
@@ -220,6 +224,7 @@ def test_eval_labels_must_match_the_model(sample_model: Path, tmp_path: Path) ->
     assert_clean_error(run("bce-eval", str(sample_model), str(path)), 2, "positive")
 
 
+@pytest.mark.slow
 def test_line_files_train_with_blank_lines_skipped(tmp_path: Path) -> None:
     pos = tmp_path / "p.txt"
     neg = tmp_path / "n.txt"

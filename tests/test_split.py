@@ -102,6 +102,7 @@ def test_too_few_rows_or_groups_name_the_fix() -> None:
         split_rows(y, 0.5, seed=0, groups=np.array([0] * 19 + [1]))
 
 
+@pytest.mark.slow
 def test_cli_says_it_grouped_and_can_be_told_not_to(tmp_path: Path) -> None:
     texts, labels, _ = phrase_rows()
     data = write_csv(tmp_path / "phrases.csv", ["sentence", "label"],
@@ -147,6 +148,7 @@ def test_max_rows_caps_the_validation_split() -> None:
     assert set(groups[grouped_val]).isdisjoint(set(np.delete(groups, grouped_val)))
 
 
+@pytest.mark.slow
 def test_cli_val_max_rows(tmp_path: Path) -> None:
     texts, labels, _ = phrase_rows()
     data = write_csv(tmp_path / "phrases.csv", ["sentence", "label"],

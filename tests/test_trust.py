@@ -109,6 +109,7 @@ def test_the_current_folder_its_parents_and_the_root_are_never_outputs(
     assert tree_digest(tmp_path) == before
 
 
+@pytest.mark.slow
 def test_force_replaces_its_own_model_folder(tmp_path: Path, toy: Path) -> None:
     out = tmp_path / "m"
     assert run("bce-train", str(toy), "-o", str(out), *FAST).returncode == 0
@@ -121,6 +122,7 @@ def test_force_replaces_its_own_model_folder(tmp_path: Path, toy: Path) -> None:
     load_bundle(out)
 
 
+@pytest.mark.slow
 def test_a_file_added_to_a_model_folder_makes_it_the_users(tmp_path: Path, toy: Path) -> None:
     out = tmp_path / "m"
     assert run("bce-train", str(toy), "-o", str(out), *FAST).returncode == 0
@@ -131,6 +133,7 @@ def test_a_file_added_to_a_model_folder_makes_it_the_users(tmp_path: Path, toy: 
     assert tree_digest(out) == before
 
 
+@pytest.mark.slow
 def test_a_model_folder_whose_files_changed_is_the_users(tmp_path: Path, toy: Path) -> None:
     out = tmp_path / "m"
     assert run("bce-train", str(toy), "-o", str(out), "--epochs", "2", "-q").returncode == 0
@@ -146,6 +149,7 @@ def test_a_model_folder_whose_files_changed_is_the_users(tmp_path: Path, toy: Pa
     assert (out / "metrics.json").exists()
 
 
+@pytest.mark.slow
 def test_an_output_inside_a_model_folder_is_refused(tmp_path: Path, toy: Path) -> None:
     out = tmp_path / "m"
     assert run("bce-train", str(toy), "-o", str(out), *FAST).returncode == 0
@@ -156,6 +160,7 @@ def test_an_output_inside_a_model_folder_is_refused(tmp_path: Path, toy: Path) -
     assert not (out / "sub").exists() and not (out / "r").exists()
 
 
+@pytest.mark.slow
 def test_a_model_folder_from_before_manifests_is_still_replaced_and_loaded(
         model_copy: Path, toy: Path) -> None:
     (model_copy / "manifest.json").unlink()
@@ -168,6 +173,7 @@ def test_a_model_folder_from_before_manifests_is_still_replaced_and_loaded(
     assert (model_copy / "manifest.json").exists()
 
 
+@pytest.mark.slow
 def test_a_symlink_output_replaces_the_folder_it_names(tmp_path: Path, toy: Path) -> None:
     real = tmp_path / "models" / "v1"
     assert run("bce-train", str(toy), "-o", str(real), *FAST).returncode == 0
@@ -239,6 +245,7 @@ def test_a_checkpoint_path_that_is_a_symlink_is_refused_and_its_target_kept(
     assert (elsewhere / "state.json").exists() and (tmp_path / "m.checkpoint").is_symlink()
 
 
+@pytest.mark.slow
 def test_an_empty_checkpoint_folder_is_no_obstacle(tmp_path: Path, toy: Path) -> None:
     (tmp_path / "m.checkpoint").mkdir()
     result = run("bce-train", str(toy), "-o", str(tmp_path / "m"), *FAST)
@@ -253,6 +260,7 @@ def test_a_dangling_symlink_above_the_output_is_refused(tmp_path: Path, toy: Pat
     assert not (tmp_path / "nowhere").exists()
 
 
+@pytest.mark.slow
 def test_another_writers_staging_folder_is_never_cleared(tmp_path: Path, toy: Path) -> None:
     # A name with glob characters must not match the temporary folder of a live writer of m1
     sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
@@ -298,6 +306,7 @@ def test_sigterm_during_an_eval_report_leaves_no_lock_and_no_staging(model: Path
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
 
 
+@pytest.mark.slow
 def test_eval_reports_follow_the_same_rules(model: Path, tmp_path: Path) -> None:
     report = tmp_path / "report"
     first = run("bce-eval", str(model), str(SAMPLE), "--report", str(report), "--json")
@@ -324,6 +333,7 @@ def test_eval_reports_follow_the_same_rules(model: Path, tmp_path: Path) -> None
 
 # ----------------------------------------------------------------------- one writer per folder
 
+@pytest.mark.slow
 def test_two_trainers_into_one_new_folder_one_wins_the_other_says_who(tmp_path: Path) -> None:
     data = write_csv(tmp_path / "big.csv", ["review", "sentiment"], toy_rows(6000))
     out = tmp_path / "models" / "m"
@@ -344,6 +354,7 @@ def test_two_trainers_into_one_new_folder_one_wins_the_other_says_who(tmp_path: 
     assert not (tmp_path / "models" / "m.checkpoint").exists()
 
 
+@pytest.mark.slow
 def test_trainers_started_together_exactly_one_succeeds(tmp_path: Path, toy: Path) -> None:
     out = tmp_path / "m"
     procs = [subprocess.Popen([command("bce-train"), str(toy), "-o", str(out), *FAST],
@@ -408,6 +419,7 @@ Path(sys.argv[5]).touch()
 """
 
 
+@pytest.mark.slow
 def test_readers_during_replacements_get_one_whole_model(tmp_path: Path) -> None:
     a_csv, b_csv = _two_models(tmp_path)
     models = []
@@ -442,6 +454,7 @@ def test_readers_during_replacements_get_one_whole_model(tmp_path: Path) -> None
     assert hidden_leftovers(tmp_path) == []
 
 
+@pytest.mark.slow
 def test_predict_during_a_force_retrain_answers_with_one_model(tmp_path: Path) -> None:
     a_csv, b_csv = _two_models(tmp_path)
     target = tmp_path / "m"
@@ -470,6 +483,7 @@ def test_predict_during_a_force_retrain_answers_with_one_model(tmp_path: Path) -
 
 # ------------------------------------------------------------------ --resume and changed data
 
+@pytest.mark.slow
 def test_resume_refuses_data_whose_labels_changed(tmp_path: Path) -> None:
     from test_robustness import InterruptDuring
 
@@ -551,6 +565,7 @@ def test_a_hostile_model_folder_is_one_damaged_line_within_seconds(
     assert_clean_error(result, 2, "damaged model folder", needle)
 
 
+@pytest.mark.slow
 def test_a_custom_token_pattern_that_backtracks_on_a_text_stops_with_one_line(
         model_copy: Path) -> None:
     # Passes the probes at load, backtracks only on texts of q's: the time limit per text.
@@ -582,6 +597,7 @@ def test_odd_files_in_a_model_folder_are_one_damaged_line(model_copy: Path, kind
         victim.write_bytes(saved)
 
 
+@pytest.mark.slow
 def test_many_slow_stop_words_cannot_hold_predict_up(model_copy: Path) -> None:
     # Each stop word takes just under the limit per text: the limit on all texts together ends it
     def edit(config):  # type: ignore[no-untyped-def]
@@ -595,6 +611,7 @@ def test_many_slow_stop_words_cannot_hold_predict_up(model_copy: Path) -> None:
     assert_clean_error(result, 2, "damaged model folder", "backtracks")
 
 
+@pytest.mark.slow
 def test_a_model_trained_at_the_edges_of_the_options_loads(tmp_path: Path, toy: Path) -> None:
     out = tmp_path / "m"
     result = run("bce-train", str(toy), "-o", str(out), "--dropout", "0.9995", "--hidden", "4",
@@ -650,6 +667,7 @@ def linear_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
+@pytest.mark.slow
 @settings(max_examples=150, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
@@ -700,6 +718,7 @@ def test_table_output_shows_texts_literally(model: Path) -> None:
     assert "\x1b" not in result.stdout and "\x07" not in result.stdout
 
 
+@pytest.mark.slow
 def test_eval_table_shows_file_names_and_labels_literally(model: Path, tmp_path: Path) -> None:
     data = tmp_path / "[bold]x[red].csv"
     shutil.copy(SAMPLE, data)
@@ -744,6 +763,7 @@ def _closed_fds(args: list[str], close: str = ">&-") -> subprocess.CompletedProc
                           text=True, timeout=300)
 
 
+@pytest.mark.slow
 def test_closed_standard_streams_are_quiet_and_train_still_writes(model: Path, tmp_path: Path,
                                                                    toy: Path) -> None:
     out = tmp_path / "m"
@@ -774,6 +794,7 @@ def test_eval_into_a_closed_pipe_is_quiet(model: Path, extra: tuple[str, ...]) -
     assert err == ""
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("extra", [(), ("--json",)])
 def test_train_into_a_closed_pipe_still_writes_its_model(tmp_path: Path, toy: Path,
                                                         extra: tuple[str, ...]) -> None:
@@ -830,6 +851,7 @@ def test_every_bad_option_value_is_one_clear_line(tmp_path: Path, toy: Path,
     assert sorted(p.name for p in tmp_path.iterdir()) == ["toy.csv"]
 
 
+@pytest.mark.slow
 def test_a_hidden_layer_too_big_for_the_vocabulary_is_refused_before_allocating(
         tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
@@ -867,6 +889,7 @@ def test_weights_that_cannot_train_are_refused(tmp_path: Path, column: list[str]
                            "-o", str(tmp_path / "m")), 2, needle)
 
 
+@pytest.mark.slow
 def test_weights_are_relative_so_tiny_or_huge_ones_train_alike(tmp_path: Path) -> None:
     summaries = []
     for scale in ("1e-45", "1", "1e39"):
@@ -892,6 +915,7 @@ def test_labels_with_control_or_invisible_characters_are_refused_at_training(
     assert junk not in result.stderr
 
 
+@pytest.mark.slow
 def test_an_output_that_cannot_be_written_is_one_line(model: Path, tmp_path: Path,
                                                       toy: Path) -> None:
     if not Path("/dev/full").exists():
@@ -918,22 +942,28 @@ def test_a_pipe_as_data_is_one_line(tmp_path: Path) -> None:
 
 # -------------------------------------------------------- no hang, no orphan, nothing after exit
 
-def test_errors_found_after_the_helpers_start_never_hang(tmp_path: Path) -> None:
-    # A label positive on every training row: refused by --pos-weight auto inside training,
-    # after the tokenising helper ran and the report helper started.
-    rows = [(t, "1", "1" if i % 2 else "0") for i, (t, _) in enumerate(toy_rows(200))]
-    data = write_csv(tmp_path / "ml.csv", ["text", "always", "half"], rows)
-    for attempt in range(12):
-        result = run("bce-train", str(data), "-o", str(tmp_path / f"m{attempt}"),
-                     "--label-columns", "always,half", "--pos-weight", "auto", "--epochs", "2",
-                     "-q", timeout=60)
-        assert_clean_error(result, 2, "--pos-weight auto", "positive on every")
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["ml.csv"]
+@pytest.mark.slow
+def test_errors_found_while_the_pool_runs_never_hang(tmp_path: Path) -> None:
+    # A file large enough for the pool, with a blank label in its last row: refused while the
+    # worker is still importing scikit-learn or counting, which must end with the error.
+    rows = toy_rows(30000)
+    rows[-1] = (rows[-1][0], "")
+    data = write_csv(tmp_path / "d.csv", ["review", "sentiment"], rows)
+    assert data.stat().st_size >= POOL_MIN_BYTES
+    for attempt in range(3):
+        started = time.monotonic()
+        result = run("bce-train", str(data), "-o", str(tmp_path / f"m{attempt}"), "-q",
+                     timeout=60)
+        assert_clean_error(result, 2, "blank label")
+        assert time.monotonic() - started < 30
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d.csv"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
-def test_a_signal_while_the_helpers_start_is_one_line(tmp_path: Path, signum: int) -> None:
-    data = write_csv(tmp_path / "d.csv", ["review", "sentiment"], toy_rows(20000))
+def test_a_signal_while_the_pool_starts_is_one_line(tmp_path: Path, signum: int) -> None:
+    data = write_csv(tmp_path / "d.csv", ["review", "sentiment"], toy_rows(30000))
+    assert data.stat().st_size >= POOL_MIN_BYTES
     for delay in (0.3, 0.6, 0.9, 1.2, 1.5):
         proc = subprocess.Popen([command("bce-train"), str(data), "-o", str(tmp_path / "m"),
                                  "-q", "--force"], stdout=subprocess.DEVNULL,
@@ -950,6 +980,7 @@ def test_a_signal_while_the_helpers_start_is_one_line(tmp_path: Path, signum: in
         assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".")]
 
 
+@pytest.mark.slow
 def test_fast_usage_errors_repeated_never_hang(toy: Path, tmp_path: Path) -> None:
     for _ in range(20):
         result = run("bce-train", str(toy), "-o", str(tmp_path / "m"), "--pos-weight", "-1",
@@ -971,6 +1002,7 @@ def _children_of(pid: int) -> list[int]:
     return [int(p) for p in out.split()]
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="ps --ppid and killpg")
 @pytest.mark.parametrize("when", ["tokenising", "training"])
 def test_kill_9_of_bce_train_leaves_no_child_and_no_output(tmp_path: Path, when: str) -> None:
@@ -1001,6 +1033,7 @@ def test_kill_9_of_bce_train_leaves_no_child_and_no_output(tmp_path: Path, when:
     assert "Traceback" not in err_path.read_text()
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="ps --ppid and killpg")
 def test_kill_9_of_bce_predict_ends_its_workers(model: Path, tmp_path: Path) -> None:
     err_path = tmp_path / "stderr.txt"

@@ -85,7 +85,7 @@ class RunRecord:
                 "val_max_rows": None if separate else c.val_max_rows,
                 "val_grouping": None if separate else c.val_grouping,
                 "val_data": None if c.val_data is None else str(c.val_data),
-                "threshold": c.threshold,
+                "threshold": str(c.threshold),  # "auto" or the number, a string as ever
                 "threshold_metric": c.threshold_metric,
                 "calibrate": c.calibrate,
                 "device_used": self.device,

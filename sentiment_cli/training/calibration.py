@@ -61,6 +61,6 @@ def calibrate(config: TrainConfig, val_logits: np.ndarray | None, val_y: np.ndar
     if config.threshold == "auto" and val_logits is not None and val_y is not None:
         thresholds = tune_thresholds(sigmoid(val_logits / temperature), val_y,
                                      config.threshold_metric)
-    else:
-        thresholds = [float(config.threshold)] * n_outputs
+    else:  # auto without validation rows (a split too small to give any) keeps 0.5
+        thresholds = [0.5 if config.threshold == "auto" else float(config.threshold)] * n_outputs
     return temperature, thresholds

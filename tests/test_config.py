@@ -1,0 +1,87 @@
+"""Every option in one place: defaults stated once, one constraints table, checked up front."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+from conftest import SAMPLE, command
+
+from sentiment_cli.config import (
+    EvalConfig,
+    PredictConfig,
+    TrainConfig,
+    TrainingConfig,
+    VectorizerConfig,
+    check,
+    check_fields,
+    flag,
+)
+from sentiment_cli.errors import DataError
+
+BAD = {  # a value each constrained field refuses
+    VectorizerConfig: {"ngram_range": (3, 1), "min_df": 1.5, "max_df": -0.1,
+                       "max_features": 0, "binary": "yes", "stop_words": "french",
+                       "token_pattern": ""},
+    TrainingConfig: {"hidden": (0,), "dropout": 1.0, "lr": 0.0, "weight_decay": -1.0,
+                     "batch_size": 0, "epochs": 0, "patience": 0, "pos_weight": -1.0,
+                     "device": "gpu", "seed": -1, "average_epochs": 1},
+    TrainConfig: {"text_column": "", "label_columns": ("",), "val_split": 1.0,
+                  "val_max_rows": 1, "val_grouping": "random", "threshold": 2.0,
+                  "threshold_metric": "auc", "calibrate": "platt"},
+    PredictConfig: {"output_format": "xml", "threshold": 1.5, "batch_size": 0,
+                    "device": "tpu"},
+    EvalConfig: {"threshold": -0.5},
+}
+REQUIRED = {PredictConfig: {"model": Path("m")}, EvalConfig: {"model": Path("m"),
+                                                              "data": Path("d")}}
+
+
+@pytest.mark.parametrize("cls", list(BAD))
+def test_defaults_pass_and_every_constraint_names_its_option(cls: type) -> None:
+    base = cls(**REQUIRED.get(cls, {}))
+    check_fields(base)
+    assert set(cls.CONSTRAINTS) >= set(BAD[cls])
+    for name, value in BAD[cls].items():
+        with pytest.raises(DataError, match=f"^{re.escape(flag(name))} must be .*, got "):
+            check_fields(dataclasses.replace(base, **{name: value}))
+
+
+def test_configs_are_frozen() -> None:
+    config = TrainingConfig()
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        config.lr = 1.0  # type: ignore[misc]
+
+
+def test_checks_across_options_come_before_any_reading(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match="validation rows"):
+        check(TrainConfig(data=SAMPLE, val_split=0.0, threshold="auto"))
+    with pytest.raises(DataError, match="--max-df"):
+        check(TrainConfig(data=SAMPLE, vectorizer=VectorizerConfig(min_df=5, max_df=3)))
+    with pytest.raises(DataError, match="no such file"):
+        check(TrainConfig(data=tmp_path / "missing.csv"))
+    with pytest.raises(DataError, match="--keep-columns applies to --input"):
+        check(PredictConfig(model=tmp_path, keep_columns=True))
+    assert TrainConfig(data=SAMPLE).output == Path("models") / "reviews"
+
+
+def test_help_shows_the_defaults_of_the_config() -> None:
+    out = subprocess.run([command("bce-train"), "--help"], capture_output=True, text=True,
+                         check=True).stdout
+    shown = {}  # each option's block of (wrapped) help lines, and the default it states
+    for block in re.split(r"\n(?=\s{2}-)", out):
+        name = re.match(r"\s*(?:-\w, )?--([\w-]+)", block)
+        default = re.search(r"\[default:\s+([^\]]+)\]", " ".join(block.split()))
+        if name and default:
+            shown[name.group(1)] = default.group(1)
+    training, vectorizer, train = TrainingConfig(), VectorizerConfig(), TrainConfig()
+    assert float(shown["lr"]) == training.lr
+    assert int(shown["epochs"]) == training.epochs
+    assert int(shown["patience"]) == training.patience
+    assert float(shown["val-split"]) == train.val_split
+    assert int(shown["val-max-rows"]) == train.val_max_rows
+    assert shown["ngram-range"] == ",".join(map(str, vectorizer.ngram_range))
+    assert shown["hidden"] == "none" and training.hidden == ()
