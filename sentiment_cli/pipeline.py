@@ -29,9 +29,11 @@ if TYPE_CHECKING:
     from sentiment_cli.data.reading import Dataset
     from sentiment_cli.training.loop import TrainResult
 
-# Counting terms in a worker while this process imports torch (1.1-1.6 s) pays once the input
-# takes about as long to tokenise; below, one process does both (benchmarks/pool_break_even.py).
-POOL_MIN_BYTES = 1_000_000
+# From this size on, one worker counts terms while this process imports torch: on two idle
+# cores that took 0.76-0.89x the wall time of one process, from 3,000 to 67,000 rows
+# (benchmarks/results/pool_break_even.md). Smaller inputs gain from the overlapped imports too
+# (0.83x on the 675-row sample) but only by keeping the second core busy for a toy file.
+POOL_MIN_BYTES = 200_000
 
 
 def run_training(config: TrainConfig, progress: TrainProgress | None = None,
@@ -134,13 +136,7 @@ def _features(config: TrainConfig, note: Callable[[str], None]) -> tuple[_Featur
         read_seconds = time.perf_counter() - started
         texts = data.texts if val is None else [*data.texts, *val.texts]
         counted = executor.submit(count_terms, texts, config.vectorizer)
-        _import_trainer()  # while the worker counts
-        if config.report:
-            from sentiment_cli.reporting.plots import warm_up as warm_up_plots
-
-            for _ in warm_up_plots():  # a step at a time, while the worker still counts
-                if counted.done():
-                    break
+        _import_trainer(config.report)  # while the worker counts
         counts = counted.result()
         split = split_off_validation(config, data, val, counts.counts, executor, note)
     x_train, x_val, vectorizer = training_matrices(counts, config.vectorizer, split.train_rows,
@@ -191,10 +187,15 @@ def _workers(config: TrainConfig) -> int:
     return 1 if parallel.available_cores() > 1 and size >= POOL_MIN_BYTES else 0
 
 
-def _import_trainer() -> None:
-    """Load torch and the training code (1.1-1.6 s) while the worker counts terms."""
+def _import_trainer(report: bool) -> None:
+    """Load torch and the training code (1.1-1.6 s), and matplotlib for the report (0.3 s),
+    while the worker counts terms."""
     import scipy.sparse.csgraph  # noqa: F401  (the split's grouping, 0.07 s)
     from safetensors import torch as _  # noqa: F401
 
-    from sentiment_cli.reporting import report  # noqa: F401
     from sentiment_cli.training import calibration, loop  # noqa: F401
+
+    if report:
+        from sentiment_cli.reporting import plots
+
+        plots.load_pyplot()

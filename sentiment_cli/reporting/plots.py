@@ -9,7 +9,7 @@ number of labels so their names stay readable.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -40,26 +40,6 @@ def load_pyplot() -> Any:
     # print on stderr (with the raw character) even under --quiet.
     warnings.filterwarnings("ignore", message=r"Glyph \d+ .*missing from", category=UserWarning)
     return plt
-
-
-def warm_up() -> Iterator[None]:
-    """Import matplotlib, then draw each kind of binary plot once on made-up data into memory,
-    one step per plot: the first drawing of each kind loads fonts, glyphs and caches (the six
-    real plots then take about 0.25 s instead of 0.45 s). Training runs the steps while it waits
-    for the worker that counts terms, and stops when the worker is done."""
-    import io
-
-    load_pyplot()
-    yield
-    rng = np.random.default_rng(0)
-    y = rng.random(200) < 0.5
-    p = np.clip(0.3 * y + 0.7 * rng.random(200), 0, 1)
-    history = [{"epoch": e, "train_loss": 1 / e, "val_loss": 1 / e, "train_acc": 0.5,
-                "val_acc": 0.5} for e in (1, 2, 3)]
-    jobs, _ = _plot_jobs(Path(), "warm-up", ["no", "yes"], y, p, {}, history, 2)
-    for caption, plot, kwargs in jobs:
-        _draw([(caption, plot, {**kwargs, "path": io.BytesIO()})])  # nothing on disk
-        yield
 
 
 # Fixed margins for 640 x 480 figures: matplotlib's constrained layout finds them itself but
