@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import json
 import os
 import signal
 import sys
@@ -36,6 +37,14 @@ def new_app() -> typer.Typer:
     return typer.Typer(**_APP_SETTINGS)
 
 
+def show(result: dict[str, Any], as_json: bool, render: Callable[[dict[str, Any]], None]) -> None:
+    """A command's result on stdout: one JSON object with ``--json``, else ``render`` it."""
+    if as_json:
+        sys.stdout.write(json.dumps(result, ensure_ascii=False) + "\n")
+    else:
+        render(result)
+
+
 def error_line(message: str) -> None:
     """The one line a user sees for an error, with control characters from file names or data
     shown as escapes (they must not move the cursor, recolour or retitle a terminal)."""
@@ -52,18 +61,13 @@ def handle_errors(func: F) -> F:
         debug = bool(kwargs.get("debug"))
         try:
             return func(*args, **kwargs)
-        except SentimentError as err:
+        except (SentimentError, Interrupted) as err:
             if debug:
                 raise
             error_line(str(err))
             raise typer.Exit(err.exit_code) from None
         except BrokenPipeError:
             _quiet_broken_pipe()
-        except Interrupted as err:
-            if debug:
-                raise
-            error_line(str(err))
-            raise typer.Exit(err.exit_code) from None
         except KeyboardInterrupt:
             error_line("interrupted")
             raise typer.Exit(130) from None

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -18,6 +16,7 @@ from sentiment_cli.cli import (
     new_app,
     raise_on_signals,
     run,
+    show,
 )
 from sentiment_cli.config import EvalConfig, check
 
@@ -63,10 +62,7 @@ def evaluate(
     check(config)
     raise_on_signals()  # SIGTERM ends a --report run through its clean-up, as Ctrl-C does
     metrics = evaluate_model(config)
-    if as_json:
-        sys.stdout.write(json.dumps(metrics, ensure_ascii=False) + "\n")
-    else:
-        print_eval(metrics)
+    show(metrics, as_json, print_eval)
 
 
 def main() -> None:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -19,6 +17,7 @@ from sentiment_cli.cli import (
     parse_ints,
     raise_on_signals,
     run,
+    show,
 )
 from sentiment_cli.config import TrainConfig, TrainingConfig, VectorizerConfig
 from sentiment_cli.errors import DataError
@@ -272,11 +271,7 @@ def train(
     raise_on_signals()
     with TrainConsole(quiet=quiet) as console:
         record = run_training(config, progress=console, note=console.note)
-    summary = record.summary()
-    if as_json:
-        sys.stdout.write(json.dumps(summary, ensure_ascii=False) + "\n")
-    else:
-        print_train_summary(summary)
+    show(record.summary(), as_json, print_train_summary)
 
 
 def main() -> None:
