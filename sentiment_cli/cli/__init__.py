@@ -105,29 +105,53 @@ def _quiet_broken_pipe() -> NoReturn:
     raise SystemExit(_quiet_broken_pipe_code())
 
 
+# How soon an interruption that arrived during an import is looked at again.
+_RETRY_SECONDS = 0.05
+
+
 def raise_on_signals() -> None:
     """Ctrl-C and SIGTERM become Interrupted, so training can save and say how to resume.
 
     A signal ignored when we started stays ignored: a shell starts background jobs (``cmd &``)
     with SIGINT ignored so that Ctrl-C at the terminal does not reach them (Python itself leaves
-    SIGINT alone then). A signal that arrives in code whose exceptions Python ignores (the
-    import system's lock callbacks, a ``__del__``) would print "Exception ignored" and be lost:
-    there it is raised again, to be handled once that code has returned."""
+    SIGINT alone then). A signal that arrives while a module is being imported is held until
+    the import is done (a timer looks again every 50 ms): raised there, it can land in code
+    that cannot pass it on (the import system's lock callbacks print "Exception ignored" and
+    lose it; torch's C++ start-up aborts the process), or in a library's ``except``."""
+    pending: list[int] = []
 
     def handler(signum: int, frame: FrameType | None) -> None:
-        if frame is not None and _swallows_exceptions(frame):
-            signal.raise_signal(signum)  # handled again at the next instruction outside
+        if signum == _RETRY:
+            if not pending:
+                return
+            signum = pending[0]
+        if frame is not None and _importing(frame) and _RETRY is not None:
+            if not pending:
+                pending.append(signum)
+            signal.setitimer(signal.ITIMER_REAL, _RETRY_SECONDS)
             return
+        pending.clear()
         raise Interrupted(signum)
 
     for signum in (signal.SIGINT, signal.SIGTERM):
         if signal.getsignal(signum) is not signal.SIG_IGN:
             signal.signal(signum, handler)
+    if _RETRY is not None:
+        signal.signal(_RETRY, handler)
 
 
-def _swallows_exceptions(frame: FrameType) -> bool:
-    code = frame.f_code
-    return code.co_filename.startswith("<frozen importlib") or code.co_name == "__del__"
+_RETRY = signal.SIGALRM if hasattr(signal, "setitimer") else None
+
+
+def _importing(frame: FrameType | None) -> bool:
+    """Whether this frame, or one that called it, is the import system's (or a ``__del__``)."""
+    if frame is not None and frame.f_code.co_name == "__del__":
+        return True
+    while frame is not None:
+        if frame.f_code.co_filename.startswith("<frozen importlib"):
+            return True
+        frame = frame.f_back
+    return False
 
 
 def parse_ints(value: str, option: str) -> list[int]:
