@@ -21,61 +21,32 @@ from sentiment_cli.predict import Predictor
 
 
 def evaluate(config: EvalConfig) -> dict[str, Any]:
-    """The metrics of ``config.model`` on ``config.data`` (see :func:`evaluate_file`)."""
-    return evaluate_file(config.model, config.data, config.text_column,
-                         list(config.label_columns) or None, config.delimiter, config.encoding,
-                         config.drop_invalid, config.threshold, config.batch_size,
-                         config.report, config.force)
-
-
-def evaluate_file(
-    model_dir: str | os.PathLike[str],
-    data_path: str | os.PathLike[str],
-    text_column: str | None = None,
-    label_columns: list[str] | None = None,
-    delimiter: str | None = None,
-    encoding: str | None = None,
-    drop_invalid: bool = False,
-    threshold: float | None = None,
-    batch_size: int = 4096,
-    report_dir: str | os.PathLike[str] | None = None,
-    force: bool = False,
-) -> dict[str, Any]:
-    """Metrics of the model in ``model_dir`` on the labeled rows of ``data_path``; with
-    ``report_dir``, also report.md and plots there (a folder of its own: an earlier report is
-    replaced only with ``force``, anything else never). The report folder is checked and
-    locked before the model or the data is read."""
+    """Metrics of the model ``config.model`` on the labeled rows of ``config.data``; with
+    ``config.report``, also report.md and plots there (a folder of its own: an earlier report
+    is replaced only with ``config.force``, anything else never). The report folder is checked
+    and locked before the model or the data is read."""
     from sentiment_cli.artifacts.locking import FolderLock
 
-    if report_dir is None:
-        return _evaluate(model_dir, data_path, text_column, label_columns, delimiter, encoding,
-                         drop_invalid, threshold, batch_size)
-    report = check_target(Path(report_dir), "report", force, "--report")
+    if config.report is None:
+        return _evaluate(config, None)
+    report = check_target(Path(config.report), "report", config.force, "--report")
     with FolderLock(report, "--report", writer="bce-eval"):
-        check_target(report, "report", force, "--report")
-        return _evaluate(model_dir, data_path, text_column, label_columns, delimiter, encoding,
-                         drop_invalid, threshold, batch_size, (report, Path(report_dir)), force)
+        check_target(report, "report", config.force, "--report")
+        return _evaluate(config, report)
 
 
-def _evaluate(
-    model_dir: str | os.PathLike[str],
-    data_path: str | os.PathLike[str],
-    text_column: str | None,
-    label_columns: list[str] | None,
-    delimiter: str | None,
-    encoding: str | None,
-    drop_invalid: bool,
-    threshold: float | None,
-    batch_size: int,
-    report: tuple[Path, Path] | None = None,
-    force: bool = False,
-) -> dict[str, Any]:
+def _evaluate(config: EvalConfig, report: Path | None) -> dict[str, Any]:
+    """The metrics (and the report, written whole into ``report``, the --report folder's real
+    path, when given)."""
+    model_dir, data_path, force = config.model, config.data, config.force
+    label_columns = list(config.label_columns) or None
     bundle = load_bundle(model_dir)
-    predictor = Predictor(bundle, threshold=threshold)
+    predictor = Predictor(bundle, threshold=config.threshold)
     if bundle.multilabel and not label_columns:
         label_columns = list(bundle.spec.label_columns)
-    read = dict(text_column=text_column, label_columns=label_columns, delimiter=delimiter,
-                encoding=encoding, drop_invalid=drop_invalid)
+    read = dict(text_column=config.text_column, label_columns=label_columns,
+                delimiter=config.delimiter, encoding=config.encoding,
+                drop_invalid=config.drop_invalid)
     try:
         data = load_dataset(data_path, **read)
     except DataError:
@@ -97,8 +68,8 @@ def _evaluate(
             f"evaluate on a file labeled like the training data"
         )
     prob = np.concatenate(
-        [predictor.probabilities(data.texts[i : i + batch_size])
-         for i in range(0, len(data), batch_size)]
+        [predictor.probabilities(data.texts[i : i + config.batch_size])
+         for i in range(0, len(data), config.batch_size)]
     )
     if bundle.multilabel:
         metrics = multilabel_metrics(data.y, prob, predictor.thresholds, bundle.labels)
@@ -113,13 +84,12 @@ def _evaluate(
         "dropped_rows": data.dropped_rows,
     })
     if report is not None:
-        real, given = report
 
         def fill(folder: Path) -> None:
             _write_eval_report(folder, bundle, data_path, data.y, prob, metrics)
 
-        publish(real, fill, "report", replace=force)
-        metrics["report"] = str(given / "report.md")
+        publish(report, fill, "report", replace=force)
+        metrics["report"] = str(Path(config.report) / "report.md")
     return metrics
 
 
