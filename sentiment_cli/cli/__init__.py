@@ -114,39 +114,50 @@ def raise_on_signals() -> None:
 
     A signal ignored when we started stays ignored: a shell starts background jobs (``cmd &``)
     with SIGINT ignored so that Ctrl-C at the terminal does not reach them (Python itself leaves
-    SIGINT alone then). A signal that arrives while a module is being imported is held until
-    the import is done (a timer looks again every 50 ms): raised there, it can land in code
-    that cannot pass it on (the import system's lock callbacks print "Exception ignored" and
-    lose it; torch's C++ start-up aborts the process), or in a library's ``except``."""
+    SIGINT alone then). An interruption is never lost or half-raised: one that arrives while a
+    module is being imported is held until the import is done (raised in torch's C++ start-up
+    it would abort the process), and one raised where Python cannot pass it on (a ``__del__``,
+    a weakref or import-lock callback: "Exception ignored") is raised again; a timer looks
+    again every 50 ms."""
     pending: list[int] = []
+
+    def later(signum: int) -> bool:
+        if _RETRY is None:
+            return False
+        if not pending:
+            pending.append(signum)
+        signal.setitimer(signal.ITIMER_REAL, _RETRY_SECONDS)
+        return True
 
     def handler(signum: int, frame: FrameType | None) -> None:
         if signum == _RETRY:
             if not pending:
                 return
             signum = pending[0]
-        if frame is not None and _importing(frame) and _RETRY is not None:
-            if not pending:
-                pending.append(signum)
-            signal.setitimer(signal.ITIMER_REAL, _RETRY_SECONDS)
+        if _importing(frame) and later(signum):
             return
         pending.clear()
         raise Interrupted(signum)
+
+    previous_hook = sys.unraisablehook
+
+    def unraisable(info: Any) -> None:
+        if not (isinstance(info.exc_value, Interrupted) and later(info.exc_value.signum)):
+            previous_hook(info)
 
     for signum in (signal.SIGINT, signal.SIGTERM):
         if signal.getsignal(signum) is not signal.SIG_IGN:
             signal.signal(signum, handler)
     if _RETRY is not None:
         signal.signal(_RETRY, handler)
+    sys.unraisablehook = unraisable
 
 
 _RETRY = signal.SIGALRM if hasattr(signal, "setitimer") else None
 
 
 def _importing(frame: FrameType | None) -> bool:
-    """Whether this frame, or one that called it, is the import system's (or a ``__del__``)."""
-    if frame is not None and frame.f_code.co_name == "__del__":
-        return True
+    """Whether this frame, or one that called it, is the import system's."""
     while frame is not None:
         if frame.f_code.co_filename.startswith("<frozen importlib"):
             return True
