@@ -4,19 +4,21 @@ orders them, holds the output folder's lock, and turns an interruption into a wa
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sentiment_cli import parallel
+from sentiment_cli import distributed, parallel
 from sentiment_cli.artifacts.folders import check_target, remove_owned
 from sentiment_cli.artifacts.locking import FolderLock
 from sentiment_cli.artifacts.record import DataSummary, RunRecord, write_model_folder
 from sentiment_cli.config import TrainConfig, check
-from sentiment_cli.errors import Interrupted, TrainingError
+from sentiment_cli.distributed import World
+from sentiment_cli.errors import DataError, Interrupted, TrainingError
 from sentiment_cli.features import count_terms, training_matrices, warm_up
 from sentiment_cli.memory import check_training_memory
 from sentiment_cli.split import TrainSplit, split_off_validation
@@ -37,25 +39,51 @@ POOL_MIN_BYTES = 200_000
 
 
 def run_training(config: TrainConfig, progress: TrainProgress | None = None,
-                 note: Callable[[str], None] = lambda message: None) -> RunRecord:
+                 note: Callable[[str], None] = lambda message: None) -> RunRecord | None:
     """Train on ``config.data`` and write the model folder ``config.output``; return the run's
     record. Every option, the output and the device are checked first; the output's lock is
-    then held until the model folder is written (one writer per folder), before any reading."""
-    check(config)
-    output = check_target(config.model_folder, "model", config.force, "--output")
-    if config.training.device.startswith("cuda"):
-        from sentiment_cli.training.loop import resolve_device
+    then held until the model folder is written (one writer per folder), before any reading.
 
-        resolve_device(config.training.device)  # a CUDA request that cannot work fails now
-    check_training_memory(config.training, vocab_size=1, n_outputs=1)  # --hidden alone
-    checkpoints = ckpt.checkpoint_path(output)
-    with FolderLock(output):
-        check_target(output, "model", config.force, "--output")  # again, now that we hold it
-        ckpt.check_checkpoint_folder(checkpoints, resume=config.resume, force=config.force)
-        record = _train(config, output, checkpoints, progress, note)
-    if checkpoints.is_dir():
+    Under torchrun, every rank trains (:mod:`.distributed`) and rank 0 alone checks, locks and
+    writes the output; the other ranks return None."""
+    check(config)
+    world = distributed.from_environment()
+    with contextlib.ExitStack() as held, distributed.joined(world) as world:
+        if world.distributed:
+            config = replace(config, training=replace(
+                config.training, device=distributed.rank_device(world, config.training.device)))
+        output = config.model_folder
+        with world.agreed():
+            if config.training.device.startswith("cuda"):
+                from sentiment_cli.training.loop import resolve_device
+
+                resolve_device(config.training.device)  # a CUDA request that cannot work fails now
+            check_training_memory(config.training, vocab_size=1, n_outputs=1)  # --hidden alone
+            if world.main:
+                output = _hold_output(config, held)
+        checkpoints = ckpt.checkpoint_path(output)
+        record = _train(config, output, checkpoints, progress, note, world)
+    if world.main and checkpoints.is_dir():
         remove_owned(checkpoints, "checkpoint")
     return record
+
+
+def _hold_output(config: TrainConfig, held: contextlib.ExitStack) -> Path:
+    """Check the output, then lock it for the rest of the run (``held``) and check it again:
+    nothing else may write it meanwhile. A checkpoint beside it is resumed or discarded as the
+    options say (and resumed after torchrun restarted the job)."""
+    output = check_target(config.model_folder, "model", config.force, "--output")
+    held.enter_context(FolderLock(output))
+    check_target(output, "model", config.force, "--output")  # again, now that we hold it
+    ckpt.check_checkpoint_folder(ckpt.checkpoint_path(output), resume=_resuming(config, output),
+                                 force=config.force)
+    return output
+
+
+def _resuming(config: TrainConfig, output: Path) -> bool:
+    """--resume, or a job torchrun restarted after a failure, once it has saved an epoch."""
+    return config.resume or (distributed.restarted()
+                             and (ckpt.checkpoint_path(output) / ckpt.STATE_FILE).is_file())
 
 
 @dataclass
@@ -66,13 +94,19 @@ class _Features:
     vectorizer: dict[str, Any]  # its JSON form: params and terms
 
 
-def _train(config: TrainConfig, output: Path, checkpoints: Path,
-           progress: TrainProgress | None, note: Callable[[str], None]) -> RunRecord:
+def _train(config: TrainConfig, output: Path, checkpoints: Path, progress: TrainProgress | None,
+           note: Callable[[str], None], world: World) -> RunRecord | None:
     started = time.perf_counter()
     digests = ckpt.input_digests(ckpt.run_inputs(config))
-    if config.resume:
+
+    def resumable() -> bool:
+        if not _resuming(config, output):
+            return False
         ckpt.check_resumable(checkpoints, {**ckpt.fingerprint_options(config), **digests})
-    features, read_seconds = _features(config, note)
+        return True
+
+    resuming = world.from_main(resumable)
+    features, read_seconds = _features_everywhere(config, note, world, digests)
     # What is loaded now (torch, the rows, the counts) lives until the end: Python's collector
     # need not walk it again (about 260,000 objects on SST-2; the plots drew 0.2-0.3 s faster).
     gc.freeze()
@@ -82,7 +116,6 @@ def _train(config: TrainConfig, output: Path, checkpoints: Path,
     note(f"{len(train)} training rows, {0 if val is None else len(val)} validation rows, "
          f"vocabulary of {x_train.shape[1]} terms")
     n_outputs = 1 if train.y.ndim == 1 else train.y.shape[1]
-    check_training_memory(config.training, x_train.shape[1], n_outputs)
 
     from sentiment_cli.reporting.report import write_training_report
     from sentiment_cli.training.loop import TrainingDiverged, fit
@@ -91,22 +124,27 @@ def _train(config: TrainConfig, output: Path, checkpoints: Path,
         **ckpt.fingerprint_options(config), **digests, "text_column": data.text_column,
         "label_columns": data.label_columns, "train_rows": len(train),
         "vocabulary": ckpt.vocabulary_digest(features.vectorizer["terms"])})
-    resume = run.load(x_train.shape[1], config.training, n_outputs) if config.resume else None
+    resume = world.from_main(
+        lambda: run.load(x_train.shape[1], config.training, n_outputs) if resuming else None)
     if resume is not None:
         note(f"resuming after epoch {resume.epoch} from {checkpoints}")
     try:
         try:
-            result = fit(x_train, train.y, features.x_val, None if val is None else val.y,
-                         config.training, w_train=train.weights,
-                         w_val=None if val is None else val.weights, progress=progress,
-                         checkpoint=run.save, resume=resume)
-        except TrainingDiverged as err:
+            with distributed.peers_watched(world):
+                result = fit(x_train, train.y, features.x_val, None if val is None else val.y,
+                             config.training, w_train=train.weights,
+                             w_val=None if val is None else val.weights, progress=progress,
+                             checkpoint=run.save if world.main else None, resume=resume,
+                             world=world)
+        except (TrainingDiverged, distributed.PeerLost) as err:
             if run.last_saved:
                 raise TrainingError(f"{err} (epoch {run.last_saved} is kept in "
                                     f"{checkpoints})") from None
             raise
         laps["train"] = time.perf_counter() - started - laps["read"] - laps["vectorize"]
-        record, shown, logits = _measure(config, features, result)
+        if not world.main:
+            return None  # rank 0 measures and writes
+        record, shown, logits = _measure(config, features, result, world)
         terms = features.vectorizer["terms"]
 
         def report(folder: Path) -> None:
@@ -123,14 +161,36 @@ def _train(config: TrainConfig, output: Path, checkpoints: Path,
     return record
 
 
-def _features(config: TrainConfig, note: Callable[[str], None]) -> tuple[_Features, float]:
+def _features_everywhere(config: TrainConfig, note: Callable[[str], None], world: World,
+                        digests: dict[str, str | None]) -> tuple[_Features, float]:
+    """:func:`_features`, on every rank from its own copy of the data: a rank whose copy
+    differs from rank 0's, that cannot read it, or lacks the memory to train on it stops them
+    all, before any training step."""
+    on_main = world.from_main(lambda: digests)
+    with world.agreed():
+        differ = [name for name, digest in digests.items()
+                  if digest and on_main.get(name) and digest != on_main[name]]
+        if differ:
+            files = ", ".join("DATA" if n == "data_sha256" else
+                              f"--{n.removesuffix('_sha256').replace('_', '-')}" for n in differ)
+            raise DataError(f"this node's copy of {files} differs from rank 0's (SHA-256); every "
+                            f"node must read the same file")
+        features, read_seconds = _features(config, note, world)
+        train = features.split.train
+        check_training_memory(config.training, features.x_train.shape[1],
+                              1 if train.y.ndim == 1 else train.y.shape[1])
+    return features, read_seconds
+
+
+def _features(config: TrainConfig, note: Callable[[str], None],
+              world: World) -> tuple[_Features, float]:
     """Read the rows, count every text's terms once (in a worker while torch is imported
     here), split off the validation rows and fit the vocabulary on the training rows. Also
     returns the seconds spent reading."""
     from sentiment_cli.data.rows import read_rows
 
     started = time.perf_counter()
-    with parallel.pool(_workers(config)) as executor:
+    with parallel.pool(0 if world.distributed else _workers(config)) as executor:
         executor.submit(warm_up)  # the worker imports scikit-learn while pandas reads here
         data, val = read_rows(config, note)
         read_seconds = time.perf_counter() - started
@@ -144,8 +204,8 @@ def _features(config: TrainConfig, note: Callable[[str], None]) -> tuple[_Featur
     return _Features(split, x_train, x_val, vectorizer), read_seconds
 
 
-def _measure(config: TrainConfig, features: _Features,
-             result: TrainResult) -> tuple[RunRecord, Dataset, np.ndarray]:
+def _measure(config: TrainConfig, features: _Features, result: TrainResult,
+             world: World) -> tuple[RunRecord, Dataset, np.ndarray]:
     """Calibrate on the validation rows and measure both splits: the run's record, and the
     rows the report shows (validation, else training) with their logits."""
     from sentiment_cli.artifacts.bundle import versions
@@ -174,7 +234,8 @@ def _measure(config: TrainConfig, features: _Features,
         best_epoch=result.best_epoch, averaged_epochs=result.averaged_epochs,
         stopped_early=result.stopped_early, device=result.device,
         pos_weight=result.pos_weight, temperature=temperature, thresholds=thresholds,
-        train_metrics=train_metrics, val_metrics=val_metrics, versions=versions())
+        train_metrics=train_metrics, val_metrics=val_metrics, versions=versions(),
+        world_size=world.size, backend=world.backend)
     if val is None or val_logits is None:
         return record, train, train_logits
     return record, val, val_logits

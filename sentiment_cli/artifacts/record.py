@@ -63,6 +63,8 @@ class RunRecord:
     created: str = field(
         default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
     seconds: dict[str, float] = field(default_factory=dict)
+    world_size: int = 1  # processes that trained (torchrun), and their backend
+    backend: str | None = None
 
     def config_json(self) -> dict[str, Any]:
         c = self.config
@@ -90,6 +92,8 @@ class RunRecord:
                 "calibrate": c.calibrate,
                 "device_used": self.device,
                 "pos_weight_values": self.pos_weight,
+                "world_size": self.world_size,
+                "backend": self.backend,
             },
             "data": {
                 "source": self.data.source,
@@ -146,6 +150,7 @@ class RunRecord:
             "averaged_epochs": self.averaged_epochs,
             "epochs_run": len(self.history),
             "device": self.device,
+            "world_size": self.world_size,
             "thresholds": self.thresholds,
             "temperature": self.temperature,
             "pos_weight": self.pos_weight,

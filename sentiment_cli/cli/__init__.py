@@ -20,6 +20,7 @@ from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
 
+from sentiment_cli.distributed import ReportedByMain, environment_rank
 from sentiment_cli.errors import DataError, Interrupted, SentimentError
 from sentiment_cli.text import printable
 
@@ -47,14 +48,21 @@ def show(result: dict[str, Any], as_json: bool, render: Callable[[dict[str, Any]
 
 def error_line(message: str) -> None:
     """The one line a user sees for an error, with control characters from file names or data
-    shown as escapes (they must not move the cursor, recolour or retitle a terminal)."""
+    shown as escapes (they must not move the cursor, recolour or retitle a terminal). Under
+    torchrun, a rank other than 0 names itself."""
     prog = Path(sys.argv[0]).name or "sentiment-cli"
-    sys.stderr.write(f"{prog}: error: {printable(message)}\n")
+    rank = environment_rank()
+    where = f"rank {rank}: " if rank else ""
+    sys.stderr.write(f"{prog}: error: {where}{printable(message)}\n")
     sys.stderr.flush()
 
 
 def handle_errors(func: F) -> F:
-    """Turn our errors into one line and an exit status; --debug shows the traceback."""
+    """Turn our errors into one line and an exit status; --debug shows the traceback.
+
+    Under torchrun, our errors and interruptions are rank 0's to print: every rank meets the
+    same ones (or hears of another rank's, :mod:`..distributed`), so the others exit with the
+    status and say nothing; an unexpected failure is printed by the rank it happened in."""
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -62,9 +70,10 @@ def handle_errors(func: F) -> F:
         try:
             return func(*args, **kwargs)
         except (SentimentError, Interrupted) as err:
-            if debug:
+            if debug and not isinstance(err, ReportedByMain):
                 raise
-            error_line(str(err))
+            if environment_rank() == 0:
+                error_line(str(err))
             raise typer.Exit(err.exit_code) from None
         except BrokenPipeError:
             _quiet_broken_pipe()

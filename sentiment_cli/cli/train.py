@@ -20,6 +20,7 @@ from sentiment_cli.cli import (
     show,
 )
 from sentiment_cli.config import TrainConfig, TrainingConfig, VectorizerConfig
+from sentiment_cli.distributed import environment_rank
 from sentiment_cli.errors import DataError
 
 app = new_app()
@@ -269,9 +270,11 @@ def train(
         report=write_report,
     )
     raise_on_signals()
-    with TrainConsole(quiet=quiet) as console:
+    main_rank = environment_rank() == 0  # under torchrun, rank 0 speaks for the job
+    with TrainConsole(quiet=quiet or not main_rank) as console:
         record = run_training(config, progress=console, note=console.note)
-    show(record.summary(), as_json, print_train_summary)
+    if record is not None:
+        show(record.summary(), as_json, print_train_summary)
 
 
 def main() -> None:

@@ -1,0 +1,243 @@
+"""Training in several processes, on one machine or many, on PyTorch's own engine.
+
+``torchrun`` starts the processes and describes them in the environment (RANK, WORLD_SIZE,
+LOCAL_RANK, MASTER_ADDR, MASTER_PORT); :func:`joined` joins the process group it set up, and
+the model is wrapped in ``DistributedDataParallel``. What the training needs beyond that is
+here: a :class:`World` that says which process this is, and the few collective steps of a run:
+
+- every rank reads the data and computes the same split and vocabulary (they are
+  deterministic), then trains on its share of each batch;
+- an error found by any rank before training (a file missing on one node, an option another
+  rank refused) is exchanged (:meth:`World.agree`), so that every rank stops and rank 0 prints
+  the one line;
+- rank 0 alone checks and locks the output, writes checkpoints and the model folder, and reads
+  a checkpoint back, which it sends to the others (:meth:`World.from_main`);
+- the epoch's metrics are sums over every rank's rows (:meth:`World.sum`).
+
+The backend is gloo, on CPU and on CUDA alike: the first layer's gradient is sparse (the
+vocabulary rows a batch touched) and gloo all-reduces sparse tensors; NCCL has no sparse
+all-reduce, and a dense V x H gradient would move the whole table every step.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from sentiment_cli.errors import DataError, SentimentError
+
+if TYPE_CHECKING:
+    import numpy as np
+    import torch
+
+T = TypeVar("T")
+
+BACKEND = "gloo"
+# How long a collective step waits for the other ranks. Every rank does the same work between
+# two steps, so a wait this long means a rank is gone (torchrun then ends the others anyway).
+STEP_TIMEOUT = timedelta(minutes=10)
+
+
+class ReportedByMain(SentimentError):
+    """An error rank 0 prints for the whole job: this rank exits with its status, silently."""
+
+    def __init__(self, exit_code: int) -> None:
+        super().__init__("reported by rank 0")
+        self.exit_code = exit_code
+
+
+class PeerLost(SentimentError):
+    """A collective step failed: another rank of the job is gone (it failed or was killed; its
+    own message, or torchrun's, says why)."""
+
+
+@contextmanager
+def peers_watched(world: World) -> Iterator[None]:
+    """Turn the backend's error for a rank that went away into :class:`PeerLost`."""
+    try:
+        yield
+    except RuntimeError as err:
+        if not world.distributed or not _from_backend(err):
+            raise
+        detail = str(err).split("]", 1)[-1].split(". ", 1)[0].strip(" :")
+        raise PeerLost(f"rank {world.rank} lost another rank of the job ({detail}); its "
+                       f"message above, or torchrun's, says why") from None
+
+
+def _from_backend(err: RuntimeError) -> bool:
+    import torch.distributed as dist
+
+    return isinstance(err, dist.DistError) or "gloo" in str(err)
+
+
+@dataclass(frozen=True)
+class World:
+    """Which process of the job this is. One process alone: rank 0 of 1."""
+
+    rank: int = 0
+    size: int = 1
+    local_rank: int = 0
+    backend: str | None = None  # set once the process group is joined
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def distributed(self) -> bool:
+        return self.size > 1
+
+    def share(self, rows: np.ndarray) -> np.ndarray:
+        """This rank's part of ``rows``: every ``size``-th, from position ``rank``."""
+        return rows[self.rank :: self.size]
+
+    def sum(self, values: Sequence[float]) -> list[float]:
+        """The sums of ``values`` over every rank (in float64: every rank gets the same)."""
+        if not self.distributed:
+            return [float(v) for v in values]
+        import torch
+        import torch.distributed as dist
+
+        tensor = torch.tensor([float(v) for v in values], dtype=torch.float64)
+        dist.all_reduce(tensor)
+        return tensor.tolist()
+
+    def agree(self, error: SentimentError | None) -> None:
+        """Tell every rank whether any rank failed; if one did, every rank raises: rank 0 the
+        error itself (another rank's, named by its rank), the others :class:`ReportedByMain`.
+        Every rank must call this at the same point."""
+        if not self.distributed:
+            if error is not None:
+                raise error
+            return
+        import torch.distributed as dist
+
+        mine = None if error is None else (str(error), error.exit_code)
+        gathered: list[Any] = [None] * self.size
+        dist.all_gather_object(gathered, mine)
+        failed = [(rank, report) for rank, report in enumerate(gathered) if report is not None]
+        if not failed:
+            return
+        rank, (message, exit_code) = failed[0]
+        if not self.main:
+            raise ReportedByMain(exit_code)
+        if rank == 0 and error is not None:
+            raise error
+        problem = SentimentError(f"rank {rank}: {message}")
+        problem.exit_code = exit_code
+        raise problem
+
+    @contextmanager
+    def agreed(self) -> Iterator[None]:
+        """A step every rank runs: our errors in it are exchanged at its end (:meth:`agree`)."""
+        error = None
+        try:
+            yield
+        except SentimentError as err:
+            error = err
+        self.agree(error)
+
+    def from_main(self, produce: Callable[[], T]) -> T:
+        """``produce()`` run on rank 0 and sent to every rank (its error stops every rank)."""
+        value: Any = None
+        with self.agreed():
+            if self.main:
+                value = produce()
+        if not self.distributed:
+            return value
+        import torch.distributed as dist
+
+        box = [value]
+        dist.broadcast_object_list(box, src=0)
+        return box[0]
+
+    def wrap(self, model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
+        """The model as the training steps call it: in DistributedDataParallel when there are
+        several ranks (gradients are averaged over them in ``backward``)."""
+        if not self.distributed:
+            return model
+        from torch.nn.parallel import DistributedDataParallel
+
+        return DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None)
+
+
+SOLO = World()
+
+
+def _integer(environ: Mapping[str, str], name: str, default: int) -> int:
+    raw = environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise DataError(f"the environment variable {name} must be an integer, got {raw!r} "
+                        f"(torchrun sets it: start the job with torchrun)") from None
+
+
+def from_environment(environ: Mapping[str, str] = os.environ) -> World:
+    """The World torchrun describes (RANK, WORLD_SIZE, LOCAL_RANK); one process without it."""
+    size = _integer(environ, "WORLD_SIZE", 1)
+    rank = _integer(environ, "RANK", 0)
+    local_rank = _integer(environ, "LOCAL_RANK", rank)
+    if size < 1 or not 0 <= rank < size or local_rank < 0:
+        raise DataError(f"RANK {rank} and WORLD_SIZE {size} do not describe a process of a job "
+                        f"(0 <= RANK < WORLD_SIZE); start the job with torchrun")
+    if size > 1:
+        missing = [n for n in ("MASTER_ADDR", "MASTER_PORT") if not environ.get(n)]
+        if missing:
+            raise DataError(f"WORLD_SIZE is {size} but {' and '.join(missing)} is not set; "
+                            f"start the job with torchrun")
+    return World(rank, size, local_rank)
+
+
+def environment_rank() -> int:
+    """This process's rank as torchrun set it (0 when not under torchrun or unreadable)."""
+    try:
+        return max(int(os.environ.get("RANK", "0") or 0), 0)
+    except ValueError:
+        return 0
+
+
+def restarted() -> bool:
+    """Whether torchrun restarted this job after a failure (``--max-restarts``)."""
+    return os.environ.get("TORCHELASTIC_RESTART_COUNT", "0") not in ("", "0")
+
+
+def rank_device(world: World, name: str) -> str:
+    """The device a rank trains on: with several ranks, ``cuda`` (or ``auto`` on a machine
+    with CUDA) means this rank's own GPU, ``cuda:LOCAL_RANK``."""
+    if not world.distributed or name.strip().lower() not in ("auto", "cuda"):
+        return name
+    import torch
+
+    if name.strip().lower() == "auto" and not torch.cuda.is_available():
+        return "cpu"
+    return f"cuda:{world.local_rank}"
+
+
+@contextmanager
+def joined(world: World) -> Iterator[World]:
+    """This process in torchrun's process group (gloo) for the block; the World with its
+    backend. One process alone joins nothing."""
+    if not world.distributed:
+        yield world
+        return
+    import torch.distributed as dist
+
+    try:
+        dist.init_process_group(BACKEND, timeout=STEP_TIMEOUT)
+    except (RuntimeError, ValueError) as err:
+        address = os.environ.get("MASTER_ADDR", "?"), os.environ.get("MASTER_PORT", "?")
+        raise SentimentError(
+            f"rank {world.rank} could not join the job at {address[0]}:{address[1]} ({err}); "
+            f"check torchrun's --master-addr and --master-port") from None
+    try:
+        yield replace(world, backend=BACKEND)
+    finally:
+        dist.destroy_process_group()
