@@ -52,7 +52,9 @@ class ReportedByMain(SentimentError):
 
 class PeerLost(SentimentError):
     """A collective step failed: another rank of the job is gone (it failed or was killed; its
-    own message, or torchrun's, says why)."""
+    own message, or torchrun's, says why). Each rank says so itself."""
+
+    every_rank_reports = True
 
 
 @contextmanager
@@ -221,6 +223,12 @@ def rank_device(world: World, name: str) -> str:
     return f"cuda:{world.local_rank}"
 
 
+class JoinFailed(SentimentError):
+    """This rank could not join the job's process group (each rank says so itself)."""
+
+    every_rank_reports = True
+
+
 @contextmanager
 def joined(world: World) -> Iterator[World]:
     """This process in torchrun's process group (gloo) for the block; the World with its
@@ -230,14 +238,35 @@ def joined(world: World) -> Iterator[World]:
         return
     import torch.distributed as dist
 
+    address = f"{os.environ.get('MASTER_ADDR')}:{os.environ.get('MASTER_PORT')}"
     try:
-        dist.init_process_group(BACKEND, timeout=STEP_TIMEOUT)
+        store = _attempt_store(world)
+        dist.init_process_group(BACKEND, timeout=STEP_TIMEOUT,
+                                **({} if store is None else {"store": store, "rank": world.rank,
+                                                             "world_size": world.size}))
     except (RuntimeError, ValueError) as err:
-        address = os.environ.get("MASTER_ADDR", "?"), os.environ.get("MASTER_PORT", "?")
-        raise SentimentError(
-            f"rank {world.rank} could not join the job at {address[0]}:{address[1]} ({err}); "
-            f"check torchrun's --master-addr and --master-port") from None
+        detail = str(err).split("]", 1)[-1].strip(" :")[:200]
+        raise JoinFailed(f"rank {world.rank} could not join the job at {address} ({detail}); "
+                         f"check torchrun's --master-addr and --master-port") from None
     try:
         yield replace(world, backend=BACKEND)
     finally:
         dist.destroy_process_group()
+
+
+def _attempt_store(world: World) -> Any:
+    """The key-value store for this attempt's process group, when torchrun's agent hosts it.
+
+    torchrun shares its rendezvous store with the workers, and a job it restarts
+    (``--max-restarts``) would find the keys of the attempt before: gloo then connects to the
+    dead processes' ports (pytorch/pytorch#135712). So the keys of each attempt get a prefix of
+    their own, numbered by how many ranks joined before (every rank of an attempt joins once).
+    None: the default (env://) store."""
+    if os.environ.get("TORCHELASTIC_USE_AGENT_STORE") != "True":
+        return None
+    from torch.distributed import PrefixStore, TCPStore
+
+    store = TCPStore(os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]), world.size,
+                     is_master=False, timeout=STEP_TIMEOUT)
+    joined_before = store.add("sentiment-cli/joined", 1) - 1
+    return PrefixStore(f"sentiment-cli/attempt-{joined_before // world.size}", store)

@@ -6,9 +6,12 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +20,7 @@ import pytest
 from sentiment_cli.distributed import SOLO, World, from_environment, rank_device
 from sentiment_cli.errors import DataError
 from sentiment_cli.training.loop import _plan_epoch
-from tests.conftest import SAMPLE, command
+from tests.conftest import SAMPLE, SHARED_DATA, command
 
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run"]
 
@@ -154,3 +157,84 @@ def test_two_nodes_train_one_model_and_a_different_copy_stops_them(tmp_path: Pat
                                      "differs from rank 0's (SHA-256); every node must read "
                                      "the same file"]
     assert _errors(second.stderr) == []
+
+
+SST2 = SHARED_DATA / "sst2_train.csv"
+needs_sst2 = pytest.mark.skipif(not SST2.is_file(), reason="needs ../shared/data/sst2_train.csv")
+
+
+@pytest.fixture
+def jobs() -> Iterator[list[subprocess.Popen]]:
+    """The torchrun jobs a test starts: whatever is left of them is killed at its end."""
+    started: list[subprocess.Popen] = []
+    yield started
+    for job in started:
+        if job.poll() is None:
+            os.killpg(job.pid, signal.SIGKILL)
+            job.communicate()
+
+
+def _start_job(tmp_path: Path, jobs: list[subprocess.Popen], *options: str) -> subprocess.Popen:
+    """torchrun with 2 CPU ranks training an MLP on SST-2 (epochs of a few seconds)."""
+    jobs.append(subprocess.Popen(
+        [*TORCHRUN, "--standalone", "--nproc-per-node", "2", *options, "-m", "sentiment_cli",
+         "train", str(SST2), "-o", "model", "--seed", "0", "--hidden", "32", "--no-report"],
+        cwd=tmp_path, env=_without_torchrun_env(), stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True, start_new_session=True))
+    return jobs[-1]
+
+
+def _wait_for_epoch(tmp_path: Path, job: subprocess.Popen, seconds: float = 180) -> None:
+    state = tmp_path / "model.checkpoint" / "state.json"
+    deadline = time.monotonic() + seconds
+    while not state.is_file():
+        assert job.poll() is None and time.monotonic() < deadline, job.communicate()
+        time.sleep(0.2)
+
+
+def _rank_pids(agent: int, rank: int) -> list[int]:
+    """The processes torchrun (``agent``) started as ``rank`` (their environment says so)."""
+    found = []
+    for task in Path(f"/proc/{agent}/task").glob("*"):
+        for child in (task / "children").read_text().split():
+            env = Path(f"/proc/{child}/environ").read_bytes().split(b"\0")
+            if f"RANK={rank}".encode() in env:
+                found.append(int(child))
+    return found
+
+
+@pytest.mark.slow
+@needs_sst2
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc")
+def test_a_killed_rank_is_restarted_and_the_job_resumes(tmp_path: Path,
+                                                       jobs: list[subprocess.Popen]) -> None:
+    job = _start_job(tmp_path, jobs, "--max-restarts", "1")
+    _wait_for_epoch(tmp_path, job)
+    victims = _rank_pids(job.pid, 1)
+    assert len(victims) == 1
+    os.kill(victims[0], signal.SIGKILL)
+    _out, err = job.communicate(timeout=600)
+    assert job.returncode == 0, err
+    # rank 0 stops when its all-reduce fails, or when torchrun ends it first (SIGTERM)
+    assert any("lost another rank of the job" in line or "interrupted; epoch" in line
+               for line in _errors(err)), err
+    assert "resuming after epoch" in err
+    assert (tmp_path / "model" / "config.json").is_file()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]  # checkpoint and lock gone
+
+
+@pytest.mark.slow
+@needs_sst2
+def test_ctrl_c_stops_every_rank_and_rank_0_says_how_to_resume(
+        tmp_path: Path, jobs: list[subprocess.Popen]) -> None:
+    job = _start_job(tmp_path, jobs)
+    _wait_for_epoch(tmp_path, job)
+    os.killpg(job.pid, signal.SIGINT)  # as Ctrl-C at a terminal: every process of the group
+    workers = _rank_pids(job.pid, 0) + _rank_pids(job.pid, 1)
+    assert len(workers) == 2, list(Path(f"/proc/{job.pid}/task").glob("*/children"))
+    _out, err = job.communicate(timeout=120)
+    assert job.returncode != 0
+    errors = _errors(err)
+    assert len(errors) == 1 and "is saved in" in errors[0] and "--resume" in errors[0], err
+    assert not any(Path(f"/proc/{pid}").exists() for pid in workers)
+    assert (tmp_path / "model.checkpoint" / "state.json").is_file()

@@ -62,7 +62,8 @@ def handle_errors(func: F) -> F:
 
     Under torchrun, our errors and interruptions are rank 0's to print: every rank meets the
     same ones (or hears of another rank's, :mod:`..distributed`), so the others exit with the
-    status and say nothing; an unexpected failure is printed by the rank it happened in."""
+    status and say nothing; an unexpected failure, or one only this rank can know of (it could
+    not join, it lost the others), is printed by the rank it happened in."""
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -72,7 +73,7 @@ def handle_errors(func: F) -> F:
         except (SentimentError, Interrupted) as err:
             if debug and not isinstance(err, ReportedByMain):
                 raise
-            if environment_rank() == 0:
+            if environment_rank() == 0 or getattr(err, "every_rank_reports", False):
                 error_line(str(err))
             raise typer.Exit(err.exit_code) from None
         except BrokenPipeError:
