@@ -629,6 +629,30 @@ def scale_benchmark(sst2_train: Path, work: Path, factors: Sequence[int],
 # ----------------------------------------------------------------------------------- reporting
 
 
+def scale_table(scale: dict[str, Any]) -> list[str]:
+    """The scale runs as a markdown section."""
+    lines = [
+        f"## Scale: SST-2 train repeated (base {scale['base_rows']:,} rows, one run each)",
+        "",
+        "| system | options | x | rows | CSV MiB | wall s | peak RSS MiB | in-process seconds |",
+        "|---|---|---:|---:|---:|---:|---:|---|",
+    ]
+    for row in scale["runs"]:
+        parts = ", ".join(f"{k} {v:.1f}" for k, v in row["inprocess_s"].items())
+        if row.get("failed_attempts"):
+            parts += f"; {len(row['failed_attempts'])} failed attempt(s) before (NaN)"
+        if row.get("error"):
+            parts = f"failed: {row['error']}"
+        wall = "n/a" if row["wall_s"] is None else f"{row['wall_s']:.1f}"
+        rss = "n/a" if row["peak_rss_mb"] is None else f"{row['peak_rss_mb']:.0f}"
+        lines.append(
+            f"| {row['system']} | {row['options']} | {row['factor']} | {row['rows']:,} | "
+            f"{row['csv_mb']:.0f} | {wall} | {rss} | {parts} |"
+        )
+    lines.append("")
+    return lines
+
+
 def fmt(value: Any, digits: int = 3, pct: bool = False) -> str:
     if value is None:
         return "n/a"
@@ -775,26 +799,7 @@ def render_markdown(results: dict[str, Any]) -> str:
         lines.append("")
     scale = results.get("scale")
     if scale:
-        lines += [
-            f"## Scale: SST-2 train repeated (base {scale['base_rows']:,} rows, one run each)",
-            "",
-            "| system | options | x | rows | CSV MiB | wall s | peak RSS MiB "
-            "| in-process seconds |",
-            "|---|---|---:|---:|---:|---:|---:|---|",
-        ]
-        for row in scale["runs"]:
-            parts = ", ".join(f"{k} {v:.1f}" for k, v in row["inprocess_s"].items())
-            if row.get("failed_attempts"):
-                parts += f"; {len(row['failed_attempts'])} failed attempt(s) before (NaN)"
-            if row.get("error"):
-                parts = f"failed: {row['error']}"
-            wall = "n/a" if row["wall_s"] is None else f"{row['wall_s']:.1f}"
-            rss = "n/a" if row["peak_rss_mb"] is None else f"{row['peak_rss_mb']:.0f}"
-            lines.append(
-                f"| {row['system']} | {row['options']} | {row['factor']} | {row['rows']:,} | "
-                f"{row['csv_mb']:.0f} | {wall} | {rss} | {parts} |"
-            )
-        lines.append("")
+        lines += scale_table(scale)
     return "\n".join(lines)
 
 

@@ -66,8 +66,8 @@ def peers_watched(world: World) -> Iterator[None]:
         if not world.distributed or not _from_backend(err):
             raise
         detail = str(err).split("]", 1)[-1].split(". ", 1)[0].strip(" :")
-        raise PeerLost(f"rank {world.rank} lost another rank of the job ({detail}); its "
-                       f"message above, or torchrun's, says why") from None
+        raise PeerLost(f"lost another rank of the job ({detail}); its message above, or "
+                       f"torchrun's, says why") from None
 
 
 def _from_backend(err: RuntimeError) -> bool:
@@ -83,6 +83,7 @@ class World:
     rank: int = 0
     size: int = 1
     local_rank: int = 0
+    local_size: int = 1  # the ranks on this machine
     backend: str | None = None  # set once the process group is joined
 
     @property
@@ -127,21 +128,34 @@ class World:
         rank, (message, exit_code) = failed[0]
         if not self.main:
             raise ReportedByMain(exit_code)
-        if rank == 0 and error is not None:
+        others = f" (and {len(failed) - 1} other rank(s) failed)" if len(failed) > 1 else ""
+        if rank == 0 and error is not None and not others:
             raise error
-        problem = SentimentError(f"rank {rank}: {message}")
+        problem = SentimentError(f"{'' if rank == 0 else f'rank {rank}: '}{message}{others}")
         problem.exit_code = exit_code
         raise problem
 
     @contextmanager
     def agreed(self) -> Iterator[None]:
-        """A step every rank runs: our errors in it are exchanged at its end (:meth:`agree`)."""
-        error = None
+        """A step every rank runs: our errors in it are exchanged at its end (:meth:`agree`).
+        An unexpected one is exchanged too (so no rank waits for it), then raised as it is on
+        its own rank."""
+        error: SentimentError | None = None
+        unexpected: Exception | None = None
         try:
             yield
         except SentimentError as err:
             error = err
-        self.agree(error)
+        except Exception as err:
+            if not self.distributed:
+                raise
+            unexpected, error = err, SentimentError(f"unexpected {type(err).__name__}: {err}")
+        try:
+            self.agree(error)
+        except SentimentError:
+            if unexpected is not None:
+                raise unexpected from None
+            raise
 
     def from_main(self, produce: Callable[[], T]) -> T:
         """``produce()`` run on rank 0 and sent to every rank (its error stops every rank)."""
@@ -187,7 +201,8 @@ def from_environment(environ: Mapping[str, str] = os.environ) -> World:
     size = _integer(environ, "WORLD_SIZE", 1)
     rank = _integer(environ, "RANK", 0)
     local_rank = _integer(environ, "LOCAL_RANK", rank)
-    if size < 1 or not 0 <= rank < size or local_rank < 0:
+    local_size = _integer(environ, "LOCAL_WORLD_SIZE", size)
+    if size < 1 or not 0 <= rank < size or not 0 <= local_rank < max(local_size, 1):
         raise DataError(f"RANK {rank} and WORLD_SIZE {size} do not describe a process of a job "
                         f"(0 <= RANK < WORLD_SIZE); start the job with torchrun")
     if size > 1:
@@ -195,7 +210,7 @@ def from_environment(environ: Mapping[str, str] = os.environ) -> World:
         if missing:
             raise DataError(f"WORLD_SIZE is {size} but {' and '.join(missing)} is not set; "
                             f"start the job with torchrun")
-    return World(rank, size, local_rank)
+    return World(rank, size, local_rank, max(local_size, 1))
 
 
 def environment_rank() -> int:
@@ -204,6 +219,17 @@ def environment_rank() -> int:
         return max(int(os.environ.get("RANK", "0") or 0), 0)
     except ValueError:
         return 0
+
+
+def job_identity() -> str | None:
+    """This torchrun job, as its checkpoints record it: its run id, and the machine and agent
+    process of this rank (the same in every attempt torchrun restarts). None without torchrun."""
+    run_id = os.environ.get("TORCHELASTIC_RUN_ID")
+    if run_id is None:
+        return None
+    import socket
+
+    return f"{run_id}/{socket.gethostname()}/{os.getppid()}"
 
 
 def restarted() -> bool:
@@ -220,6 +246,10 @@ def rank_device(world: World, name: str) -> str:
 
     if name.strip().lower() == "auto" and not torch.cuda.is_available():
         return "cpu"
+    if torch.cuda.is_available() and world.local_rank >= torch.cuda.device_count():
+        raise DataError(f"--device {name}: this machine runs rank {world.rank} as its process "
+                        f"{world.local_rank} (LOCAL_RANK) but has {torch.cuda.device_count()} "
+                        f"GPU(s); start at most one process per GPU (--nproc-per-node)")
     return f"cuda:{world.local_rank}"
 
 
@@ -246,8 +276,8 @@ def joined(world: World) -> Iterator[World]:
                                                              "world_size": world.size}))
     except (RuntimeError, ValueError) as err:
         detail = str(err).split("]", 1)[-1].strip(" :")[:200]
-        raise JoinFailed(f"rank {world.rank} could not join the job at {address} ({detail}); "
-                         f"check torchrun's --master-addr and --master-port") from None
+        raise JoinFailed(f"could not join the job at {address} ({detail}); check torchrun's "
+                         f"--master-addr and --master-port") from None
     try:
         yield replace(world, backend=BACKEND)
     finally:
@@ -260,13 +290,15 @@ def _attempt_store(world: World) -> Any:
     torchrun shares its rendezvous store with the workers, and a job it restarts
     (``--max-restarts``) would find the keys of the attempt before: gloo then connects to the
     dead processes' ports (pytorch/pytorch#135712). So the keys of each attempt get a prefix of
-    their own, numbered by how many ranks joined before (every rank of an attempt joins once).
-    None: the default (env://) store."""
+    their own: torchrun's restart count (the same on every rank of a node, which restarts its
+    ranks together), and how many ranks joined before in that count (every rank of an attempt
+    joins once). None: the default (env://) store."""
     if os.environ.get("TORCHELASTIC_USE_AGENT_STORE") != "True":
         return None
     from torch.distributed import PrefixStore, TCPStore
 
     store = TCPStore(os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]), world.size,
                      is_master=False, timeout=STEP_TIMEOUT)
-    joined_before = store.add("sentiment-cli/joined", 1) - 1
-    return PrefixStore(f"sentiment-cli/attempt-{joined_before // world.size}", store)
+    restart = os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")
+    joined_before = store.add(f"sentiment-cli/joined-{restart}", 1) - 1
+    return PrefixStore(f"sentiment-cli/attempt-{restart}-{joined_before // world.size}", store)

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 
 class SentimentError(Exception):
     """Base class: the message is shown to the user as it is, without a traceback."""
 
     exit_code = 1
+    # Under torchrun, rank 0 prints the job's errors; one only its own rank can know of (it
+    # could not join, it lost the others) is printed by every rank that meets it.
+    every_rank_reports: ClassVar[bool] = False
 
 
 class DataError(SentimentError):

@@ -53,14 +53,18 @@ def check_fits(needed: float, what: str, fix: str,
                     f"available; {fix}")
 
 
-def check_training_memory(options: TrainingConfig, vocab_size: int, n_outputs: int) -> None:
-    """Refuse a model whose weights and optimizer state cannot fit, before allocating them."""
+def check_training_memory(options: TrainingConfig, vocab_size: int, n_outputs: int,
+                          processes: int = 1) -> None:
+    """Refuse a model whose weights and optimizer state cannot fit, before allocating them
+    (in each of ``processes`` training processes on this machine: torchrun's local ranks)."""
     params = parameter_count(vocab_size, options.hidden, n_outputs)
     hidden = ",".join(map(str, options.hidden)) or "none"
     what = (f"--hidden {hidden} with a vocabulary of {vocab_size:,} terms" if vocab_size > 1
             else f"--hidden {hidden} (even with a vocabulary of one term)")
     fix = "use a smaller --hidden, or shrink the vocabulary with --max-features or --min-df 2"
-    check_fits(4 * TRAINING_COPIES * params, what, fix)
+    if processes > 1:
+        what += f" in each of {processes} processes"
+    check_fits(4 * TRAINING_COPIES * params * processes, what, fix)
     if options.device.strip().lower().startswith("cuda") and vocab_size > 1:
         import torch
 

@@ -18,7 +18,7 @@ from sentiment_cli.artifacts.locking import FolderLock
 from sentiment_cli.artifacts.record import DataSummary, RunRecord, write_model_folder
 from sentiment_cli.config import TrainConfig, check
 from sentiment_cli.distributed import World
-from sentiment_cli.errors import DataError, Interrupted, TrainingError
+from sentiment_cli.errors import DataError, Interrupted, SentimentError, TrainingError
 from sentiment_cli.features import count_terms, training_matrices, warm_up
 from sentiment_cli.memory import check_training_memory
 from sentiment_cli.split import TrainSplit, split_off_validation
@@ -46,19 +46,21 @@ def run_training(config: TrainConfig, progress: TrainProgress | None = None,
 
     Under torchrun, every rank trains (:mod:`.distributed`) and rank 0 alone checks, locks and
     writes the output; the other ranks return None."""
-    check(config)
     world = distributed.from_environment()
-    with contextlib.ExitStack() as held, distributed.joined(world) as world:
-        if world.distributed:
-            config = replace(config, training=replace(
-                config.training, device=distributed.rank_device(world, config.training.device)))
+    with contextlib.ExitStack() as held, distributed.joined(world) as world, \
+            distributed.peers_watched(world):
         output = config.model_folder
-        with world.agreed():
+        with world.agreed():  # any rank's error here stops every rank, before any reading
+            check(config)
+            if world.distributed:
+                config = replace(config, training=replace(config.training, device=(
+                    distributed.rank_device(world, config.training.device))))
             if config.training.device.startswith("cuda"):
                 from sentiment_cli.training.loop import resolve_device
 
                 resolve_device(config.training.device)  # a CUDA request that cannot work fails now
-            check_training_memory(config.training, vocab_size=1, n_outputs=1)  # --hidden alone
+            check_training_memory(config.training, vocab_size=1, n_outputs=1,  # --hidden alone
+                                  processes=world.local_size)
             if world.main:
                 output = _hold_output(config, held)
         checkpoints = ckpt.checkpoint_path(output)
@@ -81,9 +83,13 @@ def _hold_output(config: TrainConfig, held: contextlib.ExitStack) -> Path:
 
 
 def _resuming(config: TrainConfig, output: Path) -> bool:
-    """--resume, or a job torchrun restarted after a failure, once it has saved an epoch."""
-    return config.resume or (distributed.restarted()
-                             and (ckpt.checkpoint_path(output) / ckpt.STATE_FILE).is_file())
+    """--resume, or a job torchrun restarted after a failure, once this job saved an epoch
+    (a checkpoint of another job is resumed or discarded only as the options say)."""
+    if config.resume:
+        return True
+    job = distributed.job_identity()
+    return (distributed.restarted() and job is not None
+            and ckpt.checkpoint_job(ckpt.checkpoint_path(output)) == job)
 
 
 @dataclass
@@ -123,7 +129,8 @@ def _train(config: TrainConfig, output: Path, checkpoints: Path, progress: Train
     run = ckpt.Checkpoints(checkpoints, {
         **ckpt.fingerprint_options(config), **digests, "text_column": data.text_column,
         "label_columns": data.label_columns, "train_rows": len(train),
-        "vocabulary": ckpt.vocabulary_digest(features.vectorizer["terms"])})
+        "vocabulary": ckpt.vocabulary_digest(features.vectorizer["terms"])},
+        job=distributed.job_identity())
     resume = world.from_main(
         lambda: run.load(x_train.shape[1], config.training, n_outputs) if resuming else None)
     if resume is not None:
@@ -141,6 +148,10 @@ def _train(config: TrainConfig, output: Path, checkpoints: Path, progress: Train
                 raise TrainingError(f"{err} (epoch {run.last_saved} is kept in "
                                     f"{checkpoints})") from None
             raise
+        except SentimentError as err:  # every rank meets it (the same data): rank 0 says it
+            if world.main or err.every_rank_reports:
+                raise
+            raise distributed.ReportedByMain(err.exit_code) from None
         laps["train"] = time.perf_counter() - started - laps["read"] - laps["vectorize"]
         if not world.main:
             return None  # rank 0 measures and writes
@@ -178,8 +189,23 @@ def _features_everywhere(config: TrainConfig, note: Callable[[str], None], world
         features, read_seconds = _features(config, note, world)
         train = features.split.train
         check_training_memory(config.training, features.x_train.shape[1],
-                              1 if train.y.ndim == 1 else train.y.shape[1])
+                              1 if train.y.ndim == 1 else train.y.shape[1], world.local_size)
+    seen = _features_digest(features)
+    on_main = world.from_main(lambda: seen)
+    with world.agreed():
+        if seen != on_main:
+            raise DataError("this rank's vocabulary or validation split differs from rank 0's, "
+                            "from the same data: give every node the same versions of "
+                            "sentiment-cli, scikit-learn and pandas")
     return features, read_seconds
+
+
+def _features_digest(features: _Features) -> str:
+    """What every rank must have computed alike: the vocabulary, the split, the labels."""
+    split = features.split
+    return ckpt.vocabulary_digest([
+        *features.vectorizer["terms"], f"train {len(split.train)}",
+        f"val {0 if split.val is None else len(split.val)}", *split.data.label_names])
 
 
 def _features(config: TrainConfig, note: Callable[[str], None],

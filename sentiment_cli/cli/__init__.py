@@ -60,10 +60,10 @@ def error_line(message: str) -> None:
 def handle_errors(func: F) -> F:
     """Turn our errors into one line and an exit status; --debug shows the traceback.
 
-    Under torchrun, our errors and interruptions are rank 0's to print: every rank meets the
-    same ones (or hears of another rank's, :mod:`..distributed`), so the others exit with the
-    status and say nothing; an unexpected failure, or one only this rank can know of (it could
-    not join, it lost the others), is printed by the rank it happened in."""
+    Under torchrun, rank 0 prints the job's errors and interruptions: an error every rank
+    meets, or one another rank sent it (:mod:`..distributed`), reaches the other ranks as
+    ReportedByMain, and they exit with its status silently. Any other error is printed by the
+    rank it happened in, naming the rank."""
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -73,7 +73,7 @@ def handle_errors(func: F) -> F:
         except (SentimentError, Interrupted) as err:
             if debug and not isinstance(err, ReportedByMain):
                 raise
-            if environment_rank() == 0 or getattr(err, "every_rank_reports", False):
+            if environment_rank() == 0 or not isinstance(err, ReportedByMain | Interrupted):
                 error_line(str(err))
             raise typer.Exit(err.exit_code) from None
         except BrokenPipeError:

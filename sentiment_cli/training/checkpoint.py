@@ -77,7 +77,8 @@ def input_digests(inputs: dict[str, Path | None]) -> dict[str, str | None]:
     return digests
 
 
-def save_checkpoint(folder: Path, state: TrainState, fingerprint: dict[str, Any]) -> None:
+def save_checkpoint(folder: Path, state: TrainState, fingerprint: dict[str, Any],
+                    job: str | None = None) -> None:
     def fill(staging: Path) -> None:
         save_tensors(_contiguous(state.model_state), staging / "last.safetensors")
         if state.best_state is not None:
@@ -98,6 +99,7 @@ def save_checkpoint(folder: Path, state: TrainState, fingerprint: dict[str, Any]
             "best_epoch": state.best_epoch,
             "bad_epochs": state.bad_epochs,
             "history": [asdict(h) for h in state.history],
+            "job": job,  # the torchrun job that wrote it (distributed.job_identity), or None
         })
 
     publish(folder, fill, "checkpoint", replace=True)
@@ -126,6 +128,16 @@ def _read_state(reader: FolderReader, folder: Path) -> dict[str, Any]:
     if not isinstance(meta, dict):
         raise FolderChanged(f"{STATE_FILE} is not an object")
     return meta
+
+
+def checkpoint_job(folder: Path) -> str | None:
+    """The torchrun job that wrote the checkpoint in ``folder`` (None: none, or unreadable)."""
+    try:
+        with FolderReader(folder) as reader:
+            job = _read_state(reader, folder).get("job") if reader.exists(STATE_FILE) else None
+    except (OSError, FolderChanged, DataError):
+        return None
+    return job if isinstance(job, str) else None
 
 
 def check_resumable(folder: Path, partial: dict[str, Any]) -> None:
@@ -261,8 +273,8 @@ class Checkpoints:
     """The checkpoints of one run in ``folder``: each epoch saved under ``fingerprint`` (what
     must not change before a --resume), the last one loaded back for it."""
 
-    def __init__(self, folder: Path, fingerprint: dict[str, Any]) -> None:
-        self.folder, self.fingerprint = folder, fingerprint
+    def __init__(self, folder: Path, fingerprint: dict[str, Any], job: str | None = None) -> None:
+        self.folder, self.fingerprint, self.job = folder, fingerprint, job
         self.last_saved = 0  # the epoch saved last (or resumed from), 0 for none
 
     def load(self, vocab_size: int, training: TrainingConfig, n_outputs: int) -> TrainState:
@@ -275,7 +287,7 @@ class Checkpoints:
         return state
 
     def save(self, state: TrainState) -> None:
-        save_checkpoint(self.folder, state, self.fingerprint)
+        save_checkpoint(self.folder, state, self.fingerprint, self.job)
         self.last_saved = state.epoch
 
     def interrupted(self, err: Interrupted) -> Interrupted:

@@ -130,33 +130,34 @@ class _EpochTensors:
 @dataclass
 class _EpochPlan:
     """An epoch's steps for one rank: its rows in training order, and per step where they are
-    in that order (``bounds``), and how many rows the step has over all ranks."""
+    in that order (``bounds``), the step's rows over all ranks (positions in the data), and
+    whether this rank's row is only filling in (``filler``: it weighs nothing)."""
 
     rows: np.ndarray
     bounds: list[tuple[int, int]]
-    step_rows: list[np.ndarray]  # the step's rows over all ranks (positions in the data)
+    step_rows: list[np.ndarray]
+    filler: list[bool]
 
 
 def _plan_epoch(order: np.ndarray, batch_size: int, world: World) -> _EpochPlan:
     """Cut the epoch's shuffled ``order`` into batches of ``batch_size`` rows; each rank takes
     every ``world.size``-th row of each batch, so the ranks' steps together are the batches
-    one process would take. A last batch smaller than the number of ranks is filled up from
-    its own rows again (every rank needs a row in every step)."""
+    one process would take. In a batch with fewer rows than ranks, the ranks left without a
+    row take one again as a filler that weighs nothing: every rank needs a row in every step."""
+    batches = [order[s : s + batch_size] for s in range(0, len(order), batch_size)]
     if not world.distributed:
-        batches = [order[s : s + batch_size] for s in range(0, len(order), batch_size)]
         ends = np.cumsum([len(b) for b in batches]).tolist()
-        return _EpochPlan(order, list(zip([0, *ends[:-1]], ends, strict=True)), batches)
-    parts, bounds, batches, at = [], [], [], 0
-    for start in range(0, len(order), batch_size):
-        batch = order[start : start + batch_size]
-        if len(batch) < world.size:
-            batch = np.resize(batch, world.size)
-        part = world.share(batch)
+        return _EpochPlan(order, list(zip([0, *ends[:-1]], ends, strict=True)), batches,
+                          [False] * len(batches))
+    parts, bounds, filler, at = [], [], [], 0
+    for batch in batches:
+        short = len(batch) <= world.rank
+        part = batch[-1:] if short else world.share(batch)
         parts.append(part)
         bounds.append((at, at + len(part)))
-        batches.append(batch)
+        filler.append(short)
         at += len(part)
-    return _EpochPlan(np.concatenate(parts), bounds, batches)
+    return _EpochPlan(np.concatenate(parts), bounds, batches, filler)
 
 
 def _as_2d(y: np.ndarray) -> np.ndarray:
@@ -242,31 +243,35 @@ def _train_epoch(
     loss_sum = torch.zeros((), device=device)
     correct = torch.zeros((), device=device)
     weight_sum, seen = 0.0, 0
-    for (start, end), step_rows in zip(plan.bounds, plan.step_rows, strict=True):
+    for (start, end), step_rows, filler in zip(plan.bounds, plan.step_rows, plan.filler,
+                                               strict=True):
         batch = rows.batch(start, end, device)
         mine = torch.from_numpy(plan.rows[start:end])
         target = targets[mine].to(device, non_blocking=True)
         logits = net(batch)
         per_row = criterion(logits, target).mean(dim=1)
+        if filler:  # no row of this batch for this rank: it takes part in the step with 0
+            per_row = per_row * 0
         # Each rank's part of the batch's loss, scaled so that DistributedDataParallel's mean
-        # over the ranks is the loss of the whole batch (exactly: the same gradient as one
-        # process taking that batch). One process: the batch's (weighted) mean.
+        # over the ranks is the loss of the whole batch (the same gradient as one process
+        # taking that batch). One process: the batch's (weighted) mean.
         if weights is None:
             loss = per_row.sum() * (world.size / len(step_rows)) if world.distributed \
                 else per_row.mean()
             loss_sum += per_row.detach().sum()
-            weight_sum += end - start
+            weight_sum += 0 if filler else end - start
         else:
             w = weights[mine].to(device, non_blocking=True)
             whole = weights[torch.from_numpy(step_rows)].sum() if world.distributed else w.sum()
             loss = (per_row * w).sum() * world.size / whole.to(device).clamp_min(1e-12)
             loss_sum += (per_row.detach() * w).sum()
-            weight_sum += float(w.sum())
+            weight_sum += 0.0 if filler else float(w.sum())
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
-        correct += ((logits.detach() > 0) == (target > 0.5)).float().sum()
-        seen += end - start
+        if not filler:
+            correct += ((logits.detach() > 0) == (target > 0.5)).float().sum()
+            seen += end - start
         progress.batch_end(len(step_rows))
     total_loss, total_weight, total_right, total_seen = world.sum(
         [float(loss_sum), weight_sum, float(correct), seen])
@@ -306,7 +311,9 @@ def fit(
 
     With several ranks (``world``, under torchrun) every rank has every row, takes its share of
     each batch in DistributedDataParallel and scores its share of the validation rows; the
-    ranks' models stay equal, so each ends with the same result.
+    ranks' models stay equal, so each ends with the same result. Without dropout (no hidden
+    layer, the default, or --dropout 0) that is one process's model up to the order of the
+    sums; with it, each rank draws its own masks.
     """
     device = resolve_device(options.device)
     progress = progress or TrainProgress()
@@ -345,6 +352,8 @@ def fit(
             progress.epoch_start(epoch, options.epochs, batches)
             order = torch.randperm(len(train.y), generator=shuffle_rng).numpy()
             plan = _plan_epoch(order, options.batch_size, world)
+            if world.distributed:  # each rank its own dropout masks, the same after a resume
+                torch.manual_seed(options.seed * 1_000_003 + epoch * 1009 + world.rank)
             train_loss, train_acc = _train_epoch(
                 net, optimizer, criterion, plan, _EpochTensors(x_train, plan.rows), y_tensor,
                 w_tensor, device, progress, world)
