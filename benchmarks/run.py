@@ -568,8 +568,10 @@ def startup_probe(repeats: int, with_fasttext: bool) -> dict[str, Any]:
 
 def scale_benchmark(sst2_train: Path, work: Path, factors: Sequence[int],
                     peer_factors: Sequence[int], peers: Sequence[str],
-                    log: Callable[[str], None]) -> dict[str, Any]:
-    """SST-2 train repeated k times: ours (1 epoch) at each k, the peers at ``peer_factors``."""
+                    log: Callable[[str], None],
+                    ours_modes: Sequence[str] = ("",)) -> dict[str, Any]:
+    """SST-2 train repeated k times: ours (1 epoch, once per extra option string in
+    ``ours_modes``) at each k, the peers at ``peer_factors``."""
     base = pd.read_csv(sst2_train, dtype=str, keep_default_na=False)
     folder = work / "scale"
     folder.mkdir(parents=True, exist_ok=True)
@@ -580,18 +582,19 @@ def scale_benchmark(sst2_train: Path, work: Path, factors: Sequence[int],
         pd.concat([base] * factor, ignore_index=True).to_csv(data, index=False)
         size_mb = data.stat().st_size / 2**20
         n = len(base) * factor
-        if "ours" in peers and factor in factors:
-            log(f"scale x{factor}: ours (1 epoch)")
+        for how in ours_modes if "ours" in peers and factor in factors else ():
+            log(f"scale x{factor}: ours (1 epoch{', ' + how if how else ''})")
             result = checked(run_measured(
                 [BIN / "bce-train", data, "-o", folder / "ours_model", "--force", "--quiet",
-                 "--seed", "0", "--epochs", "1", "--json"], stdout=folder / "ours.json"),
-                f"bce-train x{factor}")
+                 "--seed", "0", "--epochs", "1", "--json", *how.split()],
+                stdout=folder / "ours.json"), f"bce-train x{factor}")
             summary = json.loads((folder / "ours.json").read_text(encoding="utf-8"))
             config = json.loads((folder / "ours_model" / "config.json").read_text(encoding="utf-8"))
             vectorizer = config["vectorizer"]
             rows.append({"system": "ours", "factor": factor, "rows": n, "csv_mb": size_mb,
                          "wall_s": result.wall, "peak_rss_mb": result.peak_rss_mb,
-                         "inprocess_s": summary["seconds"], "options": "--epochs 1"})
+                         "inprocess_s": summary["seconds"],
+                         "options": " ".join(["--epochs 1", how]).strip()})
         if factor not in peer_factors:
             data.unlink()
             continue

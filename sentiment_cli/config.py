@@ -160,6 +160,7 @@ class TrainConfig:
     force: bool = False
     resume: bool = False
     report: bool = True  # report.md and plots/ in the model folder
+    stream: bool | None = None  # read in chunks into shards on disk; None: when too big
 
     CONSTRAINTS: ClassVar[dict[str, Constraint]] = {
         "text_column": OPTIONAL_TEXT,
@@ -180,6 +181,7 @@ class TrainConfig:
         "force": BOOLEAN,
         "resume": BOOLEAN,
         "report": BOOLEAN,
+        "stream": optional(BOOLEAN),
     }
 
     def __post_init__(self) -> None:
@@ -317,7 +319,27 @@ def _check_train(config: TrainConfig) -> None:
     if needs_val and config.val_split == 0 and config.val_data is None:
         raise DataError("--threshold auto and --calibrate temperature need validation rows; "
                         "use --val-split > 0 or --val-data FILE")
+    if config.stream:
+        _check_stream(config)
     _check_vectorizer(config.vectorizer)
+
+
+def _check_stream(config: TrainConfig) -> None:
+    """What --stream cannot do (yet): each with the way out."""
+    from sentiment_cli.distributed import environment_world_size
+
+    refused = [
+        (config.line_files is not None, "--positive-lines/--negative-lines",
+         "convert them to one CSV file"),
+        (config.weight_column is not None, "--weight-column", "leave it out"),
+        (config.drop_empty_labels, "--drop-empty-labels", "remove the empty label columns"),
+        (environment_world_size() > 1, "torchrun (more than one process)",
+         "run it in one process"),
+    ]
+    for refuse, what, fix in refused:
+        if refuse:
+            raise DataError(f"--stream does not support {what} yet; {fix}, or train without "
+                            f"--stream")
 
 
 def _check_vectorizer(options: VectorizerConfig) -> None:

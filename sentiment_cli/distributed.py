@@ -232,6 +232,14 @@ def job_identity() -> str | None:
     return f"{run_id}/{socket.gethostname()}/{os.getppid()}"
 
 
+def environment_world_size() -> int:
+    """How many processes torchrun started for the job (1 when not under torchrun)."""
+    try:
+        return max(int(os.environ.get("WORLD_SIZE", "1") or 1), 1)
+    except ValueError:
+        return 1
+
+
 def restarted() -> bool:
     """Whether torchrun restarted this job after a failure (``--max-restarts``)."""
     return os.environ.get("TORCHELASTIC_RESTART_COUNT", "0") not in ("", "0")

@@ -246,30 +246,55 @@ def _count_chunk(options: VectorizerConfig,
 def _pruning_mask(matrix: sp.csr_matrix, options: VectorizerConfig) -> np.ndarray:
     """The terms scikit-learn's fit keeps under min_df, max_df and max_features (same rules,
     same tie order); terms absent from these rows are never kept."""
+    dfs = np.bincount(matrix.indices, minlength=matrix.shape[1])
+    tfs = None if options.max_features is None else np.asarray(matrix.sum(axis=0)).ravel()
+    return pruning_mask(dfs, tfs, matrix.shape[0], options)
+
+
+def pruning_mask(dfs: np.ndarray, tfs: np.ndarray | None, n_docs: int,
+                 options: VectorizerConfig) -> np.ndarray:
+    """:func:`_pruning_mask` from each term's document count ``dfs`` and total count ``tfs``
+    (needed for max_features; with ``binary`` scikit-learn ranks terms by ``dfs``) over
+    ``n_docs`` documents, the terms in sorted order: how a file read in chunks prunes once."""
     from numbers import Integral
 
-    n_docs = matrix.shape[0]
     max_df = df_value(options.max_df, whole_at_one=False)
     min_df = df_value(options.min_df, whole_at_one=True)
     high = max_df if isinstance(max_df, Integral) else max_df * n_docs
     low = min_df if isinstance(min_df, Integral) else min_df * n_docs
     if high < low:
         raise ValueError("max_df corresponds to < documents than min_df")
-    dfs = np.bincount(matrix.indices, minlength=matrix.shape[1])
     mask = (dfs <= high) & (dfs >= low) & (dfs > 0)
     limit = options.max_features
     if limit is not None and mask.sum() > limit:
-        if options.binary:  # scikit-learn counts presence here when binary
-            matrix = matrix.copy()
-            matrix.data.fill(1)
-        tfs = np.asarray(matrix.sum(axis=0)).ravel()
-        chosen = (-tfs[mask]).argsort()[:limit]
+        ranks = dfs if options.binary or tfs is None else tfs  # presence counts when binary
+        chosen = (-ranks[mask]).argsort()[:limit]
         new_mask = np.zeros(len(dfs), dtype=bool)
         new_mask[np.flatnonzero(mask)[chosen]] = True
         mask = new_mask
     if not mask.any():
         raise ValueError("After pruning, no terms remain")
     return mask
+
+
+def pruned_vocabulary(terms: Sequence[str], dfs: np.ndarray, tfs: np.ndarray, n_docs: int,
+                      options: VectorizerConfig) -> list[str]:
+    """The vocabulary scikit-learn's fit gives, from every term's counts over ``n_docs``
+    documents (``terms`` in any order): sorted, pruned by min_df, max_df and max_features."""
+    order = sorted(range(len(terms)), key=terms.__getitem__)
+    try:
+        keep = pruning_mask(dfs[order], tfs[order], n_docs, options)
+    except ValueError as err:
+        if "no terms remain" in str(err):
+            raise DataError(_EMPTY_VOCABULARY) from None
+        raise DataError("--max-df keeps fewer documents than --min-df requires; lower --min-df "
+                        "or raise --max-df") from None
+    return [terms[order[i]] for i in np.flatnonzero(keep)]
+
+
+def raw_counts(texts: Sequence[str], options: VectorizerConfig) -> tuple[list[str], sp.csr_matrix]:
+    """Every term of ``texts`` (sorted) and their counts, before pruning ([] if none)."""
+    return _count_chunk(options, texts)
 
 
 def vectorizer_to_json(options: VectorizerConfig, terms: Sequence[str]) -> dict[str, Any]:

@@ -12,7 +12,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sentiment_cli import distributed, parallel
+import numpy as np
+
+from sentiment_cli import distributed, parallel, streaming
 from sentiment_cli.artifacts.folders import check_target, remove_owned
 from sentiment_cli.artifacts.locking import FolderLock
 from sentiment_cli.artifacts.record import DataSummary, RunRecord, write_model_folder
@@ -26,8 +28,6 @@ from sentiment_cli.training import checkpoint as ckpt
 from sentiment_cli.training.progress import TrainProgress
 
 if TYPE_CHECKING:
-    import numpy as np
-
     from sentiment_cli.data.reading import Dataset
     from sentiment_cli.training.loop import TrainResult
 
@@ -64,7 +64,9 @@ def run_training(config: TrainConfig, progress: TrainProgress | None = None,
             if world.main:
                 output = _hold_output(config, held)
         checkpoints = ckpt.checkpoint_path(output)
-        record = _train(config, output, checkpoints, progress, note, world)
+        shards = held.enter_context(streaming.shard_folder(output)) if world.main and \
+            streaming.wanted(config) else None
+        record = _train(config, output, checkpoints, progress, note, world, shards)
     if world.main and checkpoints.is_dir():
         remove_owned(checkpoints, "checkpoint")
     return record
@@ -101,7 +103,7 @@ class _Features:
 
 
 def _train(config: TrainConfig, output: Path, checkpoints: Path, progress: TrainProgress | None,
-           note: Callable[[str], None], world: World) -> RunRecord | None:
+           note: Callable[[str], None], world: World, shards: Path | None) -> RunRecord | None:
     started = time.perf_counter()
     digests = ckpt.input_digests(ckpt.run_inputs(config))
 
@@ -112,7 +114,8 @@ def _train(config: TrainConfig, output: Path, checkpoints: Path, progress: Train
         return True
 
     resuming = world.from_main(resumable)
-    features, read_seconds = _features_everywhere(config, note, world, digests)
+    features, read_seconds = _features_everywhere(config, note, world, digests, shards,
+                                                  progress)
     # What is loaded now (torch, the rows, the counts) lives until the end: Python's collector
     # need not walk it again (about 260,000 objects on SST-2; the plots drew 0.2-0.3 s faster).
     gc.freeze()
@@ -173,7 +176,8 @@ def _train(config: TrainConfig, output: Path, checkpoints: Path, progress: Train
 
 
 def _features_everywhere(config: TrainConfig, note: Callable[[str], None], world: World,
-                        digests: dict[str, str | None]) -> tuple[_Features, float]:
+                        digests: dict[str, str | None], shards: Path | None,
+                        progress: TrainProgress | None) -> tuple[_Features, float]:
     """:func:`_features`, on every rank from its own copy of the data: a rank whose copy
     differs from rank 0's, that cannot read it, or lacks the memory to train on it stops them
     all, before any training step."""
@@ -186,7 +190,7 @@ def _features_everywhere(config: TrainConfig, note: Callable[[str], None], world
                               f"--{n.removesuffix('_sha256').replace('_', '-')}" for n in differ)
             raise DataError(f"this node's copy of {files} differs from rank 0's (SHA-256); every "
                             f"node must read the same file")
-        features, read_seconds = _features(config, note, world)
+        features, read_seconds = _features(config, note, world, shards, progress)
         train = features.split.train
         check_training_memory(config.training, features.x_train.shape[1],
                               1 if train.y.ndim == 1 else train.y.shape[1], world.local_size)
@@ -208,11 +212,17 @@ def _features_digest(features: _Features) -> str:
         f"val {0 if split.val is None else len(split.val)}", *split.data.label_names])
 
 
-def _features(config: TrainConfig, note: Callable[[str], None],
-              world: World) -> tuple[_Features, float]:
+def _features(config: TrainConfig, note: Callable[[str], None], world: World,
+              shards: Path | None, progress: TrainProgress | None) -> tuple[_Features, float]:
     """Read the rows, count every text's terms once (in a worker while torch is imported
     here), split off the validation rows and fit the vocabulary on the training rows. Also
     returns the seconds spent reading."""
+    if shards is not None:  # too large for memory, or --stream
+        started = time.perf_counter()
+        rows = streaming.stream_rows(config, shards, note, progress)
+        split = TrainSplit(rows.data, rows.train, rows.val, None, None)
+        return _Features(split, rows.x_train, rows.x_val, rows.vectorizer), \
+            time.perf_counter() - started
     from sentiment_cli.data.rows import read_rows
 
     started = time.perf_counter()
@@ -240,7 +250,10 @@ def _measure(config: TrainConfig, features: _Features, result: TrainResult,
     from sentiment_cli.training.calibration import calibrate
 
     data, train, val = features.split.data, features.split.train, features.split.val
-    train_logits = predict_logits(result.model, features.x_train)
+    train_logits = (np.concatenate([predict_logits(result.model, block) for block, _ in
+                                    features.x_train.blocks()])
+                    if isinstance(features.x_train, streaming.ShardedRows)
+                    else predict_logits(result.model, features.x_train))
     val_logits = None if features.x_val is None else predict_logits(result.model, features.x_val)
     n_outputs = train_logits.shape[1]
     temperature, thresholds = calibrate(config, val_logits, None if val is None else val.y,

@@ -202,6 +202,12 @@ def train(
         bool, typer.Option("--resume", help="Continue an interrupted run from its last "
                            "completed epoch (same data and options).")
     ] = C.resume,
+    stream: Annotated[
+        bool | None, typer.Option("--stream/--no-stream", help="Read DATA in chunks into "
+                                  "shards on disk, for files larger than memory (default: when "
+                                  "DATA would take over half of the free memory).",
+                                  show_default=False)
+    ] = C.stream,
     write_report: Annotated[
         bool, typer.Option("--report/--no-report", help="Write report.md and plots/ into the "
                            "model folder.")
@@ -268,6 +274,7 @@ def train(
         force=force,
         resume=resume,
         report=write_report,
+        stream=stream,
     )
     raise_on_signals()
     main_rank = environment_rank() == 0  # under torchrun, rank 0 speaks for the job

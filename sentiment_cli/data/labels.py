@@ -57,11 +57,32 @@ def resolve_binary_labels(
     codes = np.fromiter((first_seen.setdefault(v, len(first_seen)) for v in values),
                         dtype=np.int64, count=len(values))
     distinct = list(first_seen)
-    keys = [canonical_label(v) for v in distinct]
     occurrences = np.bincount(codes, minlength=len(distinct))
+    pair, names = binary_pair(dict(zip(distinct, occurrences.tolist(), strict=True)),
+                              positive_label, column, where)
+    keys = [canonical_label(v) for v in distinct]
+    is_negative = np.array([k == pair[0] for k in keys], dtype=bool)[codes]
+    is_positive = np.array([k == pair[1] for k in keys], dtype=bool)[codes]
+    return is_positive.astype(np.float32), names, is_negative | is_positive
+
+
+def map_binary(values: Sequence[str], pair: tuple[str, str]) -> tuple[np.ndarray, np.ndarray]:
+    """0/1 targets and the valid mask of ``values`` under a pair chosen before
+    (:func:`binary_pair`): how a file read in chunks maps each chunk alike."""
+    keys = {v: canonical_label(v) for v in set(values)}
+    y = np.fromiter((keys[v] == pair[1] for v in values), dtype=bool, count=len(values))
+    negative = np.fromiter((keys[v] == pair[0] for v in values), dtype=bool, count=len(values))
+    return y.astype(np.float32), y | negative
+
+
+def binary_pair(occurrences: dict[str, int], positive_label: str | None, column: str,
+                where: str) -> tuple[tuple[str, str], list[str]]:
+    """The (negative, positive) keys a label column's values (raw value -> rows, in order of
+    appearance) map to, and their names as the file spells them most often."""
     counts: Counter[str] = Counter()
     spelled: dict[str, Counter[str]] = {}
-    for raw, key, n in zip(distinct, keys, occurrences.tolist(), strict=True):
+    for raw, n in occurrences.items():
+        key = canonical_label(raw)
         if key:
             counts[key] += n
             spelled.setdefault(key, Counter())[raw.strip()] += n
@@ -116,9 +137,5 @@ def resolve_binary_labels(
                 f"a binary model needs two: filter the file, or use --label-columns for several "
                 f"0/1 columns"
             )
-    is_negative = np.array([k == pair[0] for k in keys], dtype=bool)[codes]
-    is_positive = np.array([k == pair[1] for k in keys], dtype=bool)[codes]
-    valid = is_negative | is_positive
-    y = is_positive.astype(np.float32)
     names = [spelled[pair[0]].most_common(1)[0][0], spelled[pair[1]].most_common(1)[0][0]]
-    return y, names, valid
+    return pair, names

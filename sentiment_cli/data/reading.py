@@ -10,10 +10,11 @@ import codecs
 import csv
 import os
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -148,6 +149,48 @@ def read_table(
     import pandas as pd
 
     path = Path(path)
+    arguments = _csv_arguments(path, delimiter, encoding)
+    with _reading_errors(path, arguments):
+        frame = pd.read_csv(path, **arguments)
+    frame.columns = [str(c).strip() for c in frame.columns]
+    if len(frame) == 0:
+        raise DataError(f"{path} has a header ({', '.join(frame.columns)}) but no data rows")
+    return frame
+
+
+def read_table_chunks(path: str | os.PathLike[str], delimiter: str | None = None,
+                      encoding: str | None = None, chunk_rows: int = 50_000,
+                      columns: Sequence[str] | None = None) -> Iterator[pd.DataFrame]:
+    """:func:`read_table` a chunk of ``chunk_rows`` rows at a time (only ``columns``, if
+    given, as named in the header after stripping), for files larger than memory."""
+    import pandas as pd
+
+    path = Path(path)
+    arguments = _csv_arguments(path, delimiter, encoding)
+    if columns is not None:
+        wanted = set(columns)
+        arguments["usecols"] = lambda name: str(name).strip() in wanted
+    with _reading_errors(path, arguments), \
+            pd.read_csv(path, chunksize=chunk_rows, **arguments) as chunks:
+        for frame in chunks:
+            frame.columns = [str(c).strip() for c in frame.columns]
+            yield frame
+
+
+def read_header(path: str | os.PathLike[str], delimiter: str | None = None,
+                encoding: str | None = None) -> list[str]:
+    """The column names of a CSV/TSV file (stripped), read from its header alone."""
+    import pandas as pd
+
+    path = Path(path)
+    arguments = _csv_arguments(path, delimiter, encoding)
+    with _reading_errors(path, arguments):
+        frame = pd.read_csv(path, nrows=0, **arguments)
+    return [str(c).strip() for c in frame.columns]
+
+
+def _csv_arguments(path: Path, delimiter: str | None, encoding: str | None) -> dict[str, Any]:
+    """pandas.read_csv's arguments for a data file: checked, delimiter sniffed."""
     check_path(path)
     encoding = check_encoding(encoding)
     try:
@@ -157,18 +200,19 @@ def read_table(
     except UnicodeError as err:
         raise DataError(f"{path} cannot be read as {encoding} ({err}); give its "
                         f"--encoding") from None
+    return dict(sep=sep, encoding=encoding, dtype=str, keep_default_na=False, na_filter=False,
+                quoting=csv.QUOTE_NONE if sep == "\t" else csv.QUOTE_MINIMAL, engine="c",
+                skip_blank_lines=True)
+
+
+@contextmanager
+def _reading_errors(path: Path, arguments: dict[str, Any]) -> Iterator[None]:
+    """pandas' reading errors as one line naming the file and the fix."""
+    import pandas as pd
+
+    sep, encoding = arguments["sep"], arguments["encoding"]
     try:
-        frame = pd.read_csv(
-            path,
-            sep=sep,
-            encoding=encoding,
-            dtype=str,
-            keep_default_na=False,
-            na_filter=False,
-            quoting=csv.QUOTE_NONE if sep == "\t" else csv.QUOTE_MINIMAL,
-            engine="c",
-            skip_blank_lines=True,
-        )
+        yield
     except UnicodeDecodeError as err:
         raise decode_error(path, encoding, err) from None
     except UnicodeError as err:  # e.g. UTF-16 without its byte-order mark
@@ -184,10 +228,6 @@ def read_table(
         ) from None
     except OSError as err:
         raise DataError(f"{path}: cannot read ({err.strerror or err})") from None
-    frame.columns = [str(c).strip() for c in frame.columns]
-    if len(frame) == 0:
-        raise DataError(f"{path} has a header ({', '.join(frame.columns)}) but no data rows")
-    return frame
 
 
 def pick_column(

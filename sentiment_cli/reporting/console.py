@@ -47,6 +47,7 @@ class TrainConsole(TrainProgress):
         self.interactive = self.console.is_terminal and not quiet
         self._progress: Any = None
         self._task: Any = None
+        self._phase: tuple[str, Any] | None = None  # the step before the epochs, and its task
         self._header_done = False
 
     def __enter__(self) -> TrainConsole:
@@ -82,9 +83,21 @@ class TrainConsole(TrainProgress):
         if not self.quiet:
             self.console.print(printable(message))
 
+    def phase(self, name: str, done: int, total: int | None = None) -> None:
+        if self._progress is None:
+            return
+        if self._phase is None or self._phase[0] != name:
+            if self._phase is not None:
+                self._progress.remove_task(self._phase[1])
+            self._phase = (name, self._progress.add_task(name, total=total))
+        self._progress.advance(self._phase[1], done)
+
     def epoch_start(self, epoch: int, epochs: int, batches: int) -> None:
         if self._progress is None:
             return
+        if self._phase is not None:
+            self._progress.remove_task(self._phase[1])
+            self._phase = None
         if self._task is not None:
             self._progress.remove_task(self._task)
         self._task = self._progress.add_task(f"epoch {epoch}/{epochs}", total=None)

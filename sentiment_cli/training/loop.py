@@ -27,6 +27,7 @@ from sentiment_cli.distributed import SOLO, World
 from sentiment_cli.errors import DataError, TrainingError
 from sentiment_cli.model.module import ModelConfig, SparseBatch, SparseMLP, predict_logits
 from sentiment_cli.model.optim import Adam
+from sentiment_cli.streaming import ShardedRows
 from sentiment_cli.training.progress import EpochStats, TrainProgress
 
 __all__ = ["EpochStats", "TrainProgress", "TrainResult", "TrainState",
@@ -160,6 +161,19 @@ def _plan_epoch(order: np.ndarray, batch_size: int, world: World) -> _EpochPlan:
     return _EpochPlan(np.concatenate(parts), bounds, batches, filler)
 
 
+def _epoch_blocks(x: sp.csr_matrix | ShardedRows, n_rows: int, generator: torch.Generator,
+                  ) -> Iterator[tuple[sp.csr_matrix, np.ndarray | None, np.ndarray]]:
+    """An epoch's rows as blocks in memory: (CSR rows, their positions among all rows or None
+    for all, a shuffled order of the block's rows). Rows in memory are one block; shards are
+    read in a shuffled order, a few at a time, each block shuffled (a bounded buffer)."""
+    if not isinstance(x, ShardedRows):
+        yield x, None, torch.randperm(n_rows, generator=generator).numpy()
+        return
+    shard_order = torch.randperm(len(x.paths), generator=generator).tolist()
+    for matrix, positions in x.shuffled_blocks(shard_order):
+        yield matrix, positions, torch.randperm(len(positions), generator=generator).numpy()
+
+
 def _as_2d(y: np.ndarray) -> np.ndarray:
     return y.reshape(len(y), -1).astype(np.float32)
 
@@ -175,7 +189,9 @@ def evaluate_loss(
 ) -> tuple[float, float, np.ndarray]:
     """(loss as trained, accuracy at logit 0, logits) on a whole matrix, in eval mode. With
     several ranks each scores its share of the rows, and the loss and accuracy are over all of
-    them (the logits are this rank's rows')."""
+    them (the logits are this rank's rows'). Rows in shards are scored a shard at a time."""
+    if isinstance(matrix, ShardedRows):
+        return _sharded_loss(model, matrix, y, weights, pos_weight, device)
     if world.distributed:
         rows = world.share(np.arange(matrix.shape[0]))
         matrix, y = matrix[rows], y[rows]
@@ -196,6 +212,23 @@ def evaluate_loss(
     loss_sum, weight_sum, n_right, n_cells = world.sum(
         [float((loss * w).sum()), float(w.sum()), float(right.sum()), right.size])
     return loss_sum / max(weight_sum, 1e-12), n_right / max(n_cells, 1), logits
+
+
+def _sharded_loss(model: SparseMLP, matrix: ShardedRows, y: np.ndarray,
+                  weights: np.ndarray | None, pos_weight: np.ndarray | None,
+                  device: torch.device) -> tuple[float, float, np.ndarray]:
+    """evaluate_loss over rows in shards: each shard's mean weighed by its rows (weights)."""
+    loss_sum = weight_sum = right = 0.0
+    logits = []
+    for block, rows in matrix.blocks():
+        w = None if weights is None else weights[rows]
+        loss, accuracy, part = evaluate_loss(model, block, y[rows], w, pos_weight, device)
+        share = float(len(rows) if w is None else w.sum())
+        loss_sum, weight_sum = loss_sum + loss * share, weight_sum + share
+        right += accuracy * len(rows)
+        logits.append(part)
+    return loss_sum / max(weight_sum, 1e-12), right / max(matrix.shape[0], 1), \
+        np.concatenate(logits)
 
 
 def _snapshot(model: nn.Module) -> dict[str, torch.Tensor]:
@@ -235,9 +268,10 @@ def _train_epoch(
     device: torch.device,
     progress: TrainProgress,
     world: World,
-) -> tuple[float, float]:
-    """One pass over the shuffled rows; returns (mean training loss, accuracy at logit 0) over
-    every rank's rows. ``targets`` and ``weights`` are every row's, ``rows`` this rank's."""
+) -> list[float]:
+    """One pass over the shuffled rows of a block; returns this rank's sums: of the training
+    loss, of the weights, of right answers at logit 0, and of answers. ``targets`` and
+    ``weights`` are the block's, ``rows`` this rank's."""
     net.train()
     n_outputs = targets.shape[1]
     loss_sum = torch.zeros((), device=device)
@@ -273,9 +307,7 @@ def _train_epoch(
             correct += ((logits.detach() > 0) == (target > 0.5)).float().sum()
             seen += end - start
         progress.batch_end(len(step_rows))
-    total_loss, total_weight, total_right, total_seen = world.sum(
-        [float(loss_sum), weight_sum, float(correct), seen])
-    return total_loss / max(total_weight, 1e-12), total_right / (total_seen * n_outputs)
+    return [float(loss_sum), weight_sum, float(correct), seen * n_outputs]
 
 
 @dataclass
@@ -350,13 +382,18 @@ def fit(
             epoch = state.epoch + 1
             started = time.perf_counter()
             progress.epoch_start(epoch, options.epochs, batches)
-            order = torch.randperm(len(train.y), generator=shuffle_rng).numpy()
-            plan = _plan_epoch(order, options.batch_size, world)
             if world.distributed:  # each rank its own dropout masks, the same after a resume
                 torch.manual_seed(options.seed * 1_000_003 + epoch * 1009 + world.rank)
-            train_loss, train_acc = _train_epoch(
-                net, optimizer, criterion, plan, _EpochTensors(x_train, plan.rows), y_tensor,
-                w_tensor, device, progress, world)
+            sums = np.zeros(4)
+            for matrix, positions, order in _epoch_blocks(x_train, len(train.y), shuffle_rng):
+                plan = _plan_epoch(order, options.batch_size, world)
+                sums += _train_epoch(
+                    net, optimizer, criterion, plan, _EpochTensors(matrix, plan.rows),
+                    y_tensor if positions is None else y_tensor[positions],
+                    w_tensor if w_tensor is None or positions is None else w_tensor[positions],
+                    device, progress, world)
+            loss_sum, weight_sum, n_right, n_answers = world.sum(sums.tolist())
+            train_loss, train_acc = loss_sum / max(weight_sum, 1e-12), n_right / n_answers
             val_loss = val_acc = None
             if val is not None:
                 val_loss, val_acc, _ = evaluate_loss(model, val.x, val.y, val.w, pos_weight,

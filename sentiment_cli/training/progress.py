@@ -18,6 +18,9 @@ class EpochStats:
 class TrainProgress:
     """Receives progress events; the default does nothing (library code never prints)."""
 
+    def phase(self, name: str, done: int, total: int | None = None) -> None:
+        """``done`` more of a step before the epochs (reading a large file in chunks)."""
+
     def epoch_start(self, epoch: int, epochs: int, batches: int) -> None: ...
 
     def batch_end(self, rows: int) -> None: ...

@@ -1,0 +1,352 @@
+"""Training data larger than memory: the file read in chunks into CSR shards on disk.
+
+- A first, quick pass reads the label columns only: how many rows there are, and which label
+  value is the positive class (it must be known before any row is mapped to 0/1).
+- Pass 1 reads text and labels a chunk at a time, checks and maps them as the in-memory reader
+  does, and sends each row to validation by a hash of its text (so a duplicate always lands
+  on the side of its twin). It counts each training chunk's terms with the CountVectorizer
+  analyzer and saves the counts as a shard. Its document frequencies, summed over the chunks,
+  give the vocabulary scikit-learn's ``fit`` on all training rows would give: min_df, max_df
+  and max_features are applied once, to the sums (tested equal).
+- Pass 2 maps every shard's columns onto that vocabulary.
+
+Training then reads the shards in a shuffled order, a few at a time (:class:`ShardedRows`, a
+bounded shuffle buffer). The validation rows (at most ``--val-max-rows``) are kept in memory.
+The shards live in a folder of their own beside the output, removed at the end, also when the
+run fails or is interrupted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sentiment_cli.config import TrainConfig
+from sentiment_cli.data.labels import binary_pair, map_binary, rows_text
+from sentiment_cli.data.reading import (
+    TEXT_COLUMN_NAMES,
+    Dataset,
+    _label_columns,
+    _multilabel_targets,
+    pick_column,
+    read_header,
+    read_table_chunks,
+)
+from sentiment_cli.errors import DataError
+from sentiment_cli.features import (
+    pruned_vocabulary,
+    raw_counts,
+    vectorizer_from_json,
+    vectorizer_to_json,
+)
+from sentiment_cli.memory import available_bytes
+from sentiment_cli.text import has_control
+from sentiment_cli.training.progress import TrainProgress
+
+CHUNK_ROWS = 50_000
+BUFFER_SHARDS = 4  # shards shuffled together in training: 200,000 rows
+# bce-train in memory peaks at about 20x its CSV's size (761 MiB for the 36 MiB of SST-2 x10,
+# benchmarks/results/results.md); it streams on its own when that would take over half of the
+# memory available.
+IN_MEMORY_EXPANSION = 20
+
+
+def wanted(config: TrainConfig) -> bool:
+    """Whether this run streams: --stream, or a file whose in-memory training would take more
+    than half of the memory available now (never with --no-stream, line files or torchrun)."""
+    from sentiment_cli.distributed import environment_world_size
+
+    if config.stream is not None or config.data is None or environment_world_size() > 1:
+        return bool(config.stream)
+    available = available_bytes()
+    size = Path(config.data).stat().st_size
+    return available is not None and IN_MEMORY_EXPANSION * size > available / 2
+
+
+class Unkept(Sequence[str]):
+    """The texts of a streamed run: counted, not kept (the shards hold their terms)."""
+
+    def __init__(self, rows: int) -> None:
+        self.rows = rows
+
+    def __len__(self) -> int:
+        return self.rows
+
+    def __getitem__(self, index: Any) -> Any:
+        raise TypeError("a streamed run does not keep its training texts")
+
+
+class ShardedRows:
+    """The training rows as CSR shards on disk, in row order; read a few at a time."""
+
+    def __init__(self, paths: list[Path], sizes: list[int], n_terms: int) -> None:
+        self.paths, self.sizes = paths, sizes
+        self.starts = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+        self.shape = (int(self.starts[-1]), n_terms)
+
+    def load(self, index: int) -> Any:
+        import scipy.sparse as sp
+
+        return sp.load_npz(self.paths[index]).tocsr()
+
+    def blocks(self) -> Iterator[tuple[Any, np.ndarray]]:
+        """Every shard in row order: (its CSR rows, their positions among all rows)."""
+        for i in range(len(self.paths)):
+            yield self.load(i), np.arange(self.starts[i], self.starts[i + 1])
+
+    def shuffled_blocks(self, shard_order: Sequence[int],
+                        buffer: int = BUFFER_SHARDS) -> Iterator[tuple[Any, np.ndarray]]:
+        """The shards in ``shard_order``, ``buffer`` at a time stacked into one block."""
+        import scipy.sparse as sp
+
+        for lo in range(0, len(shard_order), buffer):
+            chosen = list(shard_order[lo : lo + buffer])
+            matrix = sp.vstack([self.load(i) for i in chosen], format="csr")
+            yield matrix, np.concatenate(
+                [np.arange(self.starts[i], self.starts[i + 1]) for i in chosen])
+
+
+@dataclass
+class Streamed:
+    """A streamed run's rows: every row's summary (``data``, texts unkept), the training side
+    as shards, the validation side in memory, and the vocabulary."""
+
+    data: Dataset
+    train: Dataset
+    val: Dataset | None
+    x_train: ShardedRows
+    x_val: Any
+    vectorizer: dict[str, Any]
+
+
+@contextmanager
+def shard_folder(output: Path) -> Iterator[Path]:
+    """A folder of our own beside ``output`` for the shards, removed afterwards."""
+    output.parent.mkdir(parents=True, exist_ok=True)
+    folder = Path(tempfile.mkdtemp(prefix=f".{output.name}.shards-", dir=output.parent))
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _in_validation(texts: Sequence[str], share: float, seed: int) -> np.ndarray:
+    """Whether each row goes to validation: its text's hash (seeded) below ``share``."""
+    salt = str(seed).encode()
+    limit = int(share * 2**64)
+    return np.fromiter(
+        (int.from_bytes(hashlib.blake2b(t.encode("utf-8", "surrogatepass"), digest_size=8,
+                                        salt=salt[:16]).digest(), "big") < limit
+         for t in texts), dtype=bool, count=len(texts))
+
+
+@dataclass
+class _Columns:
+    text: str
+    labels: list[str]
+    multilabel: bool
+
+
+def _columns(config: TrainConfig, path: Path) -> _Columns:
+    import pandas as pd
+
+    header = pd.DataFrame(columns=read_header(path, config.delimiter, config.encoding))
+    text = pick_column(header, config.text_column, TEXT_COLUMN_NAMES, "text", "--text-column",
+                       path)
+    labels = _label_columns(header, list(config.label_columns) or None, text, None, path)
+    return _Columns(text, labels, len(labels) > 1)
+
+
+def stream_rows(config: TrainConfig, folder: Path, note: Callable[[str], None],
+                progress: TrainProgress | None = None) -> Streamed:
+    """Read ``config.data`` in chunks into shards in ``folder``; see the module docstring."""
+    assert config.data is not None  # config.check: --stream needs one data file
+    path = Path(config.data)
+    where = str(path)
+    progress = progress or TrainProgress()
+    columns = _columns(config, path)
+    read = dict(delimiter=config.delimiter, encoding=config.encoding, chunk_rows=CHUNK_ROWS)
+
+    started = time.perf_counter()
+    occurrences: Counter[str] = Counter()
+    total = 0
+    for frame in read_table_chunks(path, columns=columns.labels, **read):
+        total += len(frame)
+        if not columns.multilabel:
+            occurrences.update(frame[columns.labels[0]].tolist())
+        progress.phase("counting rows", len(frame))
+    if total == 0:
+        raise DataError(f"{path} has a header but no data rows")
+    pair = names = None
+    if not columns.multilabel:
+        pair, names = binary_pair(dict(occurrences), config.positive_label, columns.labels[0],
+                                  where)
+    share = 0.0
+    if config.val_data is None and config.val_split > 0:
+        share = config.val_split if config.val_max_rows == 0 else min(
+            config.val_split, config.val_max_rows / total)
+    note(f"streaming {total:,} rows of {path} in chunks of {CHUNK_ROWS:,} "
+         f"({time.perf_counter() - started:.1f} s to count them)")
+
+    terms: dict[str, int] = {}  # every term of the training rows -> its id in the shards
+    sizes: list[int] = []
+    paths: list[Path] = []
+    df_total = np.zeros(0, np.int64)
+    tf_total = np.zeros(0, np.float64)
+    y_parts: list[np.ndarray] = []
+    val_texts: list[str] = []
+    val_y: list[np.ndarray] = []
+    dropped, offset = 0, 0
+    for frame in read_table_chunks(path, columns=[columns.text, *columns.labels], **read):
+        texts = frame[columns.text].to_numpy(dtype=object)
+        valid = np.fromiter((bool(t.strip()) for t in texts), dtype=bool, count=len(texts))
+        if not config.drop_invalid and not valid.all():
+            raise DataError(f"{where}: empty text in column {columns.text!r} at rows "
+                            f"{_rows(~valid, offset)} (row 1 = first data row); fix them or pass "
+                            f"--drop-invalid to skip such rows")
+        if columns.multilabel:
+            y, _, label_ok = _multilabel_targets(frame, columns.labels, None, True, where)
+            if not config.drop_invalid and not label_ok.all():
+                raise DataError(f"{where}: label columns must hold 0/1 values in multi-label "
+                                f"mode; rows {_rows(~label_ok, offset)} do not; fix them or pass "
+                                f"--drop-invalid")
+        else:
+            assert pair is not None and names is not None
+            y, label_ok = map_binary(frame[columns.labels[0]].tolist(), pair)
+            if not config.drop_invalid and not label_ok.all():
+                raise DataError(f"{where}: labels other than {names[0]!r}/{names[1]!r} in "
+                                f"column {columns.labels[0]!r} at rows "
+                                f"{_rows(~label_ok, offset)} (row 1 = first data row); fix them "
+                                f"or pass --drop-invalid to skip such rows")
+        valid &= label_ok
+        dropped += int((~valid).sum())
+        offset += len(frame)
+        texts, y = [str(t) for t in texts[valid]], y[valid]
+        to_val = _in_validation(texts, share, config.training.seed) if share else \
+            np.zeros(len(texts), dtype=bool)
+        val_texts += [t for t, v in zip(texts, to_val, strict=True) if v]
+        val_y.append(y[to_val])
+        train_texts = [t for t, v in zip(texts, to_val, strict=True) if not v]
+        progress.phase("pass 1/2: counting terms", len(frame), total)
+        if not train_texts:
+            continue
+        chunk_terms, counts = raw_counts(train_texts, config.vectorizer)
+        ids = np.fromiter((terms.setdefault(t, len(terms)) for t in chunk_terms), dtype=np.int64,
+                          count=len(chunk_terms))
+        if len(terms) > len(df_total):
+            grown = max(len(terms), 2 * len(df_total))
+            df_total = np.concatenate([df_total, np.zeros(grown - len(df_total), np.int64)])
+            tf_total = np.concatenate([tf_total, np.zeros(grown - len(tf_total))])
+        df_total[ids] += np.bincount(counts.indices, minlength=len(chunk_terms))
+        tf_total[ids] += np.asarray(counts.sum(axis=0)).ravel()
+        paths.append(_save_shard(folder, len(paths), counts, ids))
+        sizes.append(len(train_texts))
+        y_parts.append(y[~to_val])
+    n_train = sum(sizes)
+    if n_train == 0:
+        raise DataError(f"{where}: no usable training rows remain")
+    if share and len(val_texts) < 2:
+        raise DataError(f"{where}: {total} rows are too few for --val-split "
+                        f"{config.val_split}; add rows, change --val-split, or pass --val-split 0")
+    all_terms = [""] * len(terms)
+    for term, index in terms.items():
+        all_terms[index] = term
+    vocabulary = pruned_vocabulary(all_terms, df_total[: len(terms)], tf_total[: len(terms)],
+                                   n_train, config.vectorizer)
+    del terms
+    note(f"pass 1/2: {n_train:,} training rows in {len(paths)} shards, {len(all_terms):,} terms "
+         f"counted, {len(vocabulary):,} kept ({time.perf_counter() - started:.1f} s)")
+
+    column = np.full(len(all_terms), -1, dtype=np.int64)
+    position = {term: i for i, term in enumerate(vocabulary)}
+    for i, term in enumerate(all_terms):
+        column[i] = position.get(term, -1)
+    del all_terms, position
+    for shard in paths:
+        _remap_shard(shard, column, len(vocabulary), config.vectorizer.binary)
+        progress.phase("pass 2/2: shards", 1, len(paths))
+    note(f"pass 2/2: shards mapped onto the vocabulary ({time.perf_counter() - started:.1f} s)")
+
+    y_train = np.concatenate(y_parts)
+    label_names = list(columns.labels) if columns.multilabel else list(names or [])
+    vectorizer = vectorizer_to_json(config.vectorizer, vocabulary)
+    val, x_val = None, None
+    if config.val_data is not None:
+        from sentiment_cli.data.reading import load_dataset
+
+        val = load_dataset(config.val_data, text_column=config.text_column,
+                           label_columns=list(config.label_columns) or None,
+                           positive_label=None if columns.multilabel else label_names[1],
+                           delimiter=config.delimiter, encoding=config.encoding,
+                           drop_invalid=config.drop_invalid)
+    elif val_texts:
+        val = Dataset(val_texts, np.concatenate(val_y), label_names, where, columns.text,
+                      columns.labels, multilabel=columns.multilabel)
+    if val is not None:
+        x_val = vectorizer_from_json(vectorizer).transform(val.texts).tocsr()
+    y_all = y_train if val is None else np.concatenate([y_train, val.y])
+    if columns.multilabel:
+        empty = [n for n, k in zip(label_names, y_train.sum(axis=0), strict=True) if k == 0]
+        if empty:
+            raise DataError(f"{where}: label {empty[0]!r} has no positive training row; remove "
+                            f"the column (--stream does not drop empty labels)")
+        counts = {n: int(k) for n, k in zip(label_names, y_all.sum(axis=0), strict=True)}
+    else:
+        counts = {label_names[0]: int((y_all == 0).sum()), label_names[1]: int(y_all.sum())}
+    strange = [n for n in label_names if has_control(n)]
+    if strange:
+        raise DataError(f"{where}: the label {strange[0]!r} holds control or line-break "
+                        f"characters; clean the label column first")
+    data = Dataset(Unkept(len(y_all)), y_all, label_names, where, columns.text, columns.labels,
+                   dropped_rows=dropped, multilabel=columns.multilabel, class_counts=counts)
+    train = Dataset(Unkept(n_train), y_train, label_names, where, columns.text, columns.labels,
+                    multilabel=columns.multilabel)
+    return Streamed(data, train, val, ShardedRows(paths, sizes, len(vocabulary)), x_val,
+                    vectorizer)
+
+
+def _rows(mask: np.ndarray, offset: int) -> str:
+    """rows_text for a chunk that starts after ``offset`` rows of the file."""
+    shifted = np.zeros(offset + len(mask), dtype=bool)
+    shifted[offset:] = mask
+    return rows_text(shifted)
+
+
+def _save_shard(folder: Path, index: int, counts: Any, ids: np.ndarray) -> Path:
+    """A chunk's raw counts, with its columns renumbered to the run's term ids."""
+    import scipy.sparse as sp
+
+    counts = counts.tocsr()
+    counts.indices = ids[counts.indices].astype(np.int64)
+    path = folder / f"shard-{index:05d}.npz"
+    sp.save_npz(path, sp.csr_matrix((counts.data, counts.indices, counts.indptr),
+                                    shape=(counts.shape[0], int(ids.max(initial=0)) + 1)),
+                compressed=False)
+    return path
+
+
+def _remap_shard(path: Path, column: np.ndarray, n_terms: int, binary: bool) -> None:
+    """A shard's term ids onto the vocabulary's columns (pruned terms dropped), in place."""
+    import scipy.sparse as sp
+
+    counts = sp.load_npz(path).tocsr()
+    mapped = column[counts.indices]
+    kept = mapped >= 0
+    rows = np.repeat(np.arange(counts.shape[0]), np.diff(counts.indptr))[kept]
+    data = counts.data[kept].astype(np.float32)
+    if binary:
+        data.fill(1)
+    matrix = sp.csr_matrix((data, (rows, mapped[kept])), shape=(counts.shape[0], n_terms),
+                           dtype=np.float32)
+    matrix.sort_indices()
+    sp.save_npz(path, matrix, compressed=False)
