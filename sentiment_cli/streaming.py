@@ -11,9 +11,11 @@
 - Pass 2 maps every shard's columns onto that vocabulary.
 
 Training then reads the shards in a shuffled order, a few at a time (:class:`ShardedRows`, a
-bounded shuffle buffer). The validation rows (at most ``--val-max-rows``) are kept in memory.
+bounded shuffle buffer). The validation rows (about ``--val-max-rows``) are kept in memory.
 The shards live in a folder of their own beside the output, removed at the end, also when the
-run fails or is interrupted.
+run fails or is interrupted (after a kill -9, by the next run of that output). Shards are
+shuffled as wholes: a file sorted by label should be shuffled first (``shuf``, keeping the
+header).
 """
 
 from __future__ import annotations
@@ -63,11 +65,15 @@ IN_MEMORY_EXPANSION = 20
 
 def wanted(config: TrainConfig) -> bool:
     """Whether this run streams: --stream, or a file whose in-memory training would take more
-    than half of the memory available now (never with --no-stream, line files or torchrun)."""
+    than half of the memory available now (never with --no-stream, nor with what --stream
+    cannot do yet: line files, --weight-column, --drop-empty-labels, torchrun)."""
     from sentiment_cli.distributed import environment_world_size
 
-    if config.stream is not None or config.data is None or environment_world_size() > 1:
-        return bool(config.stream)
+    if config.stream is not None:
+        return config.stream
+    if config.data is None or config.weight_column is not None or config.drop_empty_labels \
+            or environment_world_size() > 1:
+        return False
     available = available_bytes()
     size = Path(config.data).stat().st_size
     return available is not None and IN_MEMORY_EXPANSION * size > available / 2
@@ -131,8 +137,14 @@ class Streamed:
 
 @contextmanager
 def shard_folder(output: Path) -> Iterator[Path]:
-    """A folder of our own beside ``output`` for the shards, removed afterwards."""
+    """A folder of our own beside ``output`` for the shards, removed afterwards. Called with
+    the output's lock held: shard folders of an earlier run of this output that was killed
+    (SIGKILL, the OOM killer) are removed first."""
     output.parent.mkdir(parents=True, exist_ok=True)
+    for stale in output.parent.glob(f".{output.name}.shards-*"):
+        if stale.is_dir() and not stale.is_symlink() and all(
+                p.name.startswith("shard-") and p.suffix == ".npz" for p in stale.iterdir()):
+            shutil.rmtree(stale, ignore_errors=True)
     folder = Path(tempfile.mkdtemp(prefix=f".{output.name}.shards-", dir=output.parent))
     try:
         yield folder
@@ -294,7 +306,9 @@ def stream_rows(config: TrainConfig, folder: Path, note: Callable[[str], None],
                       columns.labels, multilabel=columns.multilabel)
     if val is not None:
         x_val = vectorizer_from_json(vectorizer).transform(val.texts).tocsr()
-    y_all = y_train if val is None else np.concatenate([y_train, val.y])
+    # every row of DATA (a --val-data file's rows are not DATA's)
+    y_all = y_train if val is None or config.val_data is not None else \
+        np.concatenate([y_train, val.y])
     if columns.multilabel:
         empty = [n for n, k in zip(label_names, y_train.sum(axis=0), strict=True) if k == 0]
         if empty:

@@ -121,3 +121,28 @@ def test_an_interrupted_stream_removes_its_shards(tmp_path: Path) -> None:
     _, err = job.communicate(timeout=60)
     assert job.returncode == 143, err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["sst2_x4.csv"]
+
+
+def test_a_row_with_a_field_too_many_is_refused_as_in_memory(tmp_path: Path) -> None:
+    data = tmp_path / "shifted.csv"
+    data.write_text("text,label\ngood film,1\nbad, really bad,0\nfine,1\n", encoding="utf-8")
+    with pytest.raises(DataError, match="not a well-formed CSV file"):
+        _streamed(tmp_path, data)
+
+
+def test_what_it_cannot_do_keeps_a_run_in_memory(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(streaming, "available_bytes", lambda: 1)
+    assert streaming.wanted(TrainConfig(data=SAMPLE))
+    assert not streaming.wanted(TrainConfig(data=SAMPLE, weight_column="w"))
+    assert not streaming.wanted(TrainConfig(data=SAMPLE, drop_empty_labels=True))
+
+
+def test_a_val_data_file_is_not_counted_among_the_data_rows(tmp_path: Path) -> None:
+    frame = pd.read_csv(SAMPLE, dtype=str, keep_default_na=False)
+    train, dev = tmp_path / "train.csv", tmp_path / "dev.csv"
+    frame.head(500).to_csv(train, index=False)
+    frame.tail(175).to_csv(dev, index=False)
+    rows = _streamed(tmp_path, train, val_data=dev)
+    assert (len(rows.data), len(rows.train), len(rows.val)) == (500, 500, 175)
+    assert sum(rows.data.class_counts.values()) == 500

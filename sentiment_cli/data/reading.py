@@ -161,20 +161,19 @@ def read_table(
 def read_table_chunks(path: str | os.PathLike[str], delimiter: str | None = None,
                       encoding: str | None = None, chunk_rows: int = 50_000,
                       columns: Sequence[str] | None = None) -> Iterator[pd.DataFrame]:
-    """:func:`read_table` a chunk of ``chunk_rows`` rows at a time (only ``columns``, if
-    given, as named in the header after stripping), for files larger than memory."""
+    """:func:`read_table` a chunk of ``chunk_rows`` rows at a time, for files larger than
+    memory; each chunk keeps only ``columns`` (as named in the header after stripping), when
+    given. Every column is parsed all the same: pandas' ``usecols`` would let a row with a
+    field too many through, shifted, where reading the whole file refuses it."""
     import pandas as pd
 
     path = Path(path)
     arguments = _csv_arguments(path, delimiter, encoding)
-    if columns is not None:
-        wanted = set(columns)
-        arguments["usecols"] = lambda name: str(name).strip() in wanted
     with _reading_errors(path, arguments), \
             pd.read_csv(path, chunksize=chunk_rows, **arguments) as chunks:
         for frame in chunks:
             frame.columns = [str(c).strip() for c in frame.columns]
-            yield frame
+            yield frame if columns is None else frame[list(columns)]
 
 
 def read_header(path: str | os.PathLike[str], delimiter: str | None = None,
