@@ -267,7 +267,9 @@ def pruning_mask(dfs: np.ndarray, tfs: np.ndarray | None, n_docs: int,
     mask = (dfs <= high) & (dfs >= low) & (dfs > 0)
     limit = options.max_features
     if limit is not None and mask.sum() > limit:
-        ranks = dfs if options.binary or tfs is None else tfs  # presence counts when binary
+        # scikit-learn ranks by float32 sums (presence counts when binary): the same dtype
+        # keeps its order among ties
+        ranks = (dfs if options.binary or tfs is None else tfs).astype(np.float32)
         chosen = (-ranks[mask]).argsort()[:limit]
         new_mask = np.zeros(len(dfs), dtype=bool)
         new_mask[np.flatnonzero(mask)[chosen]] = True

@@ -5,17 +5,17 @@
 - Pass 1 reads text and labels a chunk at a time, checks and maps them as the in-memory reader
   does, and sends each row to validation by a hash of its text (so a duplicate always lands
   on the side of its twin). It counts each training chunk's terms with the CountVectorizer
-  analyzer and saves the counts as a shard. Its document frequencies, summed over the chunks,
-  give the vocabulary scikit-learn's ``fit`` on all training rows would give: min_df, max_df
-  and max_features are applied once, to the sums (tested equal).
-- Pass 2 maps every shard's columns onto that vocabulary.
+  analyzer, and saves the counts in pieces: each row goes to one of the shards-to-be, drawn at
+  random (seeded), so every shard is a uniform sample of the file, even of a file sorted by
+  label. The document frequencies, summed over the chunks, give the vocabulary
+  scikit-learn's ``fit`` on all training rows would give: min_df, max_df and max_features are
+  applied once, to the sums (tested equal).
+- Pass 2 puts each shard's pieces together, mapped onto that vocabulary.
 
 Training then reads the shards in a shuffled order, a few at a time (:class:`ShardedRows`, a
 bounded shuffle buffer). The validation rows (about ``--val-max-rows``) are kept in memory.
 The shards live in a folder of their own beside the output, removed at the end, also when the
-run fails or is interrupted (after a kill -9, by the next run of that output). Shards are
-shuffled as wholes: a file sorted by label should be shuffled first (``shuf``, keeping the
-header).
+run fails or is interrupted (after a kill -9, by the next run of that output).
 """
 
 from __future__ import annotations
@@ -133,6 +133,7 @@ class Streamed:
     x_train: ShardedRows
     x_val: Any
     vectorizer: dict[str, Any]
+    source_rows: np.ndarray  # each training row's row in DATA (0 = the first data row)
 
 
 @contextmanager
@@ -143,7 +144,8 @@ def shard_folder(output: Path) -> Iterator[Path]:
     output.parent.mkdir(parents=True, exist_ok=True)
     for stale in output.parent.glob(f".{output.name}.shards-*"):
         if stale.is_dir() and not stale.is_symlink() and all(
-                p.name.startswith("shard-") and p.suffix == ".npz" for p in stale.iterdir()):
+                p.name.startswith(("shard-", "piece-")) and p.suffix == ".npz"
+                for p in stale.iterdir()):
             shutil.rmtree(stale, ignore_errors=True)
     folder = Path(tempfile.mkdtemp(prefix=f".{output.name}.shards-", dir=output.parent))
     try:
@@ -154,11 +156,11 @@ def shard_folder(output: Path) -> Iterator[Path]:
 
 def _in_validation(texts: Sequence[str], share: float, seed: int) -> np.ndarray:
     """Whether each row goes to validation: its text's hash (seeded) below ``share``."""
-    salt = str(seed).encode()
+    key = f"{seed}\0".encode()
     limit = int(share * 2**64)
     return np.fromiter(
-        (int.from_bytes(hashlib.blake2b(t.encode("utf-8", "surrogatepass"), digest_size=8,
-                                        salt=salt[:16]).digest(), "big") < limit
+        (int.from_bytes(hashlib.blake2b(key + t.encode("utf-8", "surrogatepass"),
+                                        digest_size=8).digest(), "big") < limit
          for t in texts), dtype=bool, count=len(texts))
 
 
@@ -203,6 +205,15 @@ def stream_rows(config: TrainConfig, folder: Path, note: Callable[[str], None],
     if not columns.multilabel:
         pair, names = binary_pair(dict(occurrences), config.positive_label, columns.labels[0],
                                   where)
+    strange = [n for n in (columns.labels if columns.multilabel else names or [])
+               if has_control(n)]
+    if strange:
+        raise DataError(f"{where}: the label {strange[0]!r} holds control or line-break "
+                        f"characters; clean the label column first")
+    if config.val_data is not None:  # its columns are there, before hours of reading
+        _columns(config, Path(config.val_data))
+    buckets = max(1, -(-total // CHUNK_ROWS))  # shards, each a random sample of the rows
+    draw = np.random.default_rng(config.training.seed)
     share = 0.0
     if config.val_data is None and config.val_split > 0:
         share = config.val_split if config.val_max_rows == 0 else min(
@@ -210,12 +221,12 @@ def stream_rows(config: TrainConfig, folder: Path, note: Callable[[str], None],
     note(f"streaming {total:,} rows of {path} in chunks of {CHUNK_ROWS:,} "
          f"({time.perf_counter() - started:.1f} s to count them)")
 
-    terms: dict[str, int] = {}  # every term of the training rows -> its id in the shards
-    sizes: list[int] = []
-    paths: list[Path] = []
+    terms: dict[str, int] = {}  # every term of the training rows -> its id in the pieces
+    pieces: list[list[Path]] = [[] for _ in range(buckets)]  # per shard, its chunks' rows
+    piece_y: list[list[np.ndarray]] = [[] for _ in range(buckets)]
+    piece_rows: list[list[np.ndarray]] = [[] for _ in range(buckets)]  # their rows in DATA
     df_total = np.zeros(0, np.int64)
     tf_total = np.zeros(0, np.float64)
-    y_parts: list[np.ndarray] = []
     val_texts: list[str] = []
     val_y: list[np.ndarray] = []
     dropped, offset = 0, 0
@@ -242,6 +253,7 @@ def stream_rows(config: TrainConfig, folder: Path, note: Callable[[str], None],
                                 f"or pass --drop-invalid to skip such rows")
         valid &= label_ok
         dropped += int((~valid).sum())
+        rows_in_data = np.arange(offset, offset + len(frame))[valid]
         offset += len(frame)
         texts, y = [str(t) for t in texts[valid]], y[valid]
         to_val = _in_validation(texts, share, config.training.seed) if share else \
@@ -261,10 +273,17 @@ def stream_rows(config: TrainConfig, folder: Path, note: Callable[[str], None],
             tf_total = np.concatenate([tf_total, np.zeros(grown - len(tf_total))])
         df_total[ids] += np.bincount(counts.indices, minlength=len(chunk_terms))
         tf_total[ids] += np.asarray(counts.sum(axis=0)).ravel()
-        paths.append(_save_shard(folder, len(paths), counts, ids))
-        sizes.append(len(train_texts))
-        y_parts.append(y[~to_val])
-    n_train = sum(sizes)
+        chosen = draw.integers(0, buckets, size=len(train_texts))
+        counts = counts.tocsr()
+        y_train_chunk, rows_train_chunk = y[~to_val], rows_in_data[~to_val]
+        for bucket in np.unique(chosen):
+            mine = np.flatnonzero(chosen == bucket)
+            index = len(pieces[bucket])
+            pieces[bucket].append(_save_piece(folder / f"piece-{bucket:05d}-{index:05d}.npz",
+                                              counts[mine], ids))
+            piece_y[bucket].append(y_train_chunk[mine])
+            piece_rows[bucket].append(rows_train_chunk[mine])
+    n_train = sum(len(part) for parts in piece_y for part in parts)
     if n_train == 0:
         raise DataError(f"{where}: no usable training rows remain")
     if share and len(val_texts) < 2:
@@ -276,18 +295,25 @@ def stream_rows(config: TrainConfig, folder: Path, note: Callable[[str], None],
     vocabulary = pruned_vocabulary(all_terms, df_total[: len(terms)], tf_total[: len(terms)],
                                    n_train, config.vectorizer)
     del terms
-    note(f"pass 1/2: {n_train:,} training rows in {len(paths)} shards, {len(all_terms):,} terms "
-         f"counted, {len(vocabulary):,} kept ({time.perf_counter() - started:.1f} s)")
+    note(f"pass 1/2: {n_train:,} training rows, {len(all_terms):,} terms counted, "
+         f"{len(vocabulary):,} kept ({time.perf_counter() - started:.1f} s)")
 
     column = np.full(len(all_terms), -1, dtype=np.int64)
     position = {term: i for i, term in enumerate(vocabulary)}
     for i, term in enumerate(all_terms):
         column[i] = position.get(term, -1)
     del all_terms, position
-    for shard in paths:
-        _remap_shard(shard, column, len(vocabulary), config.vectorizer.binary)
-        progress.phase("pass 2/2: shards", 1, len(paths))
-    note(f"pass 2/2: shards mapped onto the vocabulary ({time.perf_counter() - started:.1f} s)")
+    paths, sizes, y_parts, source = [], [], [], []
+    for bucket in range(buckets):
+        if pieces[bucket]:
+            paths.append(_save_shard(folder / f"shard-{bucket:05d}.npz", pieces[bucket], column,
+                                     len(vocabulary), config.vectorizer.binary))
+            sizes.append(sum(len(part) for part in piece_y[bucket]))
+            y_parts += piece_y[bucket]
+            source += piece_rows[bucket]
+        progress.phase("pass 2/2: shards", 1, buckets)
+    note(f"pass 2/2: {len(paths)} shards of random rows, on the vocabulary "
+         f"({time.perf_counter() - started:.1f} s)")
 
     y_train = np.concatenate(y_parts)
     label_names = list(columns.labels) if columns.multilabel else list(names or [])
@@ -317,16 +343,12 @@ def stream_rows(config: TrainConfig, folder: Path, note: Callable[[str], None],
         counts = {n: int(k) for n, k in zip(label_names, y_all.sum(axis=0), strict=True)}
     else:
         counts = {label_names[0]: int((y_all == 0).sum()), label_names[1]: int(y_all.sum())}
-    strange = [n for n in label_names if has_control(n)]
-    if strange:
-        raise DataError(f"{where}: the label {strange[0]!r} holds control or line-break "
-                        f"characters; clean the label column first")
     data = Dataset(Unkept(len(y_all)), y_all, label_names, where, columns.text, columns.labels,
                    dropped_rows=dropped, multilabel=columns.multilabel, class_counts=counts)
     train = Dataset(Unkept(n_train), y_train, label_names, where, columns.text, columns.labels,
                     multilabel=columns.multilabel)
     return Streamed(data, train, val, ShardedRows(paths, sizes, len(vocabulary)), x_val,
-                    vectorizer)
+                    vectorizer, np.concatenate(source))
 
 
 def _rows(mask: np.ndarray, offset: int) -> str:
@@ -336,31 +358,35 @@ def _rows(mask: np.ndarray, offset: int) -> str:
     return rows_text(shifted)
 
 
-def _save_shard(folder: Path, index: int, counts: Any, ids: np.ndarray) -> Path:
-    """A chunk's raw counts, with its columns renumbered to the run's term ids."""
+def _save_piece(path: Path, counts: Any, ids: np.ndarray) -> Path:
+    """Rows of a chunk's raw counts, with the chunk's columns renumbered to the term ids."""
     import scipy.sparse as sp
 
-    counts = counts.tocsr()
-    counts.indices = ids[counts.indices].astype(np.int64)
-    path = folder / f"shard-{index:05d}.npz"
-    sp.save_npz(path, sp.csr_matrix((counts.data, counts.indices, counts.indptr),
-                                    shape=(counts.shape[0], int(ids.max(initial=0)) + 1)),
-                compressed=False)
+    matrix = sp.csr_matrix((counts.data, ids[counts.indices], counts.indptr),
+                           shape=(counts.shape[0], int(ids.max(initial=0)) + 1))
+    sp.save_npz(path, matrix, compressed=False)
     return path
 
 
-def _remap_shard(path: Path, column: np.ndarray, n_terms: int, binary: bool) -> None:
-    """A shard's term ids onto the vocabulary's columns (pruned terms dropped), in place."""
+def _save_shard(path: Path, pieces: list[Path], column: np.ndarray, n_terms: int,
+                binary: bool) -> Path:
+    """A shard from its pieces: their term ids mapped onto the vocabulary's columns (pruned
+    terms dropped), the pieces removed."""
     import scipy.sparse as sp
 
-    counts = sp.load_npz(path).tocsr()
-    mapped = column[counts.indices]
-    kept = mapped >= 0
-    rows = np.repeat(np.arange(counts.shape[0]), np.diff(counts.indptr))[kept]
-    data = counts.data[kept].astype(np.float32)
-    if binary:
-        data.fill(1)
-    matrix = sp.csr_matrix((data, (rows, mapped[kept])), shape=(counts.shape[0], n_terms),
-                           dtype=np.float32)
+    parts = []
+    for piece in pieces:
+        counts = sp.load_npz(piece).tocsr()
+        mapped = column[counts.indices]
+        kept = mapped >= 0
+        rows = np.repeat(np.arange(counts.shape[0]), np.diff(counts.indptr))[kept]
+        data = counts.data[kept].astype(np.float32)
+        if binary:
+            data.fill(1)
+        parts.append(sp.csr_matrix((data, (rows, mapped[kept])),
+                                   shape=(counts.shape[0], n_terms), dtype=np.float32))
+        piece.unlink()
+    matrix = sp.vstack(parts, format="csr")
     matrix.sort_indices()
     sp.save_npz(path, matrix, compressed=False)
+    return path

@@ -44,7 +44,8 @@ def test_the_vocabulary_and_rows_equal_scikit_learn_s_on_the_whole_file(
     import scipy.sparse as sp
 
     shards = sp.vstack([block for block, _ in rows.x_train.blocks()], format="csr")
-    assert (shards != matrix).nnz == 0
+    assert sorted(rows.source_rows.tolist()) == list(range(len(texts)))
+    assert (shards != matrix[rows.source_rows]).nnz == 0
     assert len(rows.train) == len(texts) and rows.val is None
 
 
@@ -146,3 +147,17 @@ def test_a_val_data_file_is_not_counted_among_the_data_rows(tmp_path: Path) -> N
     rows = _streamed(tmp_path, train, val_data=dev)
     assert (len(rows.data), len(rows.train), len(rows.val)) == (500, 500, 175)
     assert sum(rows.data.class_counts.values()) == 500
+
+
+def test_every_shard_is_a_random_sample_even_of_a_file_sorted_by_label(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(streaming, "CHUNK_ROWS", 100)
+    frame = pd.read_csv(SAMPLE, dtype=str, keep_default_na=False).sort_values("sentiment")
+    data = tmp_path / "sorted.csv"
+    frame.to_csv(data, index=False)
+    rows = _streamed(tmp_path, data, val_split=0.0)
+    assert len(rows.x_train.paths) == 7
+    for start, end in zip(rows.x_train.starts[:-1], rows.x_train.starts[1:], strict=True):
+        share = rows.train.y[start:end].mean()
+        assert 0.25 < share < 0.75  # both classes in every shard, not one shard per class
+    assert not list((tmp_path / "shards").glob("piece-*"))
