@@ -61,11 +61,12 @@ def run_training(config: TrainConfig, progress: TrainProgress | None = None,
                 resolve_device(config.training.device)  # a CUDA request that cannot work fails now
             check_training_memory(config.training, vocab_size=1, n_outputs=1,  # --hidden alone
                                   processes=world.local_size)
+            stream = False
             if world.main:
                 output = _hold_output(config, held)
+                stream = _streams(config, output, world)
         checkpoints = ckpt.checkpoint_path(output)
-        shards = held.enter_context(streaming.shard_folder(output)) if world.main and \
-            streaming.wanted(config) else None
+        shards = held.enter_context(streaming.shard_folder(output)) if stream else None
         record = _train(config, output, checkpoints, progress, note, world, shards)
     if world.main and checkpoints.is_dir():
         remove_owned(checkpoints, "checkpoint")
@@ -82,6 +83,22 @@ def _hold_output(config: TrainConfig, held: contextlib.ExitStack) -> Path:
     ckpt.check_checkpoint_folder(ckpt.checkpoint_path(output), resume=_resuming(config, output),
                                  force=config.force)
     return output
+
+
+def _streams(config: TrainConfig, output: Path, world: World) -> bool:
+    """Whether the run reads its data in chunks (:mod:`.streaming`): as --stream/--no-stream
+    say, else as the run it resumes did, else when the file would not fit in memory."""
+    if not _resuming(config, output):
+        return streaming.wanted(config)
+    saved = ckpt.checkpoint_streamed(ckpt.checkpoint_path(output))
+    if saved and world.distributed:
+        raise DataError("--resume: this checkpoint was made with --stream, which runs in one "
+                        "process; resume it without torchrun")
+    if config.stream is not None and config.stream != saved:
+        given, made = ("--stream", "in memory") if config.stream else ("--no-stream", "--stream")
+        raise DataError(f"--resume with {given}: the checkpoint was made {made}; leave out "
+                        f"{given} to resume it")
+    return saved
 
 
 def _resuming(config: TrainConfig, output: Path) -> bool:
@@ -107,10 +124,13 @@ def _train(config: TrainConfig, output: Path, checkpoints: Path, progress: Train
     started = time.perf_counter()
     digests = ckpt.input_digests(ckpt.run_inputs(config))
 
+    streamed = {"stream": True} if shards is not None else {}  # in memory: as ever
+
     def resumable() -> bool:
         if not _resuming(config, output):
             return False
-        ckpt.check_resumable(checkpoints, {**ckpt.fingerprint_options(config), **digests})
+        ckpt.check_resumable(checkpoints, {**ckpt.fingerprint_options(config), **digests,
+                                           **streamed})
         return True
 
     resuming = world.from_main(resumable)
@@ -130,7 +150,8 @@ def _train(config: TrainConfig, output: Path, checkpoints: Path, progress: Train
     from sentiment_cli.training.loop import TrainingDiverged, fit
 
     run = ckpt.Checkpoints(checkpoints, {
-        **ckpt.fingerprint_options(config), **digests, "text_column": data.text_column,
+        **ckpt.fingerprint_options(config), **digests, **streamed,
+        "text_column": data.text_column,
         "label_columns": data.label_columns, "train_rows": len(train),
         "vocabulary": ckpt.vocabulary_digest(features.vectorizer["terms"])},
         job=distributed.job_identity())

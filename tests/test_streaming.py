@@ -161,3 +161,26 @@ def test_every_shard_is_a_random_sample_even_of_a_file_sorted_by_label(
         share = rows.train.y[start:end].mean()
         assert 0.25 < share < 0.75  # both classes in every shard, not one shard per class
     assert not list((tmp_path / "shards").glob("piece-*"))
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (SHARED_DATA / "sst2_train.csv").is_file(), reason="needs SST-2")
+def test_a_streamed_run_resumes_streamed(tmp_path: Path) -> None:
+    model = tmp_path / "model"
+    job = subprocess.Popen([command("bce-train"), str(SHARED_DATA / "sst2_train.csv"), "-o",
+                            str(model), "--stream", "--hidden", "32", "--no-report"],
+                           stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 180
+    while not (tmp_path / "model.checkpoint" / "state.json").is_file():
+        assert job.poll() is None and time.monotonic() < deadline
+        time.sleep(0.1)
+    os.kill(job.pid, signal.SIGTERM)
+    job.communicate(timeout=60)
+    refused = run("bce-train", str(SHARED_DATA / "sst2_train.csv"), "-o", str(model), "--hidden",
+                  "32", "--no-report", "--resume", "--no-stream")
+    assert_clean_error(refused, 2, "the checkpoint was made --stream")
+    resumed = run("bce-train", str(SHARED_DATA / "sst2_train.csv"), "-o", str(model), "--hidden",
+                  "32", "--no-report", "--resume")  # the checkpoint's mode, not the file size's
+    assert resumed.returncode == 0, resumed.stderr
+    assert "streaming" in resumed.stderr and "resuming after epoch" in resumed.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]

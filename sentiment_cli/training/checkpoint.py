@@ -140,6 +140,16 @@ def checkpoint_job(folder: Path) -> str | None:
     return job if isinstance(job, str) else None
 
 
+def checkpoint_streamed(folder: Path) -> bool:
+    """Whether the checkpoint in ``folder`` was made by a run with --stream."""
+    try:
+        with FolderReader(folder) as reader:
+            saved = _read_state(reader, folder).get("fingerprint")
+    except (OSError, FolderChanged, DataError):
+        return False
+    return isinstance(saved, dict) and saved.get("stream") is True
+
+
 def check_resumable(folder: Path, partial: dict[str, Any]) -> None:
     """Before any data is read: the checkpoint's run had these options and input digests."""
     try:

@@ -320,7 +320,7 @@ class _Split:
 
 
 def fit(
-    x_train: sp.csr_matrix,
+    x_train: sp.csr_matrix | ShardedRows,
     y_train: np.ndarray,
     x_val: sp.csr_matrix | None,
     y_val: np.ndarray | None,
