@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from sentiment_cli.config import TrainConfig
-from sentiment_cli.data.labels import binary_pair, map_binary, rows_text
+from sentiment_cli.data.labels import binary_pair, format_counts, map_binary, rows_text
 from sentiment_cli.data.reading import (
     TEXT_COLUMN_NAMES,
     Dataset,
@@ -245,10 +245,14 @@ def stream_rows(config: TrainConfig, folder: Path, note: Callable[[str], None],
                                 f"--drop-invalid")
         else:
             assert pair is not None and names is not None
-            y, label_ok = map_binary(frame[columns.labels[0]].tolist(), pair)
+            values = frame[columns.labels[0]].tolist()
+            y, label_ok = map_binary(values, pair)
             if not config.drop_invalid and not label_ok.all():
-                raise DataError(f"{where}: labels other than {names[0]!r}/{names[1]!r} in "
-                                f"column {columns.labels[0]!r} at rows "
+                bad = Counter(v.strip() for v, ok in zip(values, label_ok, strict=True)
+                              if not ok)
+                what = (f"{bad['']} blank label(s)" if set(bad) == {""} else
+                        f"labels other than {names[0]!r}/{names[1]!r} ({format_counts(bad)})")
+                raise DataError(f"{where}: {what} in column {columns.labels[0]!r} at rows "
                                 f"{_rows(~label_ok, offset)} (row 1 = first data row); fix them "
                                 f"or pass --drop-invalid to skip such rows")
         valid &= label_ok

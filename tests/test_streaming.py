@@ -184,3 +184,19 @@ def test_a_streamed_run_resumes_streamed(tmp_path: Path) -> None:
     assert resumed.returncode == 0, resumed.stderr
     assert "streaming" in resumed.stderr and "resuming after epoch" in resumed.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
+
+
+@pytest.mark.parametrize("value, message", [
+    ("", r"1 blank label\(s\) in column 'sentiment' at rows 121 "),
+    ("neutral", r"labels other than 'negative'/'positive' \('neutral' \(1\)\) in column "
+                r"'sentiment' at rows 121 "),
+])
+def test_a_bad_label_is_named_as_reading_in_memory_names_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, value: str, message: str) -> None:
+    monkeypatch.setattr(streaming, "CHUNK_ROWS", 50)
+    frame = pd.read_csv(SAMPLE, dtype=str, keep_default_na=False).head(150)
+    frame.loc[120, "sentiment"] = value
+    data = tmp_path / "labels.csv"
+    frame.to_csv(data, index=False)
+    with pytest.raises(DataError, match=message):
+        _streamed(tmp_path, data)
