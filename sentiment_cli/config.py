@@ -324,11 +324,12 @@ def _check_train(config: TrainConfig) -> None:
     _check_vectorizer(config.vectorizer)
 
 
-def _check_stream(config: TrainConfig) -> None:
-    """What --stream cannot do (yet): each with the way out."""
+def stream_unsupported(config: TrainConfig) -> list[tuple[str, str]]:
+    """What of this run --stream cannot do (yet), each with the way out: --stream refuses
+    them, and they keep a run that would stream on its own in memory."""
     from sentiment_cli.distributed import environment_world_size
 
-    refused = [
+    found = [
         (config.line_files is not None, "--positive-lines/--negative-lines",
          "convert them to one CSV file"),
         (config.weight_column is not None, "--weight-column", "leave it out"),
@@ -336,10 +337,15 @@ def _check_stream(config: TrainConfig) -> None:
         (environment_world_size() > 1, "torchrun (more than one process)",
          "run it in one process"),
     ]
-    for refuse, what, fix in refused:
-        if refuse:
-            raise DataError(f"--stream does not support {what} yet; {fix}, or train without "
-                            f"--stream")
+    return [(what, fix) for present, what, fix in found if present]
+
+
+def _check_stream(config: TrainConfig) -> None:
+    unsupported = stream_unsupported(config)
+    if unsupported:
+        what, fix = unsupported[0]
+        raise DataError(f"--stream does not support {what} yet; {fix}, or train without "
+                        f"--stream")
 
 
 def _check_vectorizer(options: VectorizerConfig) -> None:

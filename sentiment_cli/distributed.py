@@ -65,9 +65,14 @@ def peers_watched(world: World) -> Iterator[None]:
     except RuntimeError as err:
         if not world.distributed or not _from_backend(err):
             raise
-        detail = str(err).split("]", 1)[-1].split(". ", 1)[0].strip(" :")
+        detail = _backend_detail(err).split(". ", 1)[0]
         raise PeerLost(f"lost another rank of the job ({detail}); its message above, or "
                        f"torchrun's, says why") from None
+
+
+def _backend_detail(err: Exception) -> str:
+    """A backend error's message without the C++ source location in front of it."""
+    return str(err).split("]", 1)[-1].strip(" :")
 
 
 def _from_backend(err: RuntimeError) -> bool:
@@ -213,12 +218,18 @@ def from_environment(environ: Mapping[str, str] = os.environ) -> World:
     return World(rank, size, local_rank, max(local_size, 1))
 
 
+def _lenient(name: str, default: int) -> int:
+    """An integer torchrun set, or ``default`` when it is not set or not readable (for
+    deciding what to print: :func:`from_environment` says what is wrong with it)."""
+    try:
+        return max(int(os.environ.get(name) or default), default)
+    except ValueError:
+        return default
+
+
 def environment_rank() -> int:
     """This process's rank as torchrun set it (0 when not under torchrun or unreadable)."""
-    try:
-        return max(int(os.environ.get("RANK", "0") or 0), 0)
-    except ValueError:
-        return 0
+    return _lenient("RANK", 0)
 
 
 def job_identity() -> str | None:
@@ -234,10 +245,7 @@ def job_identity() -> str | None:
 
 def environment_world_size() -> int:
     """How many processes torchrun started for the job (1 when not under torchrun)."""
-    try:
-        return max(int(os.environ.get("WORLD_SIZE", "1") or 1), 1)
-    except ValueError:
-        return 1
+    return _lenient("WORLD_SIZE", 1)
 
 
 def restarted() -> bool:
@@ -283,7 +291,7 @@ def joined(world: World) -> Iterator[World]:
                                 **({} if store is None else {"store": store, "rank": world.rank,
                                                              "world_size": world.size}))
     except (RuntimeError, ValueError) as err:
-        detail = str(err).split("]", 1)[-1].strip(" :")[:200]
+        detail = _backend_detail(err)[:200]
         raise JoinFailed(f"could not join the job at {address} ({detail}); check torchrun's "
                          f"--master-addr and --master-port") from None
     try:

@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from sentiment_cli.config import TrainConfig
+from sentiment_cli.config import TrainConfig, stream_unsupported
 from sentiment_cli.data.labels import binary_pair, format_counts, map_binary, rows_text
 from sentiment_cli.data.reading import (
     TEXT_COLUMN_NAMES,
@@ -66,13 +66,10 @@ IN_MEMORY_EXPANSION = 20
 def wanted(config: TrainConfig) -> bool:
     """Whether this run streams: --stream, or a file whose in-memory training would take more
     than half of the memory available now (never with --no-stream, nor with what --stream
-    cannot do yet: line files, --weight-column, --drop-empty-labels, torchrun)."""
-    from sentiment_cli.distributed import environment_world_size
-
+    cannot do yet: config.stream_unsupported)."""
     if config.stream is not None:
         return config.stream
-    if config.data is None or config.weight_column is not None or config.drop_empty_labels \
-            or environment_world_size() > 1:
+    if config.data is None or stream_unsupported(config):
         return False
     available = available_bytes()
     size = Path(config.data).stat().st_size
