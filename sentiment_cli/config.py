@@ -327,15 +327,11 @@ def _check_train(config: TrainConfig) -> None:
 def stream_unsupported(config: TrainConfig) -> list[tuple[str, str]]:
     """What of this run --stream cannot do (yet), each with the way out: --stream refuses
     them, and they keep a run that would stream on its own in memory."""
-    from sentiment_cli.distributed import environment_world_size
-
     found = [
         (config.line_files is not None, "--positive-lines/--negative-lines",
          "convert them to one CSV file"),
         (config.weight_column is not None, "--weight-column", "leave it out"),
         (config.drop_empty_labels, "--drop-empty-labels", "remove the empty label columns"),
-        (environment_world_size() > 1, "torchrun (more than one process)",
-         "run it in one process"),
     ]
     return [(what, fix) for present, what, fix in found if present]
 

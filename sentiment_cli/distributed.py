@@ -6,7 +6,9 @@ the model is wrapped in ``DistributedDataParallel``. What the training needs bey
 here: a :class:`World` that says which process this is, and the few collective steps of a run:
 
 - every rank reads the data and computes the same split and vocabulary (they are
-  deterministic), then trains on its share of each batch;
+  deterministic), then trains on its share of each batch; with --stream each rank keeps its
+  own share of the rows instead (:mod:`.streaming`), and rank 0 merges the term counts
+  (:meth:`World.gather`, :meth:`World.from_main`);
 - an error found by any rank before training (a file missing on one node, an option another
   rank refused) is exchanged (:meth:`World.agree`), so that every rank stops and rank 0 prints
   the one line;
@@ -124,16 +126,20 @@ class World:
             return
         import torch.distributed as dist
 
-        mine = None if error is None else (str(error), error.exit_code)
+        mine = None if error is None else (str(error), error.exit_code,
+                                           isinstance(error, ReportedByMain))
         gathered: list[Any] = [None] * self.size
         dist.all_gather_object(gathered, mine)
-        failed = [(rank, report) for rank, report in enumerate(gathered) if report is not None]
-        if not failed:
+        reports = [(rank, report) for rank, report in enumerate(gathered) if report is not None]
+        if not reports:
             return
-        rank, (message, exit_code) = failed[0]
+        # a rank that stops for an error rank 0 already printed (an inner step) is no news
+        failed = [(rank, r) for rank, r in reports if not r[2]] or reports
+        rank, (message, exit_code, _) = failed[0]
         if not self.main:
             raise ReportedByMain(exit_code)
-        others = f" (and {len(failed) - 1} other rank(s) failed)" if len(failed) > 1 else ""
+        differ = sum(report[0] != message for _, report in failed)  # the same error: no news
+        others = f" (and {differ} other rank(s) failed with another error)" if differ else ""
         if rank == 0 and error is not None and not others:
             raise error
         problem = SentimentError(f"{'' if rank == 0 else f'rank {rank}: '}{message}{others}")
@@ -175,6 +181,26 @@ class World:
         box = [value]
         dist.broadcast_object_list(box, src=0)
         return box[0]
+
+    def gather(self, value: T) -> list[T] | None:
+        """Every rank's ``value``, in rank order, on rank 0 (None on the others)."""
+        if not self.distributed:
+            return [value]
+        import torch.distributed as dist
+
+        gathered: list[Any] = [None] * self.size if self.main else []
+        dist.gather_object(value, gathered if self.main else None, dst=0)
+        return gathered if self.main else None
+
+    def everyone(self, value: T) -> list[T]:
+        """Every rank's ``value``, in rank order, on every rank."""
+        if not self.distributed:
+            return [value]
+        import torch.distributed as dist
+
+        gathered: list[Any] = [None] * self.size
+        dist.all_gather_object(gathered, value)
+        return gathered
 
     def wrap(self, model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
         """The model as the training steps call it: in DistributedDataParallel when there are
@@ -241,11 +267,6 @@ def job_identity() -> str | None:
     import socket
 
     return f"{run_id}/{socket.gethostname()}/{os.getppid()}"
-
-
-def environment_world_size() -> int:
-    """How many processes torchrun started for the job (1 when not under torchrun)."""
-    return _lenient("WORLD_SIZE", 1)
 
 
 def restarted() -> bool:

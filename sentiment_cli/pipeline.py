@@ -65,8 +65,11 @@ def run_training(config: TrainConfig, progress: TrainProgress | None = None,
             if world.main:
                 output = _hold_output(config, held)
                 stream = _streams(config, output, world)
+                if stream and world.distributed:  # before any rank makes its shard folder
+                    streaming.remove_stale_shards(output)
+        stream = world.from_main(lambda: stream)
         checkpoints = ckpt.checkpoint_path(output)
-        shards = held.enter_context(streaming.shard_folder(output)) if stream else None
+        shards = held.enter_context(streaming.shard_folder(output, world)) if stream else None
         record = _train(config, output, checkpoints, progress, note, world, shards)
     if world.main and checkpoints.is_dir():
         remove_owned(checkpoints, "checkpoint")
@@ -89,11 +92,8 @@ def _streams(config: TrainConfig, output: Path, world: World) -> bool:
     """Whether the run reads its data in chunks (:mod:`.streaming`): as --stream/--no-stream
     say, else as the run it resumes did, else when the file would not fit in memory."""
     if not _resuming(config, output):
-        return streaming.wanted(config)
+        return streaming.wanted(config, processes=world.local_size)
     saved = ckpt.checkpoint_streamed(ckpt.checkpoint_path(output))
-    if saved and world.distributed:
-        raise DataError("--resume: this checkpoint was made with --stream, which runs in one "
-                        "process; resume it without torchrun")
     if config.stream is not None and config.stream != saved:
         given, made = ("--stream", "in memory") if config.stream else ("--no-stream", "--stream")
         raise DataError(f"--resume with {given}: the checkpoint was made {made}; leave out "
@@ -117,6 +117,7 @@ class _Features:
     x_train: Any  # CSR matrices over the training rows' vocabulary
     x_val: Any
     vectorizer: dict[str, Any]  # its JSON form: params and terms
+    train_rows: int  # over every rank (split.train holds this rank's, streamed under torchrun)
 
 
 def _train(config: TrainConfig, output: Path, checkpoints: Path, progress: TrainProgress | None,
@@ -142,7 +143,7 @@ def _train(config: TrainConfig, output: Path, checkpoints: Path, progress: Train
     laps = {"read": read_seconds, "vectorize": time.perf_counter() - started - read_seconds}
     split, x_train = features.split, features.x_train
     data, train, val = split.data, split.train, split.val
-    note(f"{len(train)} training rows, {0 if val is None else len(val)} validation rows, "
+    note(f"{features.train_rows} training rows, {0 if val is None else len(val)} validation rows, "
          f"vocabulary of {x_train.shape[1]} terms")
     n_outputs = 1 if train.y.ndim == 1 else train.y.shape[1]
 
@@ -152,7 +153,7 @@ def _train(config: TrainConfig, output: Path, checkpoints: Path, progress: Train
     run = ckpt.Checkpoints(checkpoints, {
         **ckpt.fingerprint_options(config), **digests, **streamed,
         "text_column": data.text_column,
-        "label_columns": data.label_columns, "train_rows": len(train),
+        "label_columns": data.label_columns, "train_rows": features.train_rows,
         "vocabulary": ckpt.vocabulary_digest(features.vectorizer["terms"])},
         job=distributed.job_identity())
     resume = world.from_main(
@@ -177,9 +178,10 @@ def _train(config: TrainConfig, output: Path, checkpoints: Path, progress: Train
                 raise
             raise distributed.ReportedByMain(err.exit_code) from None
         laps["train"] = time.perf_counter() - started - laps["read"] - laps["vectorize"]
-        if not world.main:
+        scored = _training_logits(features, result, world)
+        if scored is None:
             return None  # rank 0 measures and writes
-        record, shown, logits = _measure(config, features, result, world)
+        record, shown, logits = _measure(config, features, result, world, scored)
         terms = features.vectorizer["terms"]
 
         def report(folder: Path) -> None:
@@ -229,8 +231,9 @@ def _features_digest(features: _Features) -> str:
     """What every rank must have computed alike: the vocabulary, the split, the labels."""
     split = features.split
     return ckpt.vocabulary_digest([
-        *features.vectorizer["terms"], f"train {len(split.train)}",
-        f"val {0 if split.val is None else len(split.val)}", *split.data.label_names])
+        *features.vectorizer["terms"],
+        f"train {features.train_rows}", f"val {0 if split.val is None else len(split.val)}",
+        *split.data.label_names])
 
 
 def _features(config: TrainConfig, note: Callable[[str], None], world: World,
@@ -240,9 +243,9 @@ def _features(config: TrainConfig, note: Callable[[str], None], world: World,
     returns the seconds spent reading."""
     if shards is not None:  # too large for memory, or --stream
         started = time.perf_counter()
-        rows = streaming.stream_rows(config, shards, note, progress)
+        rows = streaming.stream_rows(config, shards, note, progress, world)
         split = TrainSplit(rows.data, rows.train, rows.val, None, None)
-        return _Features(split, rows.x_train, rows.x_val, rows.vectorizer), \
+        return _Features(split, rows.x_train, rows.x_val, rows.vectorizer, rows.train_rows), \
             time.perf_counter() - started
     from sentiment_cli.data.rows import read_rows
 
@@ -258,28 +261,45 @@ def _features(config: TrainConfig, note: Callable[[str], None], world: World,
         split = split_off_validation(config, data, val, counts.counts, executor, note)
     x_train, x_val, vectorizer = training_matrices(counts, config.vectorizer, split.train_rows,
                                                    split.val_rows)
-    return _Features(split, x_train, x_val, vectorizer), read_seconds
+    return _Features(split, x_train, x_val, vectorizer, len(split.train)), read_seconds
 
 
-def _measure(config: TrainConfig, features: _Features, result: TrainResult,
-             world: World) -> tuple[RunRecord, Dataset, np.ndarray]:
-    """Calibrate on the validation rows and measure both splits: the run's record, and the
-    rows the report shows (validation, else training) with their logits."""
+def _training_logits(features: _Features, result: TrainResult,
+                     world: World) -> tuple[np.ndarray, np.ndarray] | None:
+    """The training rows' targets and logits, on rank 0 (None on the others). Rows in shards
+    are scored a shard at a time; when each rank has its own (streamed under torchrun), each
+    scores them and rank 0 gathers them."""
+    from sentiment_cli.model.module import predict_logits
+
+    x, y = features.x_train, features.split.train.y
+    if isinstance(x, streaming.ShardedRows):
+        if not (world.main or x.partitioned):
+            return None
+        logits = np.concatenate([predict_logits(result.model, block) for block, _ in x.blocks()])
+        parts = world.gather((y, logits)) if x.partitioned else [(y, logits)]
+        if parts is None:
+            return None
+        return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+    return (y, predict_logits(result.model, x)) if world.main else None
+
+
+def _measure(config: TrainConfig, features: _Features, result: TrainResult, world: World,
+             scored: tuple[np.ndarray, np.ndarray]) -> tuple[RunRecord, Dataset, np.ndarray]:
+    """Calibrate on the validation rows and measure both splits (``scored``: the training
+    rows' targets and logits): the run's record, and the rows the report shows (validation,
+    else training) with their logits."""
     from sentiment_cli.artifacts.bundle import versions
     from sentiment_cli.metrics import split_metrics
     from sentiment_cli.model.module import predict_logits
     from sentiment_cli.training.calibration import calibrate
 
     data, train, val = features.split.data, features.split.train, features.split.val
-    train_logits = (np.concatenate([predict_logits(result.model, block) for block, _ in
-                                    features.x_train.blocks()])
-                    if isinstance(features.x_train, streaming.ShardedRows)
-                    else predict_logits(result.model, features.x_train))
+    train_y, train_logits = scored
     val_logits = None if features.x_val is None else predict_logits(result.model, features.x_val)
     n_outputs = train_logits.shape[1]
     temperature, thresholds = calibrate(config, val_logits, None if val is None else val.y,
                                         n_outputs)
-    train_metrics = {**split_metrics(train.y, train_logits, temperature, thresholds,
+    train_metrics = {**split_metrics(train_y, train_logits, temperature, thresholds,
                                      data.label_names), "loss": result.train_loss}
     val_metrics = None if val is None or val_logits is None else {
         **split_metrics(val.y, val_logits, temperature, thresholds, data.label_names),
@@ -288,7 +308,8 @@ def _measure(config: TrainConfig, features: _Features, result: TrainResult,
         config=config,
         data=DataSummary(data.source, data.text_column, data.label_columns, data.label_names,
                          data.multilabel, len(data) + data.dropped_rows, data.dropped_rows,
-                         len(train), 0 if val is None else len(val), data.class_counts),
+                         features.train_rows, 0 if val is None else len(val),
+                         data.class_counts),
         vocabulary=features.x_train.shape[1], model=result.model.config.to_dict(),
         vectorizer=features.vectorizer["params"], history=result.history,
         best_epoch=result.best_epoch, averaged_epochs=result.averaged_epochs,
@@ -296,8 +317,9 @@ def _measure(config: TrainConfig, features: _Features, result: TrainResult,
         pos_weight=result.pos_weight, temperature=temperature, thresholds=thresholds,
         train_metrics=train_metrics, val_metrics=val_metrics, versions=versions(),
         world_size=world.size, backend=world.backend)
-    if val is None or val_logits is None:
-        return record, train, train_logits
+    if val is None or val_logits is None:  # every rank's training rows, in the order scored
+        return record, replace(train, texts=streaming.Unkept(len(train_y)), y=train_y) \
+            if len(train_y) != len(train) else train, train_logits
     return record, val, val_logits
 
 

@@ -16,6 +16,10 @@ Training then reads the shards in a shuffled order, a few at a time (:class:`Sha
 bounded shuffle buffer). The validation rows (about ``--val-max-rows``) are kept in memory.
 The shards live in a folder of their own beside the output, removed at the end, also when the
 run fails or is interrupted (after a kill -9, by the next run of that output).
+
+Under torchrun, each rank keeps its own share of the rows (every N-th row of the file): its
+shards hold only those, rank 0 adds up every rank's term counts into the one vocabulary and
+sends it to all, and the validation rows are gathered on every rank (:func:`stream_rows`).
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +49,7 @@ from sentiment_cli.data.reading import (
     read_header,
     read_table_chunks,
 )
+from sentiment_cli.distributed import SOLO, World
 from sentiment_cli.errors import DataError
 from sentiment_cli.features import (
     pruned_vocabulary,
@@ -63,17 +69,17 @@ BUFFER_SHARDS = 4  # shards shuffled together in training: 200,000 rows
 IN_MEMORY_EXPANSION = 20
 
 
-def wanted(config: TrainConfig) -> bool:
+def wanted(config: TrainConfig, processes: int = 1) -> bool:
     """Whether this run streams: --stream, or a file whose in-memory training would take more
-    than half of the memory available now (never with --no-stream, nor with what --stream
-    cannot do yet: config.stream_unsupported)."""
+    than half of the memory available now, in each of the ``processes`` of this machine
+    (never with --no-stream, nor with what --stream cannot do yet: config.stream_unsupported)."""
     if config.stream is not None:
         return config.stream
     if config.data is None or stream_unsupported(config):
         return False
     available = available_bytes()
     size = Path(config.data).stat().st_size
-    return available is not None and IN_MEMORY_EXPANSION * size > available / 2
+    return available is not None and IN_MEMORY_EXPANSION * size * processes > available / 2
 
 
 class Unkept(Sequence[str]):
@@ -90,10 +96,12 @@ class Unkept(Sequence[str]):
 
 
 class ShardedRows:
-    """The training rows as CSR shards on disk, in row order; read a few at a time."""
+    """The training rows as CSR shards on disk, in row order; read a few at a time.
+    ``partitioned``: they are this rank's own rows (under torchrun), not every row."""
 
-    def __init__(self, paths: list[Path], sizes: list[int], n_terms: int) -> None:
-        self.paths, self.sizes = paths, sizes
+    def __init__(self, paths: list[Path], sizes: list[int], n_terms: int,
+                 partitioned: bool = False) -> None:
+        self.paths, self.sizes, self.partitioned = paths, sizes, partitioned
         self.starts = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
         self.shape = (int(self.starts[-1]), n_terms)
 
@@ -106,6 +114,11 @@ class ShardedRows:
         """Every shard in row order: (its CSR rows, their positions among all rows)."""
         for i in range(len(self.paths)):
             yield self.load(i), np.arange(self.starts[i], self.starts[i + 1])
+
+    def block_sizes(self, shard_order: Sequence[int], buffer: int = BUFFER_SHARDS) -> list[int]:
+        """The rows of each block :meth:`shuffled_blocks` yields, in order."""
+        return [sum(self.sizes[i] for i in shard_order[lo : lo + buffer])
+                for lo in range(0, len(shard_order), buffer)]
 
     def shuffled_blocks(self, shard_order: Sequence[int],
                         buffer: int = BUFFER_SHARDS) -> Iterator[tuple[Any, np.ndarray]]:
@@ -131,20 +144,30 @@ class Streamed:
     x_val: Any
     vectorizer: dict[str, Any]
     source_rows: np.ndarray  # each training row's row in DATA (0 = the first data row)
+    train_rows: int  # over every rank (``train`` holds this rank's)
 
 
-@contextmanager
-def shard_folder(output: Path) -> Iterator[Path]:
-    """A folder of our own beside ``output`` for the shards, removed afterwards. Called with
-    the output's lock held: shard folders of an earlier run of this output that was killed
-    (SIGKILL, the OOM killer) are removed first."""
-    output.parent.mkdir(parents=True, exist_ok=True)
-    for stale in output.parent.glob(f".{output.name}.shards-*"):
+def remove_stale_shards(output: Path, prefix: str = "") -> None:
+    """Remove the shard folders (``.NAME.shards-PREFIX*``) an earlier run of ``output`` left
+    when it was killed (SIGKILL, the OOM killer). Only with the output's lock held, or once
+    rank 0 of this job holds it: no other run of this output is going on then."""
+    for stale in output.parent.glob(f".{output.name}.shards-{prefix}*"):
         if stale.is_dir() and not stale.is_symlink() and all(
                 p.name.startswith(("shard-", "piece-")) and p.suffix == ".npz"
                 for p in stale.iterdir()):
             shutil.rmtree(stale, ignore_errors=True)
-    folder = Path(tempfile.mkdtemp(prefix=f".{output.name}.shards-", dir=output.parent))
+
+
+@contextmanager
+def shard_folder(output: Path, world: World = SOLO) -> Iterator[Path]:
+    """A folder of this rank's own beside ``output`` for its shards, removed afterwards; its
+    stale ones are removed first (:func:`remove_stale_shards`). Under torchrun each rank's is
+    named after its rank (on a shared filesystem they sit side by side), and is made once rank
+    0 holds the output's lock."""
+    prefix = f"rank{world.rank}-" if world.distributed else ""
+    output.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_shards(output, prefix)
+    folder = Path(tempfile.mkdtemp(prefix=f".{output.name}.shards-{prefix}", dir=output.parent))
     try:
         yield folder
     finally:
@@ -178,17 +201,21 @@ def _columns(config: TrainConfig, path: Path) -> _Columns:
     return _Columns(text, labels, len(labels) > 1)
 
 
-def stream_rows(config: TrainConfig, folder: Path, note: Callable[[str], None],
-                progress: TrainProgress | None = None) -> Streamed:
-    """Read ``config.data`` in chunks into shards in ``folder``; see the module docstring."""
-    assert config.data is not None  # config.check: --stream needs one data file
-    path = Path(config.data)
-    where = str(path)
-    progress = progress or TrainProgress()
-    columns = _columns(config, path)
-    read = dict(delimiter=config.delimiter, encoding=config.encoding, chunk_rows=CHUNK_ROWS)
+@dataclass
+class _Plan:
+    """What the label pass found: the rows, the classes, the validation share, the shards."""
 
-    started = time.perf_counter()
+    total: int
+    pair: tuple[str, str] | None
+    names: list[str] | None
+    share: float
+    buckets: int
+
+
+def _label_pass(config: TrainConfig, path: Path, columns: _Columns, read: dict[str, Any],
+                progress: TrainProgress, world: World) -> _Plan:
+    """Count the rows and resolve the positive class from the label columns alone."""
+    where = str(path)
     occurrences: Counter[str] = Counter()
     total = 0
     for frame in read_table_chunks(path, columns=columns.labels, **read):
@@ -209,147 +236,257 @@ def stream_rows(config: TrainConfig, folder: Path, note: Callable[[str], None],
                         f"characters; clean the label column first")
     if config.val_data is not None:  # its columns are there, before hours of reading
         _columns(config, Path(config.val_data))
-    buckets = max(1, -(-total // CHUNK_ROWS))  # shards, each a random sample of the rows
-    draw = np.random.default_rng(config.training.seed)
     share = 0.0
     if config.val_data is None and config.val_split > 0:
         share = config.val_split if config.val_max_rows == 0 else min(
             config.val_split, config.val_max_rows / total)
-    note(f"streaming {total:,} rows of {path} in chunks of {CHUNK_ROWS:,} "
-         f"({time.perf_counter() - started:.1f} s to count them)")
+    # shards of about CHUNK_ROWS rows, each a random sample of this rank's rows
+    buckets = max(1, -(-total // (CHUNK_ROWS * world.size)))
+    return _Plan(total, pair, names, share, buckets)
 
+
+@dataclass
+class _Counted:
+    """Pass 1 on this rank's rows: the counts of every term, the pieces of the shards-to-be,
+    the validation rows, and how many rows of the file were dropped."""
+
+    terms: list[str]
+    df: np.ndarray
+    tf: np.ndarray
+    pieces: list[list[Path]]  # per shard, its chunks' rows
+    piece_y: list[list[np.ndarray]]
+    piece_rows: list[list[np.ndarray]]  # their rows in DATA
+    val_texts: list[str]
+    val_y: list[np.ndarray]
+    dropped: int
+
+    @property
+    def train_rows(self) -> int:
+        return sum(len(part) for parts in self.piece_y for part in parts)
+
+
+def _checked_chunk(config: TrainConfig, frame: Any, columns: _Columns, plan: _Plan,
+                   offset: int, where: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A chunk's texts, 0/1 targets, and which rows are usable, checked as the in-memory
+    reader checks them (errors name the rows in the file)."""
+    texts = frame[columns.text].to_numpy(dtype=object)
+    valid = np.fromiter((bool(t.strip()) for t in texts), dtype=bool, count=len(texts))
+    if not config.drop_invalid and not valid.all():
+        raise DataError(f"{where}: empty text in column {columns.text!r} at rows "
+                        f"{_rows(~valid, offset)} (row 1 = first data row); fix them or pass "
+                        f"--drop-invalid to skip such rows")
+    if columns.multilabel:
+        y, _, label_ok = _multilabel_targets(frame, columns.labels, None, True, where)
+        if not config.drop_invalid and not label_ok.all():
+            raise DataError(f"{where}: label columns must hold 0/1 values in multi-label "
+                            f"mode; rows {_rows(~label_ok, offset)} do not; fix them or pass "
+                            f"--drop-invalid")
+    else:
+        assert plan.pair is not None and plan.names is not None
+        values = frame[columns.labels[0]].tolist()
+        y, label_ok = map_binary(values, plan.pair)
+        if not config.drop_invalid and not label_ok.all():
+            bad = Counter(v.strip() for v, ok in zip(values, label_ok, strict=True) if not ok)
+            what = (f"{bad['']} blank label(s)" if set(bad) == {""} else
+                    f"labels other than {plan.names[0]!r}/{plan.names[1]!r} "
+                    f"({format_counts(bad)})")
+            raise DataError(f"{where}: {what} in column {columns.labels[0]!r} at rows "
+                            f"{_rows(~label_ok, offset)} (row 1 = first data row); fix them "
+                            f"or pass --drop-invalid to skip such rows")
+    return texts, y, valid & label_ok
+
+
+def _count_pass(config: TrainConfig, path: Path, columns: _Columns, read: dict[str, Any],
+                plan: _Plan, folder: Path, progress: TrainProgress, world: World) -> _Counted:
+    """Pass 1: check every row of each chunk (every rank alike), and keep this rank's rows
+    (every ``world.size``-th row of the file): send them to validation by their hash, count
+    the training rows' terms and save them as pieces of the shards-to-be."""
+    where = str(path)
+    draw = np.random.default_rng(config.training.seed if not world.distributed
+                                 else [config.training.seed, world.rank])
     terms: dict[str, int] = {}  # every term of the training rows -> its id in the pieces
-    pieces: list[list[Path]] = [[] for _ in range(buckets)]  # per shard, its chunks' rows
-    piece_y: list[list[np.ndarray]] = [[] for _ in range(buckets)]
-    piece_rows: list[list[np.ndarray]] = [[] for _ in range(buckets)]  # their rows in DATA
-    df_total = np.zeros(0, np.int64)
-    tf_total = np.zeros(0, np.float64)
-    val_texts: list[str] = []
-    val_y: list[np.ndarray] = []
-    dropped, offset = 0, 0
+    counted = _Counted([], np.zeros(0, np.int64), np.zeros(0, np.float64),
+                       [[] for _ in range(plan.buckets)], [[] for _ in range(plan.buckets)],
+                       [[] for _ in range(plan.buckets)], [], [], 0)
+    offset = 0
     for frame in read_table_chunks(path, columns=[columns.text, *columns.labels], **read):
-        texts = frame[columns.text].to_numpy(dtype=object)
-        valid = np.fromiter((bool(t.strip()) for t in texts), dtype=bool, count=len(texts))
-        if not config.drop_invalid and not valid.all():
-            raise DataError(f"{where}: empty text in column {columns.text!r} at rows "
-                            f"{_rows(~valid, offset)} (row 1 = first data row); fix them or pass "
-                            f"--drop-invalid to skip such rows")
-        if columns.multilabel:
-            y, _, label_ok = _multilabel_targets(frame, columns.labels, None, True, where)
-            if not config.drop_invalid and not label_ok.all():
-                raise DataError(f"{where}: label columns must hold 0/1 values in multi-label "
-                                f"mode; rows {_rows(~label_ok, offset)} do not; fix them or pass "
-                                f"--drop-invalid")
-        else:
-            assert pair is not None and names is not None
-            values = frame[columns.labels[0]].tolist()
-            y, label_ok = map_binary(values, pair)
-            if not config.drop_invalid and not label_ok.all():
-                bad = Counter(v.strip() for v, ok in zip(values, label_ok, strict=True)
-                              if not ok)
-                what = (f"{bad['']} blank label(s)" if set(bad) == {""} else
-                        f"labels other than {names[0]!r}/{names[1]!r} ({format_counts(bad)})")
-                raise DataError(f"{where}: {what} in column {columns.labels[0]!r} at rows "
-                                f"{_rows(~label_ok, offset)} (row 1 = first data row); fix them "
-                                f"or pass --drop-invalid to skip such rows")
-        valid &= label_ok
-        dropped += int((~valid).sum())
-        rows_in_data = np.arange(offset, offset + len(frame))[valid]
+        texts, y, valid = _checked_chunk(config, frame, columns, plan, offset, where)
+        counted.dropped += int((~valid).sum())
+        rows_in_data = np.arange(offset, offset + len(frame))
         offset += len(frame)
+        if world.distributed:
+            valid &= rows_in_data % world.size == world.rank
+        rows_in_data = rows_in_data[valid]
         texts, y = [str(t) for t in texts[valid]], y[valid]
-        to_val = _in_validation(texts, share, config.training.seed) if share else \
+        to_val = _in_validation(texts, plan.share, config.training.seed) if plan.share else \
             np.zeros(len(texts), dtype=bool)
-        val_texts += [t for t, v in zip(texts, to_val, strict=True) if v]
-        val_y.append(y[to_val])
+        counted.val_texts += [t for t, v in zip(texts, to_val, strict=True) if v]
+        counted.val_y.append(y[to_val])
         train_texts = [t for t, v in zip(texts, to_val, strict=True) if not v]
-        progress.phase("pass 1/2: counting terms", len(frame), total)
+        progress.phase("pass 1/2: counting terms", len(frame), plan.total)
         if not train_texts:
             continue
         chunk_terms, counts = raw_counts(train_texts, config.vectorizer)
         ids = np.fromiter((terms.setdefault(t, len(terms)) for t in chunk_terms), dtype=np.int64,
                           count=len(chunk_terms))
-        if len(terms) > len(df_total):
-            grown = max(len(terms), 2 * len(df_total))
-            df_total = np.concatenate([df_total, np.zeros(grown - len(df_total), np.int64)])
-            tf_total = np.concatenate([tf_total, np.zeros(grown - len(tf_total))])
-        df_total[ids] += np.bincount(counts.indices, minlength=len(chunk_terms))
-        tf_total[ids] += np.asarray(counts.sum(axis=0)).ravel()
-        chosen = draw.integers(0, buckets, size=len(train_texts))
+        if len(terms) > len(counted.df):
+            grown = max(len(terms), 2 * len(counted.df))
+            counted.df = np.concatenate([counted.df, np.zeros(grown - len(counted.df), np.int64)])
+            counted.tf = np.concatenate([counted.tf, np.zeros(grown - len(counted.tf))])
+        counted.df[ids] += np.bincount(counts.indices, minlength=len(chunk_terms))
+        counted.tf[ids] += np.asarray(counts.sum(axis=0)).ravel()
+        chosen = draw.integers(0, plan.buckets, size=len(train_texts))
         counts = counts.tocsr()
         y_train_chunk, rows_train_chunk = y[~to_val], rows_in_data[~to_val]
         for bucket in np.unique(chosen):
             mine = np.flatnonzero(chosen == bucket)
-            index = len(pieces[bucket])
-            pieces[bucket].append(_save_piece(folder / f"piece-{bucket:05d}-{index:05d}.npz",
-                                              counts[mine], ids))
-            piece_y[bucket].append(y_train_chunk[mine])
-            piece_rows[bucket].append(rows_train_chunk[mine])
-    n_train = sum(len(part) for parts in piece_y for part in parts)
-    if n_train == 0:
-        raise DataError(f"{where}: no usable training rows remain")
-    if share and len(val_texts) < 2:
-        raise DataError(f"{where}: {total} rows are too few for --val-split "
-                        f"{config.val_split}; add rows, change --val-split, or pass --val-split 0")
-    all_terms = [""] * len(terms)
+            index = len(counted.pieces[bucket])
+            counted.pieces[bucket].append(_save_piece(
+                folder / f"piece-{bucket:05d}-{index:05d}.npz", counts[mine], ids))
+            counted.piece_y[bucket].append(y_train_chunk[mine])
+            counted.piece_rows[bucket].append(rows_train_chunk[mine])
+    counted.terms = [""] * len(terms)
     for term, index in terms.items():
-        all_terms[index] = term
-    vocabulary = pruned_vocabulary(all_terms, df_total[: len(terms)], tf_total[: len(terms)],
-                                   n_train, config.vectorizer)
-    del terms
-    note(f"pass 1/2: {n_train:,} training rows, {len(all_terms):,} terms counted, "
-         f"{len(vocabulary):,} kept ({time.perf_counter() - started:.1f} s)")
+        counted.terms[index] = term
+    counted.df, counted.tf = counted.df[: len(terms)], counted.tf[: len(terms)]
+    return counted
 
-    column = np.full(len(all_terms), -1, dtype=np.int64)
+
+def _merged_vocabulary(parts: list[tuple[list[str], np.ndarray, np.ndarray]], n_docs: int,
+                       config: TrainConfig) -> tuple[list[str], int]:
+    """The vocabulary of every rank's term counts together (one rank: its own), and how many
+    terms were counted."""
+    if len(parts) == 1:
+        return pruned_vocabulary(*parts[0], n_docs, config.vectorizer), len(parts[0][0])
+    index: dict[str, int] = {}
+    for terms, _, _ in parts:
+        for term in terms:
+            index.setdefault(term, len(index))
+    df, tf = np.zeros(len(index), np.int64), np.zeros(len(index), np.float64)
+    for terms, part_df, part_tf in parts:
+        ids = np.fromiter((index[t] for t in terms), dtype=np.int64, count=len(terms))
+        df[ids] += part_df
+        tf[ids] += part_tf
+    return pruned_vocabulary(list(index), df, tf, n_docs, config.vectorizer), len(index)
+
+
+def stream_rows(config: TrainConfig, folder: Path, note: Callable[[str], None],
+                progress: TrainProgress | None = None, world: World = SOLO) -> Streamed:
+    """Read ``config.data`` in chunks into shards in ``folder``; see the module docstring.
+
+    Under torchrun each rank keeps every ``world.size``-th row of the file: its shards hold its
+    own training rows, the term counts of all ranks are added up on rank 0 into the one
+    vocabulary, and the validation rows are gathered on every rank. Every rank reads the
+    whole file (a CSV cannot be cut at byte offsets: a quoted field may hold line breaks)."""
+    assert config.data is not None  # config.check: --stream needs one data file
+    path = Path(config.data)
+    where = str(path)
+    progress = progress or TrainProgress()
+    read = dict(delimiter=config.delimiter, encoding=config.encoding, chunk_rows=CHUNK_ROWS)
+
+    started = time.perf_counter()
+    with world.agreed():
+        columns = _columns(config, path)
+        plan = _label_pass(config, path, columns, read, progress, world)
+    share_text = f", each of {world.size} ranks keeping 1 row in {world.size}" \
+        if world.distributed else ""
+    note(f"streaming {plan.total:,} rows of {path} in chunks of {CHUNK_ROWS:,}{share_text} "
+         f"({time.perf_counter() - started:.1f} s to count them)")
+    with world.agreed():
+        counted = _count_pass(config, path, columns, read, plan, folder, progress, world)
+    per_rank = world.everyone(counted.train_rows)
+    n_train = sum(per_rank)
+    n_val = int(world.sum([len(counted.val_texts)])[0])
+    with world.agreed():
+        if n_train == 0:
+            raise DataError(f"{where}: no usable training rows remain")
+        if min(per_rank) == 0:
+            raise DataError(f"{where}: {n_train} training rows are too few for "
+                            f"{world.size} processes (a rank would have none); start fewer")
+        if plan.share and n_val < 2:
+            raise DataError(f"{where}: {plan.total} rows are too few for --val-split "
+                            f"{config.val_split}; add rows, change --val-split, or pass "
+                            f"--val-split 0")
+    parts = world.gather((counted.terms, counted.df, counted.tf))
+    counted.df, counted.tf = counted.df[:0], counted.tf[:0]
+    vocabulary, n_terms = world.from_main(partial(_merged_vocabulary, parts or [], n_train,
+                                                  config))
+    del parts  # rank 0: every rank's terms
+    note(f"pass 1/2: {n_train:,} training rows, {n_terms:,} terms counted, "
+         f"{len(vocabulary):,} kept ({time.perf_counter() - started:.1f} s)")
+    return _assembled(config, path, columns, plan, counted, vocabulary, n_train, folder, note,
+                      progress, world, started)
+
+
+def _assembled(config: TrainConfig, path: Path, columns: _Columns, plan: _Plan,
+               counted: _Counted, vocabulary: list[str], n_train: int, folder: Path,
+               note: Callable[[str], None], progress: TrainProgress, world: World,
+               started: float) -> Streamed:
+    """Pass 2 (this rank's shards on the vocabulary) and the run's rows as training sees them."""
+    where = str(path)
+    column = np.full(len(counted.terms), -1, dtype=np.int64)  # a piece's term id -> its column
     position = {term: i for i, term in enumerate(vocabulary)}
-    for i, term in enumerate(all_terms):
+    for i, term in enumerate(counted.terms):
         column[i] = position.get(term, -1)
-    del all_terms, position
+    del position
+    counted.terms = []
     paths, sizes, y_parts, source = [], [], [], []
-    for bucket in range(buckets):
-        if pieces[bucket]:
-            paths.append(_save_shard(folder / f"shard-{bucket:05d}.npz", pieces[bucket], column,
-                                     len(vocabulary), config.vectorizer.binary))
-            sizes.append(sum(len(part) for part in piece_y[bucket]))
-            y_parts += piece_y[bucket]
-            source += piece_rows[bucket]
-        progress.phase("pass 2/2: shards", 1, buckets)
-    note(f"pass 2/2: {len(paths)} shards of random rows, on the vocabulary "
-         f"({time.perf_counter() - started:.1f} s)")
+    with world.agreed():
+        for bucket in range(plan.buckets):
+            if counted.pieces[bucket]:
+                paths.append(_save_shard(folder / f"shard-{bucket:05d}.npz",
+                                         counted.pieces[bucket], column, len(vocabulary),
+                                         config.vectorizer.binary))
+                sizes.append(sum(len(part) for part in counted.piece_y[bucket]))
+                y_parts += counted.piece_y[bucket]
+                source += counted.piece_rows[bucket]
+            progress.phase("pass 2/2: shards", 1, plan.buckets)
+    note(f"pass 2/2: {len(paths)} shards of random rows{' per rank' if world.distributed else ''}"
+         f", on the vocabulary ({time.perf_counter() - started:.1f} s)")
 
     y_train = np.concatenate(y_parts)
-    label_names = list(columns.labels) if columns.multilabel else list(names or [])
+    label_names = list(columns.labels) if columns.multilabel else list(plan.names or [])
     vectorizer = vectorizer_to_json(config.vectorizer, vocabulary)
     val, x_val = None, None
+    gathered_val = world.everyone((counted.val_texts, counted.val_y))
+    val_texts = [t for texts, _ in gathered_val for t in texts]
     if config.val_data is not None:
         from sentiment_cli.data.reading import load_dataset
 
-        val = load_dataset(config.val_data, text_column=config.text_column,
-                           label_columns=list(config.label_columns) or None,
-                           positive_label=None if columns.multilabel else label_names[1],
-                           delimiter=config.delimiter, encoding=config.encoding,
-                           drop_invalid=config.drop_invalid)
+        with world.agreed():
+            val = load_dataset(config.val_data, text_column=config.text_column,
+                               label_columns=list(config.label_columns) or None,
+                               positive_label=None if columns.multilabel else label_names[1],
+                               delimiter=config.delimiter, encoding=config.encoding,
+                               drop_invalid=config.drop_invalid)
     elif val_texts:
-        val = Dataset(val_texts, np.concatenate(val_y), label_names, where, columns.text,
-                      columns.labels, multilabel=columns.multilabel)
+        val = Dataset(val_texts, np.concatenate([y for _, ys in gathered_val for y in ys]),
+                      label_names, where, columns.text, columns.labels,
+                      multilabel=columns.multilabel)
     if val is not None:
         x_val = vectorizer_from_json(vectorizer).transform(val.texts).tocsr()
-    # every row of DATA (a --val-data file's rows are not DATA's)
-    y_all = y_train if val is None or config.val_data is not None else \
-        np.concatenate([y_train, val.y])
-    if columns.multilabel:
-        empty = [n for n, k in zip(label_names, y_train.sum(axis=0), strict=True) if k == 0]
-        if empty:
-            raise DataError(f"{where}: label {empty[0]!r} has no positive training row; remove "
-                            f"the column (--stream does not drop empty labels)")
-        counts = {n: int(k) for n, k in zip(label_names, y_all.sum(axis=0), strict=True)}
-    else:
-        counts = {label_names[0]: int((y_all == 0).sum()), label_names[1]: int(y_all.sum())}
-    data = Dataset(Unkept(len(y_all)), y_all, label_names, where, columns.text, columns.labels,
-                   dropped_rows=dropped, multilabel=columns.multilabel, class_counts=counts)
-    train = Dataset(Unkept(n_train), y_train, label_names, where, columns.text, columns.labels,
-                    multilabel=columns.multilabel)
-    return Streamed(data, train, val, ShardedRows(paths, sizes, len(vocabulary)), x_val,
-                    vectorizer, np.concatenate(source))
+    # every row of DATA (a --val-data file's rows are not DATA's), over every rank
+    train_sums = world.sum(y_train.reshape(len(y_train), -1).sum(axis=0).tolist())
+    val_sums = [0.0] * len(train_sums) if val is None or config.val_data is not None else \
+        val.y.reshape(len(val.y), -1).sum(axis=0).tolist()
+    positives = [int(a + b) for a, b in zip(train_sums, val_sums, strict=True)]
+    n_all = n_train + (0 if val is None or config.val_data is not None else len(val))
+    with world.agreed():
+        if columns.multilabel:
+            empty = [n for n, k in zip(label_names, train_sums, strict=True) if k == 0]
+            if empty:
+                raise DataError(f"{where}: label {empty[0]!r} has no positive training row; "
+                                f"remove the column (--stream does not drop empty labels)")
+    counts = dict(zip(label_names, positives, strict=True)) if columns.multilabel else \
+        {label_names[0]: n_all - positives[0], label_names[1]: positives[0]}
+    data = Dataset(Unkept(n_all), y_train, label_names, where, columns.text, columns.labels,
+                   dropped_rows=counted.dropped, multilabel=columns.multilabel,
+                   class_counts=counts)
+    train = Dataset(Unkept(len(y_train)), y_train, label_names, where, columns.text,
+                    columns.labels, multilabel=columns.multilabel)
+    return Streamed(data, train, val,
+                    ShardedRows(paths, sizes, len(vocabulary), partitioned=world.distributed),
+                    x_val, vectorizer, np.concatenate(source), n_train)
 
 
 def _rows(mask: np.ndarray, offset: int) -> str:

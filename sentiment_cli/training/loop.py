@@ -87,14 +87,17 @@ def resolve_device(name: str) -> torch.device:
     raise DataError(f"--device must be auto, cpu, cuda or cuda:N, got {name!r}")
 
 
-def compute_pos_weight(setting: str | float | None, y: np.ndarray) -> np.ndarray | None:
-    """negatives/positives per output on the training rows for "auto", a number, or None."""
+def compute_pos_weight(setting: str | float | None, y: np.ndarray,
+                       world: World = SOLO) -> np.ndarray | None:
+    """negatives/positives per output on the training rows for "auto", a number, or None.
+    ``world``: the ranks whose rows ``y`` are a part of (each rank has its own rows)."""
     if setting is None:
         return None
     n_outputs = 1 if y.ndim == 1 else y.shape[1]
     if setting in ("auto", "balanced"):
-        positives = y.reshape(len(y), n_outputs).sum(axis=0)
-        negatives = len(y) - positives
+        *sums, n_rows = world.sum([*y.reshape(len(y), n_outputs).sum(axis=0).tolist(), len(y)])
+        positives = np.array(sums)
+        negatives = n_rows - positives
         if (positives == 0).any():
             raise DataError(f"--pos-weight {setting}: a label has no positive rows in the "
                             f"training split")
@@ -131,13 +134,15 @@ class _EpochTensors:
 @dataclass
 class _EpochPlan:
     """An epoch's steps for one rank: its rows in training order, and per step where they are
-    in that order (``bounds``), the step's rows over all ranks (positions in the data), and
-    whether this rank's row is only filling in (``filler``: it weighs nothing)."""
+    in that order (``bounds``), how many rows the step has over all ranks (``totals``),
+    whether this rank's row is only filling in (``filler``: it weighs nothing), and the
+    step's rows over all ranks (positions in the data) when every rank has every row."""
 
     rows: np.ndarray
     bounds: list[tuple[int, int]]
-    step_rows: list[np.ndarray]
+    totals: list[int]
     filler: list[bool]
+    step_rows: list[np.ndarray] | None = None
 
 
 def _plan_epoch(order: np.ndarray, batch_size: int, world: World) -> _EpochPlan:
@@ -146,10 +151,11 @@ def _plan_epoch(order: np.ndarray, batch_size: int, world: World) -> _EpochPlan:
     one process would take. In a batch with fewer rows than ranks, the ranks left without a
     row take one again as a filler that weighs nothing: every rank needs a row in every step."""
     batches = [order[s : s + batch_size] for s in range(0, len(order), batch_size)]
+    totals = [len(b) for b in batches]
     if not world.distributed:
-        ends = np.cumsum([len(b) for b in batches]).tolist()
-        return _EpochPlan(order, list(zip([0, *ends[:-1]], ends, strict=True)), batches,
-                          [False] * len(batches))
+        ends = np.cumsum(totals).tolist()
+        return _EpochPlan(order, list(zip([0, *ends[:-1]], ends, strict=True)), totals,
+                          [False] * len(batches), batches)
     parts, bounds, filler, at = [], [], [], 0
     for batch in batches:
         short = len(batch) <= world.rank
@@ -158,20 +164,55 @@ def _plan_epoch(order: np.ndarray, batch_size: int, world: World) -> _EpochPlan:
         bounds.append((at, at + len(part)))
         filler.append(short)
         at += len(part)
-    return _EpochPlan(np.concatenate(parts), bounds, batches, filler)
+    return _EpochPlan(np.concatenate(parts), bounds, totals, filler, batches)
 
 
-def _epoch_blocks(x: sp.csr_matrix | ShardedRows, n_rows: int, generator: torch.Generator,
-                  ) -> Iterator[tuple[sp.csr_matrix, np.ndarray | None, np.ndarray]]:
+def _epoch_blocks(x: sp.csr_matrix | ShardedRows, n_rows: int, batch_size: int,
+                  generator: torch.Generator, world: World,
+                  ) -> Iterator[tuple[sp.csr_matrix, np.ndarray | None, _EpochPlan]]:
     """An epoch's rows as blocks in memory: (CSR rows, their positions among all rows or None
-    for all, a shuffled order of the block's rows). Rows in memory are one block; shards are
-    read in a shuffled order, a few at a time, each block shuffled (a bounded buffer)."""
+    for all, the block's steps). Rows in memory are one block; shards are read in a shuffled
+    order, a few at a time, each block shuffled (a bounded buffer)."""
     if not isinstance(x, ShardedRows):
-        yield x, None, torch.randperm(n_rows, generator=generator).numpy()
+        order = torch.randperm(n_rows, generator=generator).numpy()
+        yield x, None, _plan_epoch(order, batch_size, world)
         return
     shard_order = torch.randperm(len(x.paths), generator=generator).tolist()
+    if x.partitioned:
+        yield from _own_rows_blocks(x, shard_order, batch_size, generator, world)
+        return
     for matrix, positions in x.shuffled_blocks(shard_order):
-        yield matrix, positions, torch.randperm(len(positions), generator=generator).numpy()
+        order = torch.randperm(len(positions), generator=generator).numpy()
+        yield matrix, positions, _plan_epoch(order, batch_size, world)
+
+
+def _own_rows_blocks(x: ShardedRows, shard_order: list[int], batch_size: int,
+                     generator: torch.Generator, world: World,
+                     ) -> Iterator[tuple[sp.csr_matrix, np.ndarray, _EpochPlan]]:
+    """The blocks of a rank that has rows of its own (streamed under torchrun): it takes
+    steps of ``batch_size / world.size`` of its rows; the ranks tell each other how many rows
+    each of their steps has (once an epoch), so each step's loss is the mean over all the
+    step's rows, and a rank that runs out of rows before the others fills in with a row that
+    weighs nothing (every rank takes part in every step)."""
+    local = -(-batch_size // world.size)
+    mine = [min(local, n - start) for n in x.block_sizes(shard_order)
+            for start in range(0, n, local)]
+    everyone = world.everyone(mine)
+    steps = max(len(sizes) for sizes in everyone)
+    totals = [sum(sizes[s] for sizes in everyone if s < len(sizes)) for s in range(steps)]
+    done, last = 0, len(x.block_sizes(shard_order)) - 1
+    for index, (matrix, positions) in enumerate(x.shuffled_blocks(shard_order)):
+        order = torch.randperm(len(positions), generator=generator).numpy()
+        bounds = [(start, min(start + local, len(order))) for start in range(0, len(order), local)]
+        filler = [False] * len(bounds)
+        if index == last:  # fill in up to the others' last step
+            extra = steps - done - len(bounds)
+            bounds += [(len(order) + k, len(order) + k + 1) for k in range(extra)]
+            filler += [True] * extra
+            order = np.concatenate([order, np.repeat(order[-1:], extra)])
+        yield matrix, positions, _EpochPlan(order, bounds, totals[done : done + len(bounds)],
+                                            filler)
+        done += len(bounds)
 
 
 def _as_2d(y: np.ndarray) -> np.ndarray:
@@ -191,7 +232,8 @@ def evaluate_loss(
     several ranks each scores its share of the rows, and the loss and accuracy are over all of
     them (the logits are this rank's rows'). Rows in shards are scored a shard at a time."""
     if isinstance(matrix, ShardedRows):
-        return _sharded_loss(model, matrix, y, weights, pos_weight, device)
+        return _sharded_loss(model, matrix, y, weights, pos_weight, device,
+                             world if matrix.partitioned else SOLO)
     if world.distributed:
         rows = world.share(np.arange(matrix.shape[0]))
         matrix, y = matrix[rows], y[rows]
@@ -216,8 +258,9 @@ def evaluate_loss(
 
 def _sharded_loss(model: SparseMLP, matrix: ShardedRows, y: np.ndarray,
                   weights: np.ndarray | None, pos_weight: np.ndarray | None,
-                  device: torch.device) -> tuple[float, float, np.ndarray]:
-    """evaluate_loss over rows in shards: each shard's mean weighed by its rows (weights)."""
+                  device: torch.device, world: World) -> tuple[float, float, np.ndarray]:
+    """evaluate_loss over rows in shards: each shard's mean weighed by its rows (weights);
+    over every rank's shards when each rank has its own (``world``). The logits: this rank's."""
     loss_sum = weight_sum = right = 0.0
     logits = []
     for block, rows in matrix.blocks():
@@ -227,8 +270,9 @@ def _sharded_loss(model: SparseMLP, matrix: ShardedRows, y: np.ndarray,
         loss_sum, weight_sum = loss_sum + loss * share, weight_sum + share
         right += accuracy * len(rows)
         logits.append(part)
-    return loss_sum / max(weight_sum, 1e-12), right / max(matrix.shape[0], 1), \
-        np.concatenate(logits)
+    loss_sum, weight_sum, right, n_rows = world.sum([loss_sum, weight_sum, right,
+                                                     matrix.shape[0]])
+    return loss_sum / max(weight_sum, 1e-12), right / max(n_rows, 1), np.concatenate(logits)
 
 
 def _snapshot(model: nn.Module) -> dict[str, torch.Tensor]:
@@ -277,8 +321,8 @@ def _train_epoch(
     loss_sum = torch.zeros((), device=device)
     correct = torch.zeros((), device=device)
     weight_sum, seen = 0.0, 0
-    for (start, end), step_rows, filler in zip(plan.bounds, plan.step_rows, plan.filler,
-                                               strict=True):
+    for step, ((start, end), total, filler) in enumerate(zip(plan.bounds, plan.totals,
+                                                             plan.filler, strict=True)):
         batch = rows.batch(start, end, device)
         mine = torch.from_numpy(plan.rows[start:end])
         target = targets[mine].to(device, non_blocking=True)
@@ -290,13 +334,15 @@ def _train_epoch(
         # over the ranks is the loss of the whole batch (the same gradient as one process
         # taking that batch). One process: the batch's (weighted) mean.
         if weights is None:
-            loss = per_row.sum() * (world.size / len(step_rows)) if world.distributed \
+            loss = per_row.sum() * (world.size / total) if world.distributed \
                 else per_row.mean()
             loss_sum += per_row.detach().sum()
             weight_sum += 0 if filler else end - start
         else:
             w = weights[mine].to(device, non_blocking=True)
-            whole = weights[torch.from_numpy(step_rows)].sum() if world.distributed else w.sum()
+            assert plan.step_rows is not None  # weighted rows are every rank's (in memory)
+            whole = weights[torch.from_numpy(plan.step_rows[step])].sum() if world.distributed \
+                else w.sum()
             loss = (per_row * w).sum() * world.size / whole.to(device).clamp_min(1e-12)
             loss_sum += (per_row.detach() * w).sum()
             weight_sum += 0.0 if filler else float(w.sum())
@@ -306,7 +352,7 @@ def _train_epoch(
         if not filler:
             correct += ((logits.detach() > 0) == (target > 0.5)).float().sum()
             seen += end - start
-        progress.batch_end(len(step_rows))
+        progress.batch_end(total)
     return [float(loss_sum), weight_sum, float(correct), seen * n_outputs]
 
 
@@ -345,14 +391,17 @@ def fit(
     each batch in DistributedDataParallel and scores its share of the validation rows; the
     ranks' models stay equal, so each ends with the same result. Without dropout (no hidden
     layer, the default, or --dropout 0) that is one process's model up to the order of the
-    sums; with it, each rank draws its own masks.
+    sums; with it, each rank draws its own masks. When each rank has rows of its own
+    (``x_train`` partitioned shards: --stream under torchrun), each shuffles and steps through
+    its own (:func:`_own_rows_blocks`), and the sums (pos_weight, metrics) are over all ranks.
     """
     device = resolve_device(options.device)
     progress = progress or TrainProgress()
     train = _Split(x_train, _as_2d(y_train), w_train)
     val = None if x_val is None or y_val is None else _Split(x_val, _as_2d(y_val), w_val)
     with _one_thread_on_cpu(device):
-        pos_weight = compute_pos_weight(options.pos_weight, train.y)
+        own_rows = isinstance(x_train, ShardedRows) and x_train.partitioned
+        pos_weight = compute_pos_weight(options.pos_weight, train.y, world if own_rows else SOLO)
         torch.manual_seed(options.seed)
         shuffle_rng = torch.Generator().manual_seed(options.seed)
         n_outputs = train.y.shape[1]
@@ -384,9 +433,11 @@ def fit(
             progress.epoch_start(epoch, options.epochs, batches)
             if world.distributed:  # each rank its own dropout masks, the same after a resume
                 torch.manual_seed(options.seed * 1_000_003 + epoch * 1009 + world.rank)
+            if own_rows:  # and its own shuffle of its own rows
+                shuffle_rng.manual_seed(options.seed * 1_000_003 + epoch * 1009 + world.rank)
             sums = np.zeros(4)
-            for matrix, positions, order in _epoch_blocks(x_train, len(train.y), shuffle_rng):
-                plan = _plan_epoch(order, options.batch_size, world)
+            for matrix, positions, plan in _epoch_blocks(x_train, len(train.y),
+                                                         options.batch_size, shuffle_rng, world):
                 sums += _train_epoch(
                     net, optimizer, criterion, plan, _EpochTensors(matrix, plan.rows),
                     y_tensor if positions is None else y_tensor[positions],
