@@ -1,12 +1,14 @@
 """SST-2 training in one process and under torchrun with N processes, in alternating rounds.
 
     python benchmarks/distributed.py [--nproc 2] [--pairs 3] [--hidden none] [--out FILE.md]
+                                     [--options "--stream"]
 
 Each round trains with ``bce-train`` and with ``torchrun --standalone --nproc-per-node N
 --no-python bce-train`` (same options and seed), the first one rotating, and records the wall
 time and peak RSS of the whole command (measured from outside, as in benchmarks/run.py; under
 torchrun the RSS is the largest process's), the training phase's seconds and the validation
 accuracy from ``--json``. After the rounds, each model is evaluated on the dev file.
+``--options`` adds options to both (``--stream``: each rank keeps its own share of the rows).
 """
 
 from __future__ import annotations
@@ -25,11 +27,11 @@ sys.path.insert(0, str(HERE))
 from run import BIN, checked, run_measured  # noqa: E402
 
 
-def _train(command: list[str], data: Path, output: Path, hidden: str,
+def _train(command: list[str], data: Path, output: Path, hidden: str, options: list[str],
            log: Path) -> dict[str, float]:
     result = checked(run_measured(
         [*command, data, "-o", output, "--force", "--quiet", "--seed", "0", "--json",
-         "--hidden", hidden], stdout=log), " ".join(map(str, command)))
+         "--hidden", hidden, *options], stdout=log), " ".join(map(str, command)))
     summary = json.loads(log.read_text(encoding="utf-8").splitlines()[-1])
     return {"wall": result.wall, "rss": result.peak_rss_mb, "train": summary["seconds"]["train"],
             "val_acc": summary["validation"]["accuracy"], "epochs": summary["epochs_run"]}
@@ -43,8 +45,15 @@ def main() -> None:
     parser.add_argument("--nproc", type=int, default=2)
     parser.add_argument("--pairs", type=int, default=3)
     parser.add_argument("--hidden", default="none", help="--hidden for both (none: linear)")
-    parser.add_argument("--out", type=Path, default=HERE / "results" / "distributed.md")
+    parser.add_argument("--options", default="", help="more bce-train options for both")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="default: results/distributed.md (with --stream: "
+                             "distributed_stream.md)")
     args = parser.parse_args()
+    options = args.options.split()
+    if args.out is None:
+        args.out = HERE / "results" / (
+            "distributed_stream.md" if "--stream" in options else "distributed.md")
     started = time.perf_counter()
     systems = {
         "1 process": [BIN / "bce-train"],
@@ -59,7 +68,7 @@ def main() -> None:
             order = names[i % 2:] + names[: i % 2]
             for name in order:
                 figures = _train(systems[name], args.data, folder / name.replace(" ", "_"),
-                                 args.hidden, folder / "out.json")
+                                 args.hidden, options, folder / "out.json")
                 rows.append({"round": i + 1, "system": name, "first": order[0], **figures})
                 print(json.dumps(rows[-1]), flush=True)
         dev = {}
@@ -72,7 +81,8 @@ def main() -> None:
         f"# SST-2 training: one process against torchrun with {args.nproc} processes", "",
         f"Command: `python benchmarks/distributed.py {' '.join(sys.argv[1:])}` "
         f"({time.perf_counter() - started:.0f} s), on {args.data.name} with `--seed 0 "
-        f"--hidden {args.hidden}`, gloo on CPU. Wall and peak RSS of the whole command; "
+        f"--hidden {args.hidden}{' ' + args.options if options else ''}`, gloo on CPU. "
+        "Wall and peak RSS of the whole command; "
         "`train s` is the training phase alone (the epochs, from `--json`).", "",
         "| round | first | system | wall s | train s | peak RSS MiB | epochs | val acc |",
         "|---:|---|---|---:|---:|---:|---:|---:|",
