@@ -238,6 +238,7 @@ class EvalConfig:
     data: Path
     text_column: str | None = None
     label_columns: tuple[str, ...] = ()
+    positive_label: str | None = None  # the file's value for the model's positive class
     threshold: float | None = None
     delimiter: str | None = None
     encoding: str | None = None
@@ -248,6 +249,7 @@ class EvalConfig:
 
     CONSTRAINTS: ClassVar[dict[str, Constraint]] = {
         "threshold": optional(THRESHOLD),
+        "positive_label": OPTIONAL_TEXT,
         "drop_invalid": BOOLEAN,
         "force": BOOLEAN,
     }
@@ -296,6 +298,9 @@ def check(config: TrainConfig | PredictConfig | EvalConfig) -> None:
         _check_train(config)
     elif isinstance(config, PredictConfig):
         _check_predict(config)
+    elif config.positive_label is not None and len(config.label_columns) > 1:
+        raise DataError("--positive-label is for one label column; several --label-column "
+                        "are a multi-label file (leave --positive-label out)")
     from sentiment_cli.data.reading import check_delimiter, check_encoding, check_path
 
     check_encoding(config.encoding)

@@ -13,7 +13,6 @@ from sentiment_cli.artifacts.atomic import publish
 from sentiment_cli.artifacts.bundle import Bundle, load_bundle, write_json
 from sentiment_cli.artifacts.folders import check_target
 from sentiment_cli.config import EvalConfig
-from sentiment_cli.data.labels import canonical_label
 from sentiment_cli.data.reading import load_dataset
 from sentiment_cli.errors import DataError
 from sentiment_cli.metrics import binary_metrics, calibration_bins, multilabel_metrics
@@ -44,28 +43,20 @@ def _evaluate(config: EvalConfig, report: Path | None) -> dict[str, Any]:
     predictor = Predictor(bundle, threshold=config.threshold)
     if bundle.multilabel and not label_columns:
         label_columns = list(bundle.spec.label_columns)
-    read = dict(text_column=config.text_column, label_columns=label_columns,
-                delimiter=config.delimiter, encoding=config.encoding,
-                drop_invalid=config.drop_invalid)
-    try:
-        data = load_dataset(data_path, **read)
-    except DataError:
-        if bundle.multilabel:
-            raise
-        # Labels this reader cannot orient alone (e.g. spam/ham): use the model's positive label.
-        data = load_dataset(data_path, positive_label=bundle.labels[1], **read)
-    if bundle.multilabel:
-        if data.label_names != bundle.labels:
-            raise DataError(
-                f"{data_path}: label columns {data.label_names} do not match the model's "
-                f"{bundle.labels}; name them with --label-column"
-            )
-    elif [canonical_label(x) for x in data.label_names] != [
-        canonical_label(x) for x in bundle.labels
-    ]:
+    if bundle.multilabel and config.positive_label is not None:
+        raise DataError(f"--positive-label is for a binary model; {model_dir} is multi-label "
+                        f"(leave --positive-label out)")
+    data = load_dataset(data_path, text_column=config.text_column, label_columns=label_columns,
+                        positive_label=config.positive_label, delimiter=config.delimiter,
+                        encoding=config.encoding, drop_invalid=config.drop_invalid,
+                        classes=None if bundle.multilabel else bundle.labels)
+    if data.multilabel and not bundle.multilabel:
+        raise DataError(f"{data_path}: {model_dir} is a binary model and scores one label "
+                        f"column; name it with one --label-column")
+    if bundle.multilabel and data.label_names != bundle.labels:
         raise DataError(
-            f"{data_path}: its labels {data.label_names} are not the model's {bundle.labels}; "
-            f"evaluate on a file labeled like the training data"
+            f"{data_path}: label columns {data.label_names} do not match the model's "
+            f"{bundle.labels}; name them with --label-column"
         )
     prob = np.concatenate(
         [predictor.probabilities(data.texts[i : i + config.batch_size])
@@ -80,6 +71,7 @@ def _evaluate(config: EvalConfig, report: Path | None) -> dict[str, Any]:
         "model": str(model_dir),
         "data": str(data_path),
         "labels": bundle.labels,
+        "data_labels": data.label_names,
         "temperature": bundle.temperature,
         "dropped_rows": data.dropped_rows,
     })

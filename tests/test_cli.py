@@ -176,6 +176,48 @@ def test_eval_table_for_people(sample_model: Path) -> None:
     assert result.returncode == 0 and "accuracy" in result.stdout and "confusion" in result.stdout
 
 
+def _respelled(path: Path, spelling: dict[str, str]) -> Path:
+    """The bundled sample with its labels spelled otherwise (``spelling``: old -> new)."""
+    with SAMPLE.open(encoding="utf-8", newline="") as handle:
+        rows = list(csv.reader(handle))[1:]
+    return write_csv(path, ["review", "label"], [(t, spelling[label]) for t, label in rows])
+
+
+def test_eval_scores_a_0_1_file_with_a_negative_positive_model(sample_model: Path,
+                                                                tmp_path: Path) -> None:
+    """As README's `bce-eval ... --json | jq .accuracy` on SST-2: 0/1 is negative/positive, and
+    --positive-label turns it round."""
+    same = json.loads(run("bce-eval", str(sample_model), str(SAMPLE), "--json").stdout)
+    data = str(_respelled(tmp_path / "01.csv", {"negative": "0", "positive": "1"}))
+    result = run("bce-eval", str(sample_model), data, "--json")
+    assert result.returncode == 0, result.stderr
+    metrics = json.loads(result.stdout)
+    assert metrics["accuracy"] == same["accuracy"] and metrics["data_labels"] == ["0", "1"]
+    turned = json.loads(run("bce-eval", str(sample_model), data, "--json",
+                            "--positive-label", "0").stdout)
+    assert turned["accuracy"] == pytest.approx(1 - same["accuracy"])
+    assert turned["data_labels"] == ["1", "0"]
+    table = run("bce-eval", str(sample_model), data)
+    assert "the file's label 0 is negative, its 1 is positive" in table.stdout
+
+
+def test_eval_of_labels_it_cannot_map_asks_for_positive_label(sample_model: Path,
+                                                              tmp_path: Path) -> None:
+    data = str(_respelled(tmp_path / "gb.csv", {"negative": "bad", "positive": "good"}))
+    assert_clean_error(run("bce-eval", str(sample_model), data), 2,
+                       "'good'", "not the model's classes", "--positive-label",
+                       "means 'positive'")
+    named = run("bce-eval", str(sample_model), data, "--positive-label", "good", "--json")
+    same = json.loads(run("bce-eval", str(sample_model), str(SAMPLE), "--json").stdout)
+    assert json.loads(named.stdout)["accuracy"] == same["accuracy"]
+    assert_clean_error(run("bce-eval", str(sample_model), data, "--positive-label", "great"),
+                       2, "--positive-label 'great' does not occur")
+    # refused before the file is read: it need not exist
+    assert_clean_error(run("bce-eval", str(sample_model), str(tmp_path / "none.csv"),
+                           "--positive-label", "good", "-l", "a", "-l", "b"),
+                       2, "--positive-label is for one label column")
+
+
 @pytest.mark.slow
 def test_pos_weight_balanced_is_recorded_and_keeps_the_default_threshold(
         tmp_path: Path, toy_csv: Path) -> None:

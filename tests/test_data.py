@@ -152,3 +152,28 @@ def test_reads_the_real_files_with_their_quirks() -> None:
     assert len(rt) == 10662 and rt.positive_label == "positive"
     with pytest.raises(DataError, match="--encoding latin-1"):
         read_table(SHARED_DATA / "raw" / "rt-polarity.pos", delimiter="\t")
+
+
+@pytest.mark.parametrize(
+    ("values", "classes", "expected"),
+    [
+        (["Positive ", "negative", "POSITIVE"], ["negative", "positive"], [1, 0, 1]),
+        (["1.0", "0", "1"], ["0", "1"], [1, 0, 1]),
+        (["1", "0", "1"], ["negative", "positive"], [1, 0, 1]),  # both pairs known: by convention
+        (["yes", "no", "no"], ["neg", "pos"], [1, 0, 0]),
+        (["ham", "spam", "ham"], ["ham", "spam"], [0, 1, 0]),
+        (["1", "0", "1"], ["1", "0"], [0, 1, 0]),  # a model trained with --positive-label 0
+    ],
+)
+def test_labels_map_onto_a_model_s_classes(values: list[str], classes: list[str],
+                                           expected: list[int]) -> None:
+    y, _names, ok = resolve_binary_labels(values, None, "label", "f.csv", classes)
+    assert y.tolist() == expected and ok.all()
+
+
+def test_labels_a_model_cannot_map_are_refused_with_the_way_out() -> None:
+    with pytest.raises(DataError, match="not the model's classes 'ham' and 'spam'; pass "
+                                        "--positive-label with the value that means 'spam'"):
+        resolve_binary_labels(["0", "1"], None, "label", "f.csv", ["ham", "spam"])
+    y, names, _ok = resolve_binary_labels(["0", "1"], "1", "label", "f.csv", ["ham", "spam"])
+    assert y.tolist() == [0, 1] and names == ["0", "1"]

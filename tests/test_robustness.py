@@ -220,8 +220,10 @@ def test_damaged_model_folders_are_refused_by_predict_and_eval(
 
 
 def test_eval_labels_must_match_the_model(sample_model: Path, tmp_path: Path) -> None:
-    path = write_csv(tmp_path / "x.csv", ["text", "label"], [("good", "1"), ("bad", "0")])
-    assert_clean_error(run("bce-eval", str(sample_model), str(path)), 2, "positive")
+    """0/1 maps onto negative/positive by itself (tests/test_cli.py); two other words do not."""
+    path = write_csv(tmp_path / "x.csv", ["text", "label"], [("good", "great"), ("bad", "awful")])
+    assert_clean_error(run("bce-eval", str(sample_model), str(path)), 2,
+                       "not the model's classes", "--positive-label")
 
 
 @pytest.mark.slow

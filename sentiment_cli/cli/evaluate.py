@@ -34,6 +34,11 @@ def evaluate(
     label_column: Annotated[
         list[str] | None, typer.Option("--label-column", "-l", help="Label column(s).")
     ] = None,
+    positive_label: Annotated[
+        str | None,
+        typer.Option("--positive-label", help="The file's label value that means the model's "
+                     "positive class, when the file spells its labels otherwise."),
+    ] = None,
     threshold: Annotated[
         float | None, typer.Option("--threshold", help="Override the model's stored threshold.")
     ] = None,
@@ -56,7 +61,8 @@ def evaluate(
     from sentiment_cli.reporting.console import print_eval
 
     config = EvalConfig(model=model, data=data, text_column=text_column,
-                        label_columns=tuple(label_column or ()), threshold=threshold,
+                        label_columns=tuple(label_column or ()),
+                        positive_label=positive_label, threshold=threshold,
                         delimiter=delimiter, encoding=encoding, drop_invalid=drop_invalid,
                         report=report, force=force)
     check(config)

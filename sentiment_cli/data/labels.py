@@ -45,12 +45,15 @@ def rows_text(mask: np.ndarray, limit: int = 5) -> str:
 
 
 def resolve_binary_labels(
-    values: Sequence[str], positive_label: str | None, column: str, where: str
+    values: Sequence[str], positive_label: str | None, column: str, where: str,
+    classes: Sequence[str] | None = None,
 ) -> tuple[np.ndarray, list[str], np.ndarray]:
-    """Map label strings to 0/1.
+    """Map label strings to 0/1; with ``classes`` (a model's [negative, positive] names), onto
+    that model's classes (:func:`pair_for_model`).
 
-    Returns (y, [negative name, positive name], valid mask). Blank values and values outside the
-    chosen pair are marked invalid; the caller decides whether that is an error.
+    Returns (y, [negative name, positive name] as the file spells them, valid mask). Blank
+    values and values outside the chosen pair are marked invalid; the caller decides whether
+    that is an error.
     """
     # Work on the distinct values (two or three in a file of any length), in order of appearance.
     first_seen: dict[str, int] = {}
@@ -58,8 +61,9 @@ def resolve_binary_labels(
                         dtype=np.int64, count=len(values))
     distinct = list(first_seen)
     occurrences = np.bincount(codes, minlength=len(distinct))
-    pair, names = binary_pair(dict(zip(distinct, occurrences.tolist(), strict=True)),
-                              positive_label, column, where)
+    seen = dict(zip(distinct, occurrences.tolist(), strict=True))
+    pair, names = (binary_pair(seen, positive_label, column, where) if classes is None else
+                   pair_for_model(seen, classes, positive_label, column, where))
     keys = [canonical_label(v) for v in distinct]
     is_negative = np.array([k == pair[0] for k in keys], dtype=bool)[codes]
     is_positive = np.array([k == pair[1] for k in keys], dtype=bool)[codes]
@@ -75,10 +79,10 @@ def map_binary(values: Sequence[str], pair: tuple[str, str]) -> tuple[np.ndarray
     return y.astype(np.float32), y | negative
 
 
-def binary_pair(occurrences: dict[str, int], positive_label: str | None, column: str,
-                where: str) -> tuple[tuple[str, str], list[str]]:
-    """The (negative, positive) keys a label column's values (raw value -> rows, in order of
-    appearance) map to, and their names as the file spells them most often."""
+def _spellings(occurrences: dict[str, int]) -> tuple[
+        Counter[str], dict[str, Counter[str]], Counter[str]]:
+    """Of a label column's values (raw value -> rows): the rows of each non-blank key, the
+    spellings of each key, and the rows of each key under its most common spelling."""
     counts: Counter[str] = Counter()
     spelled: dict[str, Counter[str]] = {}
     for raw, n in occurrences.items():
@@ -87,6 +91,41 @@ def binary_pair(occurrences: dict[str, int], positive_label: str | None, column:
             counts[key] += n
             spelled.setdefault(key, Counter())[raw.strip()] += n
     shown = Counter({spelled[k].most_common(1)[0][0]: n for k, n in counts.items()})
+    return counts, spelled, shown
+
+
+def pair_for_model(occurrences: dict[str, int], classes: Sequence[str],
+                   positive_label: str | None, column: str,
+                   where: str) -> tuple[tuple[str, str], list[str]]:
+    """The (negative, positive) keys of a labeled file scored by a model of ``classes`` (its
+    [negative, positive] names), and their names as the file spells them.
+
+    The file's value named by ``positive_label`` is the model's positive class and the other
+    its negative (as in training); without it, the model's own two values in any spelling
+    ('Positive', '1.0'), or else two values understood without help (0/1, no/yes, neg/pos...)
+    when the model's are such a pair too: a negative/positive model scores a 0/1 file."""
+    if positive_label is not None:
+        return binary_pair(occurrences, positive_label, column, where)
+    counts, spelled, shown = _spellings(occurrences)
+    model = (canonical_label(classes[0]), canonical_label(classes[1]))
+    if not counts:
+        raise DataError(f"{where}: the label column {column!r} is empty in every row")
+    if set(model) <= set(counts):
+        return model, [spelled[k].most_common(1)[0][0] for k in model]
+    if model in KNOWN_LABEL_PAIRS and any(set(p) <= set(counts) for p in KNOWN_LABEL_PAIRS):
+        return binary_pair(occurrences, None, column, where)
+    raise DataError(
+        f"{where}: column {column!r} holds {format_counts(shown)}, not the model's classes "
+        f"{classes[0]!r} and {classes[1]!r}; pass --positive-label with the value that means "
+        f"{classes[1]!r}"
+    )
+
+
+def binary_pair(occurrences: dict[str, int], positive_label: str | None, column: str,
+                where: str) -> tuple[tuple[str, str], list[str]]:
+    """The (negative, positive) keys a label column's values (raw value -> rows, in order of
+    appearance) map to, and their names as the file spells them most often."""
+    counts, spelled, shown = _spellings(occurrences)
     if not counts:
         raise DataError(f"{where}: the label column {column!r} is empty in every row")
 

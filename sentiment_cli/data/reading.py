@@ -311,10 +311,13 @@ def _multilabel_targets(frame: pd.DataFrame, label_cols: list[str], positive_lab
 
 
 def _binary_targets(frame: pd.DataFrame, label_cols: list[str], positive_label: str | None,
-                    drop_invalid: bool, where: str) -> tuple[np.ndarray, list[str], np.ndarray]:
-    """0/1 targets of the one label column, [negative, positive], and the usable rows."""
+                    drop_invalid: bool, where: str, classes: Sequence[str] | None = None,
+                    ) -> tuple[np.ndarray, list[str], np.ndarray]:
+    """0/1 targets of the one label column (onto a model's ``classes`` when given),
+    [negative, positive], and the usable rows."""
     col = label_cols[0]
-    y, names, label_ok = resolve_binary_labels(frame[col].tolist(), positive_label, col, where)
+    y, names, label_ok = resolve_binary_labels(frame[col].tolist(), positive_label, col, where,
+                                               classes)
     if not drop_invalid and not label_ok.all():
         bad = ~label_ok
         counts = Counter(v.strip() for v in frame[col].to_numpy()[bad])
@@ -336,10 +339,13 @@ def load_dataset(
     delimiter: str | None = None,
     encoding: str | None = None,
     drop_invalid: bool = False,
+    classes: Sequence[str] | None = None,
 ) -> Dataset:
     """Read a labeled file into a :class:`Dataset`.
 
     One label column gives the binary case; several give multi-label with one 0/1 target each.
+    ``classes``, a binary model's [negative, positive] names, maps the labels onto that model's
+    classes (:func:`~sentiment_cli.data.labels.pair_for_model`), as evaluation does.
     Rows with a blank text or an unusable label are an error naming the rows, or, with
     ``drop_invalid``, skipped and counted.
     """
@@ -355,8 +361,12 @@ def load_dataset(
     blank_text = ~valid
 
     multilabel = len(label_cols) > 1
-    targets = _multilabel_targets if multilabel else _binary_targets
-    y, names, label_ok = targets(frame, label_cols, positive_label, drop_invalid, where)
+    if multilabel:
+        y, names, label_ok = _multilabel_targets(frame, label_cols, positive_label,
+                                                 drop_invalid, where)
+    else:
+        y, names, label_ok = _binary_targets(frame, label_cols, positive_label, drop_invalid,
+                                             where, classes)
     valid &= label_ok
     if not drop_invalid and blank_text.any():
         raise DataError(

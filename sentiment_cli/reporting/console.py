@@ -175,6 +175,9 @@ def print_eval(metrics: dict[str, Any]) -> None:
         matrix.add_row(_cell(neg), str(cm["tn"]), str(cm["fp"]))
         matrix.add_row(_cell(pos), str(cm["fn"]), str(cm["tp"]))
         out.print(matrix)
+        spelled = metrics.get("data_labels", [neg, pos])
+        if spelled != [neg, pos]:
+            out.print(_cell(f"the file's label {spelled[0]} is {neg}, its {spelled[1]} is {pos}"))
     else:
         for key in ("rows", "subset_accuracy", "hamming_loss", "micro_f1", "macro_f1",
                     "micro_precision", "micro_recall", "log_loss"):
