@@ -975,6 +975,10 @@ def test_a_signal_while_the_pool_starts_is_one_line(tmp_path: Path, signum: int)
         if proc.returncode in (0, -signum):  # done, or ended while still importing
             assert err == "", err
             continue
+        if signum == signal.SIGINT and proc.returncode == 130 and err == "":
+            # CPython's own start-up: a SIGINT just after it installs its handler, before any
+            # of our code, ends it with exit_group(130) and no output (seen with strace)
+            continue
         assert proc.returncode == 128 + signum, err
         assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
         assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".")]
