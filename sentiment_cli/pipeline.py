@@ -178,6 +178,10 @@ def _train(config: TrainConfig, output: Path, checkpoints: Path, progress: Train
                 raise
             raise distributed.ReportedByMain(err.exit_code) from None
         laps["train"] = time.perf_counter() - started - laps["read"] - laps["vectorize"]
+        if world.distributed:
+            note(f"each of {world.size} ranks sent {result.sent_bytes_per_epoch / 1e6:.2f} MB "
+                 f"per epoch to the others (the model's changes, every "
+                 f"{distributed.AVERAGE_EVERY} steps)")
         scored = _training_logits(features, result, world)
         if scored is None:
             return None  # rank 0 measures and writes
@@ -316,7 +320,8 @@ def _measure(config: TrainConfig, features: _Features, result: TrainResult, worl
         stopped_early=result.stopped_early, device=result.device,
         pos_weight=result.pos_weight, temperature=temperature, thresholds=thresholds,
         train_metrics=train_metrics, val_metrics=val_metrics, versions=versions(),
-        world_size=world.size, backend=world.backend)
+        world_size=world.size, backend=world.backend,
+        sent_bytes_per_epoch=result.sent_bytes_per_epoch)
     if val is None or val_logits is None:  # every rank's training rows, in the order scored
         return record, replace(train, texts=streaming.Unkept(len(train_y)), y=train_y) \
             if len(train_y) != len(train) else train, train_logits

@@ -65,6 +65,7 @@ class RunRecord:
     seconds: dict[str, float] = field(default_factory=dict)
     world_size: int = 1  # processes that trained (torchrun), and their backend
     backend: str | None = None
+    sent_bytes_per_epoch: float = 0.0  # by each rank, exchanging the model's changes
 
     def config_json(self) -> dict[str, Any]:
         c = self.config
@@ -94,6 +95,7 @@ class RunRecord:
                 "pos_weight_values": self.pos_weight,
                 "world_size": self.world_size,
                 "backend": self.backend,
+                "sent_bytes_per_epoch": round(self.sent_bytes_per_epoch),
             },
             "data": {
                 "source": self.data.source,
@@ -151,6 +153,8 @@ class RunRecord:
             "epochs_run": len(self.history),
             "device": self.device,
             "world_size": self.world_size,
+            **({"sent_mb_per_epoch": round(self.sent_bytes_per_epoch / 1e6, 3)}
+               if self.world_size > 1 else {}),
             "thresholds": self.thresholds,
             "temperature": self.temperature,
             "pos_weight": self.pos_weight,

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from sentiment_cli.config import TrainingConfig
-from sentiment_cli.distributed import SOLO, World
+from sentiment_cli.distributed import SOLO, Averaging, World
 from sentiment_cli.errors import DataError, TrainingError
 from sentiment_cli.model.module import ModelConfig, SparseBatch, SparseMLP, predict_logits
 from sentiment_cli.model.optim import Adam
@@ -62,6 +62,7 @@ class TrainResult:
     averaged_epochs: int = 0  # > 0: the model is the mean of epochs 1..averaged_epochs
     train_loss: float | None = None  # of the kept weights
     val_loss: float | None = None
+    sent_bytes_per_epoch: float = 0.0  # what each rank sent to the others (several ranks)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -131,88 +132,35 @@ class _EpochTensors:
         )
 
 
-@dataclass
-class _EpochPlan:
-    """An epoch's steps for one rank: its rows in training order, and per step where they are
-    in that order (``bounds``), how many rows the step has over all ranks (``totals``),
-    whether this rank's row is only filling in (``filler``: it weighs nothing), and the
-    step's rows over all ranks (positions in the data) when every rank has every row."""
+class _Epoch:
+    """This rank's rows in one epoch, as blocks in memory, and the steps it takes over them.
 
-    rows: np.ndarray
-    bounds: list[tuple[int, int]]
-    totals: list[int]
-    filler: list[bool]
-    step_rows: list[np.ndarray] | None = None
+    Rows in memory: one block, a shuffle of every row (the same on every rank), of which each
+    rank takes every ``world.size``-th. Rows in shards (``--stream``; under torchrun each
+    rank's own): read in a shuffled order a few shards at a time, each block shuffled (a
+    bounded buffer)."""
 
+    def __init__(self, x: sp.csr_matrix | ShardedRows, n_rows: int, batch_size: int,
+                 generator: torch.Generator, world: World) -> None:
+        self.x, self.generator, self.world = x, generator, world
+        if isinstance(x, ShardedRows):
+            self.order = None
+            self.shard_order = torch.randperm(len(x.paths), generator=generator).tolist()
+            sizes = x.block_sizes(self.shard_order)
+        else:
+            self.order = world.share(torch.randperm(n_rows, generator=generator).numpy())
+            sizes = [len(self.order)]
+        self.steps = sum(-(-n // batch_size) for n in sizes)
 
-def _plan_epoch(order: np.ndarray, batch_size: int, world: World) -> _EpochPlan:
-    """Cut the epoch's shuffled ``order`` into batches of ``batch_size`` rows; each rank takes
-    every ``world.size``-th row of each batch, so the ranks' steps together are the batches
-    one process would take. In a batch with fewer rows than ranks, the ranks left without a
-    row take one again as a filler that weighs nothing: every rank needs a row in every step."""
-    batches = [order[s : s + batch_size] for s in range(0, len(order), batch_size)]
-    totals = [len(b) for b in batches]
-    if not world.distributed:
-        ends = np.cumsum(totals).tolist()
-        return _EpochPlan(order, list(zip([0, *ends[:-1]], ends, strict=True)), totals,
-                          [False] * len(batches), batches)
-    parts, bounds, filler, at = [], [], [], 0
-    for batch in batches:
-        short = len(batch) <= world.rank
-        part = batch[-1:] if short else world.share(batch)
-        parts.append(part)
-        bounds.append((at, at + len(part)))
-        filler.append(short)
-        at += len(part)
-    return _EpochPlan(np.concatenate(parts), bounds, totals, filler, batches)
-
-
-def _epoch_blocks(x: sp.csr_matrix | ShardedRows, n_rows: int, batch_size: int,
-                  generator: torch.Generator, world: World,
-                  ) -> Iterator[tuple[sp.csr_matrix, np.ndarray | None, _EpochPlan]]:
-    """An epoch's rows as blocks in memory: (CSR rows, their positions among all rows or None
-    for all, the block's steps). Rows in memory are one block; shards are read in a shuffled
-    order, a few at a time, each block shuffled (a bounded buffer)."""
-    if not isinstance(x, ShardedRows):
-        order = torch.randperm(n_rows, generator=generator).numpy()
-        yield x, None, _plan_epoch(order, batch_size, world)
-        return
-    shard_order = torch.randperm(len(x.paths), generator=generator).tolist()
-    if x.partitioned:
-        yield from _own_rows_blocks(x, shard_order, batch_size, generator, world)
-        return
-    for matrix, positions in x.shuffled_blocks(shard_order):
-        order = torch.randperm(len(positions), generator=generator).numpy()
-        yield matrix, positions, _plan_epoch(order, batch_size, world)
-
-
-def _own_rows_blocks(x: ShardedRows, shard_order: list[int], batch_size: int,
-                     generator: torch.Generator, world: World,
-                     ) -> Iterator[tuple[sp.csr_matrix, np.ndarray, _EpochPlan]]:
-    """The blocks of a rank that has rows of its own (streamed under torchrun): it takes
-    steps of ``batch_size / world.size`` of its rows; the ranks tell each other how many rows
-    each of their steps has (once an epoch), so each step's loss is the mean over all the
-    step's rows, and a rank that runs out of rows before the others fills in with a row that
-    weighs nothing (every rank takes part in every step)."""
-    local = -(-batch_size // world.size)
-    mine = [min(local, n - start) for n in x.block_sizes(shard_order)
-            for start in range(0, n, local)]
-    everyone = world.everyone(mine)
-    steps = max(len(sizes) for sizes in everyone)
-    totals = [sum(sizes[s] for sizes in everyone if s < len(sizes)) for s in range(steps)]
-    done, last = 0, len(x.block_sizes(shard_order)) - 1
-    for index, (matrix, positions) in enumerate(x.shuffled_blocks(shard_order)):
-        order = torch.randperm(len(positions), generator=generator).numpy()
-        bounds = [(start, min(start + local, len(order))) for start in range(0, len(order), local)]
-        filler = [False] * len(bounds)
-        if index == last:  # fill in up to the others' last step
-            extra = steps - done - len(bounds)
-            bounds += [(len(order) + k, len(order) + k + 1) for k in range(extra)]
-            filler += [True] * extra
-            order = np.concatenate([order, np.repeat(order[-1:], extra)])
-        yield matrix, positions, _EpochPlan(order, bounds, totals[done : done + len(bounds)],
-                                            filler)
-        done += len(bounds)
+    def blocks(self) -> Iterator[tuple[sp.csr_matrix, np.ndarray | None, np.ndarray]]:
+        """(CSR rows, their positions among all rows or None for all, this rank's order)."""
+        if self.order is not None:
+            yield self.x, None, self.order
+            return
+        assert isinstance(self.x, ShardedRows)
+        for matrix, positions in self.x.shuffled_blocks(self.shard_order):
+            yield matrix, positions, torch.randperm(len(positions), generator=self.generator
+                                                    ).numpy()
 
 
 def _as_2d(y: np.ndarray) -> np.ndarray:
@@ -302,58 +250,48 @@ def _one_thread_on_cpu(device: torch.device) -> Iterator[None]:
 
 
 def _train_epoch(
-    net: nn.Module,
+    model: nn.Module,
     optimizer: Adam,
     criterion: nn.Module,
-    plan: _EpochPlan,
+    order: np.ndarray,
     rows: _EpochTensors,
     targets: torch.Tensor,
     weights: torch.Tensor | None,
+    batch_size: int,
     device: torch.device,
     progress: TrainProgress,
-    world: World,
+    averaging: Averaging,
 ) -> list[float]:
-    """One pass over the shuffled rows of a block; returns this rank's sums: of the training
+    """One pass over a block's rows in ``order``; returns this rank's sums: of the training
     loss, of the weights, of right answers at logit 0, and of answers. ``targets`` and
-    ``weights`` are the block's, ``rows`` this rank's."""
-    net.train()
+    ``weights`` are the block's, ``rows`` in ``order``."""
+    model.train()
     n_outputs = targets.shape[1]
     loss_sum = torch.zeros((), device=device)
     correct = torch.zeros((), device=device)
-    weight_sum, seen = 0.0, 0
-    for step, ((start, end), total, filler) in enumerate(zip(plan.bounds, plan.totals,
-                                                             plan.filler, strict=True)):
-        batch = rows.batch(start, end, device)
-        mine = torch.from_numpy(plan.rows[start:end])
+    weight_sum = 0.0
+    for start in range(0, len(order), batch_size):
+        end = min(start + batch_size, len(order))
+        mine = torch.from_numpy(order[start:end])
         target = targets[mine].to(device, non_blocking=True)
-        logits = net(batch)
+        logits = model(rows.batch(start, end, device))
         per_row = criterion(logits, target).mean(dim=1)
-        if filler:  # no row of this batch for this rank: it takes part in the step with 0
-            per_row = per_row * 0
-        # Each rank's part of the batch's loss, scaled so that DistributedDataParallel's mean
-        # over the ranks is the loss of the whole batch (the same gradient as one process
-        # taking that batch). One process: the batch's (weighted) mean.
         if weights is None:
-            loss = per_row.sum() * (world.size / total) if world.distributed \
-                else per_row.mean()
+            loss = per_row.mean()
             loss_sum += per_row.detach().sum()
-            weight_sum += 0 if filler else end - start
+            weight_sum += end - start
         else:
             w = weights[mine].to(device, non_blocking=True)
-            assert plan.step_rows is not None  # weighted rows are every rank's (in memory)
-            whole = weights[torch.from_numpy(plan.step_rows[step])].sum() if world.distributed \
-                else w.sum()
-            loss = (per_row * w).sum() * world.size / whole.to(device).clamp_min(1e-12)
+            loss = (per_row * w).sum() / w.sum().clamp_min(1e-12)
             loss_sum += (per_row.detach() * w).sum()
-            weight_sum += 0.0 if filler else float(w.sum())
+            weight_sum += float(w.sum())
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
-        if not filler:
-            correct += ((logits.detach() > 0) == (target > 0.5)).float().sum()
-            seen += end - start
-        progress.batch_end(total)
-    return [float(loss_sum), weight_sum, float(correct), seen * n_outputs]
+        averaging.step()
+        correct += ((logits.detach() > 0) == (target > 0.5)).float().sum()
+        progress.batch_end(end - start)
+    return [float(loss_sum), weight_sum, float(correct), len(order) * n_outputs]
 
 
 @dataclass
@@ -387,13 +325,11 @@ def fit(
     validation loss in 3 of 3 seeded splits (+0.35 points of validation accuracy), and where it
     does not win (UCI: 3 of 3), the best epoch is kept: validation decides.
 
-    With several ranks (``world``, under torchrun) every rank has every row, takes its share of
-    each batch in DistributedDataParallel and scores its share of the validation rows; the
-    ranks' models stay equal, so each ends with the same result. Without dropout (no hidden
-    layer, the default, or --dropout 0) that is one process's model up to the order of the
-    sums; with it, each rank draws its own masks. When each rank has rows of its own
-    (``x_train`` partitioned shards: --stream under torchrun), each shuffles and steps through
-    its own (:func:`_own_rows_blocks`), and the sums (pos_weight, metrics) are over all ranks.
+    With several ranks (``world``, under torchrun) each rank steps through its own rows (every
+    ``world.size``-th of each epoch's shuffle; with --stream, the rows it kept) with its own
+    optimiser, and the ranks average their parameters every few steps and at each epoch's end
+    (:class:`~sentiment_cli.distributed.LocalSGD`): each ends the epoch with the same model, and
+    the sums (pos_weight, metrics) are over all ranks. Each rank draws its own dropout masks.
     """
     device = resolve_device(options.device)
     progress = progress or TrainProgress()
@@ -421,8 +357,8 @@ def fit(
             optimizer.load_state_dict(resume.optimizer_state)
             torch.set_rng_state(resume.torch_rng)
             shuffle_rng.set_state(resume.shuffle_rng)
-        net = world.wrap(model, device)
-        averaging = options.average_epochs and val is not None
+        ranks = world.averaging(list(model.parameters()))
+        epoch_mean = options.average_epochs and val is not None
         y_tensor = torch.from_numpy(train.y)
         w_tensor = None if w_train is None else torch.from_numpy(w_train.astype(np.float32))
         stopped_early = state.bad_epochs >= options.patience
@@ -435,14 +371,16 @@ def fit(
                 torch.manual_seed(options.seed * 1_000_003 + epoch * 1009 + world.rank)
             if own_rows:  # and its own shuffle of its own rows
                 shuffle_rng.manual_seed(options.seed * 1_000_003 + epoch * 1009 + world.rank)
+            rows = _Epoch(x_train, len(train.y), options.batch_size, shuffle_rng, world)
+            ranks.epoch_start(rows.steps)
             sums = np.zeros(4)
-            for matrix, positions, plan in _epoch_blocks(x_train, len(train.y),
-                                                         options.batch_size, shuffle_rng, world):
+            for matrix, positions, order in rows.blocks():
                 sums += _train_epoch(
-                    net, optimizer, criterion, plan, _EpochTensors(matrix, plan.rows),
+                    model, optimizer, criterion, order, _EpochTensors(matrix, order),
                     y_tensor if positions is None else y_tensor[positions],
                     w_tensor if w_tensor is None or positions is None else w_tensor[positions],
-                    device, progress, world)
+                    options.batch_size, device, progress, ranks)
+            ranks.epoch_end()
             loss_sum, weight_sum, n_right, n_answers = world.sum(sums.tolist())
             train_loss, train_acc = loss_sum / max(weight_sum, 1e-12), n_right / n_answers
             val_loss = val_acc = None
@@ -452,7 +390,7 @@ def fit(
             if not math.isfinite(train_loss) or not math.isfinite(val_loss or 0.0):
                 raise TrainingDiverged(epoch, options.lr, state.best_state, state.history)
             monitored = train_loss if val_loss is None else val_loss
-            is_best = _end_epoch(state, model, epoch, monitored, averaging)
+            is_best = _end_epoch(state, model, epoch, monitored, epoch_mean)
             stats = EpochStats(epoch, train_loss, val_loss, train_acc, val_acc,
                                time.perf_counter() - started)
             state.history.append(stats)
@@ -477,6 +415,7 @@ def fit(
             averaged_epochs=averaged,
             train_loss=None if losses is None else losses[0],
             val_loss=None if losses is None else losses[1],
+            sent_bytes_per_epoch=ranks.bytes_per_epoch,
         )
 
 
