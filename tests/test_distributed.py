@@ -151,8 +151,10 @@ def test_two_processes_train_a_model_as_good_as_one_process_s(tmp_path: Path) ->
 @pytest.mark.slow
 def test_a_long_run_of_many_small_steps_ends_cleanly(tmp_path: Path) -> None:
     """The long runs that crashed (SIGSEGV, malloc aborts in backward: DDP's sparse-gradient
-    all-reduce on gloo) in 5 of 11 runs of 30 SST-2 epochs: here 100 epochs of 76 steps of 4
-    rows a rank, an MLP."""
+    all-reduce on gloo) in 5 of 11 runs of 30 SST-2 epochs: here 100 epochs of many 8-row steps
+    a rank, an MLP. On the DDP code (abeb1b6) this very command crashed in 3 of 6 runs (two
+    SIGSEGV, one "malloc(): unaligned tcache chunk detected", in loss.backward()), within 16 s;
+    with local SGD, 10 of 10 ended cleanly, 8 s each."""
     two = _torchrun("--standalone", "--nproc-per-node", "2", "-m", "sentiment_cli", "train",
                     str(SAMPLE), "-o", "two", "--seed", "0", "--json", "--no-report",
                     "--batch-size", "8", "--epochs", "100", "--patience", "100",
