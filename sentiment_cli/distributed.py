@@ -110,6 +110,26 @@ class World:
         """This rank's part of ``rows``: every ``size``-th, from position ``rank``."""
         return rows[self.rank :: self.size]
 
+    def owns(self, rows: np.ndarray) -> np.ndarray:
+        """Which of ``rows`` (row numbers in the data) this rank keeps: every ``size``-th."""
+        return rows % self.size == self.rank
+
+    def seed(self, seed: int) -> int | list[int]:
+        """A numpy seed of this rank's own, from the run's ``seed`` (one process: ``seed``)."""
+        return seed if not self.distributed else [seed, self.rank]
+
+    def reseed_epoch(self, seed: int, epoch: int, generator: torch.Generator | None) -> None:
+        """With several ranks: this rank's own dropout masks (and, given its ``generator``,
+        its own shuffle of its own rows) in ``epoch``, the same after a resume. One process
+        draws on from where the last epoch left off."""
+        if self.distributed:
+            import torch
+
+            epoch_seed = seed * 1_000_003 + epoch * 1009 + self.rank
+            torch.manual_seed(epoch_seed)
+            if generator is not None:
+                generator.manual_seed(epoch_seed)
+
     def sum(self, values: Sequence[float]) -> list[float]:
         """The sums of ``values`` over every rank (in float64: every rank gets the same)."""
         if not self.distributed:

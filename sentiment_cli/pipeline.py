@@ -52,9 +52,8 @@ def run_training(config: TrainConfig, progress: TrainProgress | None = None,
         output = config.model_folder
         with world.agreed():  # any rank's error here stops every rank, before any reading
             check(config)
-            if world.distributed:
-                config = replace(config, training=replace(config.training, device=(
-                    distributed.rank_device(world, config.training.device))))
+            config = replace(config, training=replace(config.training, device=(
+                distributed.rank_device(world, config.training.device))))
             if config.training.device.startswith("cuda"):
                 from sentiment_cli.training.loop import resolve_device
 
@@ -65,7 +64,7 @@ def run_training(config: TrainConfig, progress: TrainProgress | None = None,
             if world.main:
                 output = _hold_output(config, held)
                 stream = _streams(config, output, world)
-                if stream and world.distributed:  # before any rank makes its shard folder
+                if stream:  # before any rank makes its shard folder
                     streaming.remove_stale_shards(output)
         stream = world.from_main(lambda: stream)
         checkpoints = ckpt.checkpoint_path(output)
@@ -178,7 +177,7 @@ def _train(config: TrainConfig, output: Path, checkpoints: Path, progress: Train
                 raise
             raise distributed.ReportedByMain(err.exit_code) from None
         laps["train"] = time.perf_counter() - started - laps["read"] - laps["vectorize"]
-        if world.distributed:
+        if result.sent_bytes_per_epoch:
             note(f"each of {world.size} ranks sent {result.sent_bytes_per_epoch / 1e6:.2f} MB "
                  f"per epoch to the others (the model's changes, every "
                  f"{distributed.AVERAGE_EVERY} steps)")

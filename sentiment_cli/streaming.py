@@ -147,11 +147,11 @@ class Streamed:
     train_rows: int  # over every rank (``train`` holds this rank's)
 
 
-def remove_stale_shards(output: Path, prefix: str = "") -> None:
-    """Remove the shard folders (``.NAME.shards-PREFIX*``) an earlier run of ``output`` left
-    when it was killed (SIGKILL, the OOM killer). Only with the output's lock held, or once
-    rank 0 of this job holds it: no other run of this output is going on then."""
-    for stale in output.parent.glob(f".{output.name}.shards-{prefix}*"):
+def remove_stale_shards(output: Path) -> None:
+    """Remove the shard folders (``.NAME.shards-*``) an earlier run of ``output`` left when it
+    was killed (SIGKILL, the OOM killer). Only with the output's lock held: no other run of
+    this output is going on then."""
+    for stale in output.parent.glob(f".{output.name}.shards-*"):
         if stale.is_dir() and not stale.is_symlink() and all(
                 p.name.startswith(("shard-", "piece-")) and p.suffix == ".npz"
                 for p in stale.iterdir()):
@@ -160,14 +160,12 @@ def remove_stale_shards(output: Path, prefix: str = "") -> None:
 
 @contextmanager
 def shard_folder(output: Path, world: World = SOLO) -> Iterator[Path]:
-    """A folder of this rank's own beside ``output`` for its shards, removed afterwards; its
-    stale ones are removed first (:func:`remove_stale_shards`). Under torchrun each rank's is
-    named after its rank (on a shared filesystem they sit side by side), and is made once rank
-    0 holds the output's lock."""
-    prefix = f"rank{world.rank}-" if world.distributed else ""
+    """A folder of this rank's own beside ``output`` for its shards, removed afterwards, named
+    after its rank (on a shared filesystem the ranks' sit side by side). Made once rank 0
+    holds the output's lock and has removed the stale ones (:func:`remove_stale_shards`)."""
     output.parent.mkdir(parents=True, exist_ok=True)
-    remove_stale_shards(output, prefix)
-    folder = Path(tempfile.mkdtemp(prefix=f".{output.name}.shards-{prefix}", dir=output.parent))
+    folder = Path(tempfile.mkdtemp(prefix=f".{output.name}.shards-rank{world.rank}-",
+                                   dir=output.parent))
     try:
         yield folder
     finally:
@@ -302,8 +300,7 @@ def _count_pass(config: TrainConfig, path: Path, columns: _Columns, read: dict[s
     (every ``world.size``-th row of the file): send them to validation by their hash, count
     the training rows' terms and save them as pieces of the shards-to-be."""
     where = str(path)
-    draw = np.random.default_rng(config.training.seed if not world.distributed
-                                 else [config.training.seed, world.rank])
+    draw = np.random.default_rng(world.seed(config.training.seed))
     terms: dict[str, int] = {}  # every term of the training rows -> its id in the pieces
     counted = _Counted([], np.zeros(0, np.int64), np.zeros(0, np.float64),
                        [[] for _ in range(plan.buckets)], [[] for _ in range(plan.buckets)],
@@ -314,8 +311,7 @@ def _count_pass(config: TrainConfig, path: Path, columns: _Columns, read: dict[s
         counted.dropped += int((~valid).sum())
         rows_in_data = np.arange(offset, offset + len(frame))
         offset += len(frame)
-        if world.distributed:
-            valid &= rows_in_data % world.size == world.rank
+        valid &= world.owns(rows_in_data)
         rows_in_data = rows_in_data[valid]
         texts, y = [str(t) for t in texts[valid]], y[valid]
         to_val = _in_validation(texts, plan.share, config.training.seed) if plan.share else \

@@ -64,6 +64,22 @@ def test_each_rank_trains_on_its_device() -> None:
     assert rank_device(two, "cpu") == "cpu"
 
 
+def test_each_rank_keeps_its_own_rows_and_draws_its_own_numbers() -> None:
+    ranks = [World(rank=r, size=3) for r in range(3)]
+    kept = [np.flatnonzero(world.owns(np.arange(10))).tolist() for world in ranks]
+    assert kept == [[0, 3, 6, 9], [1, 4, 7], [2, 5, 8]]
+    assert SOLO.owns(np.arange(4)).all() and SOLO.seed(5) == 5
+    assert len({str(np.random.default_rng(w.seed(5)).random()) for w in ranks}) == 3
+    generator = torch.Generator().manual_seed(1)
+    SOLO.reseed_epoch(5, 2, generator)  # one process draws on: nothing reseeded
+    assert torch.equal(generator.get_state(), torch.Generator().manual_seed(1).get_state())
+    draws = []
+    for world in (*ranks, ranks[1]):
+        world.reseed_epoch(5, 2, generator)
+        draws.append((torch.rand(1).item(), torch.rand(1, generator=generator).item()))
+    assert len(set(draws)) == 3 and draws[1] == draws[3]  # own per rank, the same again
+
+
 def test_each_rank_steps_through_its_own_rows_of_every_epoch() -> None:
     matrix = sp.csr_matrix(np.ones((1003, 4), dtype=np.float32))
     epochs = [_Epoch(matrix, 1003, 50, torch.Generator().manual_seed(7), World(rank=r, size=3))

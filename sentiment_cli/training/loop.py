@@ -367,10 +367,7 @@ def fit(
             epoch = state.epoch + 1
             started = time.perf_counter()
             progress.epoch_start(epoch, options.epochs, batches)
-            if world.distributed:  # each rank its own dropout masks, the same after a resume
-                torch.manual_seed(options.seed * 1_000_003 + epoch * 1009 + world.rank)
-            if own_rows:  # and its own shuffle of its own rows
-                shuffle_rng.manual_seed(options.seed * 1_000_003 + epoch * 1009 + world.rank)
+            world.reseed_epoch(options.seed, epoch, shuffle_rng if own_rows else None)
             rows = _Epoch(x_train, len(train.y), options.batch_size, shuffle_rng, world)
             ranks.epoch_start(rows.steps)
             sums = np.zeros(4)
