@@ -270,16 +270,13 @@ def _features(config: TrainConfig, note: Callable[[str], None], world: World,
 def _training_logits(features: _Features, result: TrainResult,
                      world: World) -> tuple[np.ndarray, np.ndarray] | None:
     """The training rows' targets and logits, on rank 0 (None on the others). Rows in shards
-    are scored a shard at a time; when each rank has its own (streamed under torchrun), each
-    scores them and rank 0 gathers them."""
+    (each rank's own) are scored a shard at a time by each rank and gathered on rank 0."""
     from sentiment_cli.model.module import predict_logits
 
     x, y = features.x_train, features.split.train.y
     if isinstance(x, streaming.ShardedRows):
-        if not (world.main or x.partitioned):
-            return None
         logits = np.concatenate([predict_logits(result.model, block) for block, _ in x.blocks()])
-        parts = world.gather((y, logits)) if x.partitioned else [(y, logits)]
+        parts = world.gather((y, logits))
         if parts is None:
             return None
         return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])

@@ -96,12 +96,12 @@ class Unkept(Sequence[str]):
 
 
 class ShardedRows:
-    """The training rows as CSR shards on disk, in row order; read a few at a time.
-    ``partitioned``: they are this rank's own rows (under torchrun), not every row."""
+    """This rank's training rows as CSR shards on disk, in row order; read a few at a time.
+    Under torchrun each rank has its own rows (every ``world.size``-th of the file); one
+    process has every row."""
 
-    def __init__(self, paths: list[Path], sizes: list[int], n_terms: int,
-                 partitioned: bool = False) -> None:
-        self.paths, self.sizes, self.partitioned = paths, sizes, partitioned
+    def __init__(self, paths: list[Path], sizes: list[int], n_terms: int) -> None:
+        self.paths, self.sizes = paths, sizes
         self.starts = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
         self.shape = (int(self.starts[-1]), n_terms)
 
@@ -481,7 +481,7 @@ def _assembled(config: TrainConfig, path: Path, columns: _Columns, plan: _Plan,
     train = Dataset(Unkept(len(y_train)), y_train, label_names, where, columns.text,
                     columns.labels, multilabel=columns.multilabel)
     return Streamed(data, train, val,
-                    ShardedRows(paths, sizes, len(vocabulary), partitioned=world.distributed),
+                    ShardedRows(paths, sizes, len(vocabulary)),
                     x_val, vectorizer, np.concatenate(source), n_train)
 
 

@@ -180,12 +180,10 @@ def evaluate_loss(
     several ranks each scores its share of the rows, and the loss and accuracy are over all of
     them (the logits are this rank's rows'). Rows in shards are scored a shard at a time."""
     if isinstance(matrix, ShardedRows):
-        return _sharded_loss(model, matrix, y, weights, pos_weight, device,
-                             world if matrix.partitioned else SOLO)
-    if world.distributed:
-        rows = world.share(np.arange(matrix.shape[0]))
-        matrix, y = matrix[rows], y[rows]
-        weights = None if weights is None else weights[rows]
+        return _sharded_loss(model, matrix, y, weights, pos_weight, device, world)
+    rows = world.share(np.arange(matrix.shape[0]))
+    matrix, y = matrix[rows], y[rows]
+    weights = None if weights is None else weights[rows]
     logits = predict_logits(model, matrix, device)
     targets = _as_2d(y)
     loss = F.binary_cross_entropy_with_logits(
@@ -196,9 +194,6 @@ def evaluate_loss(
     ).mean(dim=1)
     w = torch.ones_like(loss) if weights is None else torch.from_numpy(weights)
     right = ((logits > 0) == (targets > 0.5))
-    if not world.distributed:
-        mean_loss = float((loss * w).sum() / w.sum().clamp_min(1e-12))
-        return mean_loss, float(right.mean()), logits
     loss_sum, weight_sum, n_right, n_cells = world.sum(
         [float((loss * w).sum()), float(w.sum()), float(right.sum()), right.size])
     return loss_sum / max(weight_sum, 1e-12), n_right / max(n_cells, 1), logits
@@ -336,7 +331,7 @@ def fit(
     train = _Split(x_train, _as_2d(y_train), w_train)
     val = None if x_val is None or y_val is None else _Split(x_val, _as_2d(y_val), w_val)
     with _one_thread_on_cpu(device):
-        own_rows = isinstance(x_train, ShardedRows) and x_train.partitioned
+        own_rows = isinstance(x_train, ShardedRows)  # this rank's own rows, not a share
         pos_weight = compute_pos_weight(options.pos_weight, train.y, world if own_rows else SOLO)
         torch.manual_seed(options.seed)
         shuffle_rng = torch.Generator().manual_seed(options.seed)
