@@ -8,8 +8,6 @@ torch; ``--device cuda`` runs the torch module instead.
 from __future__ import annotations
 
 import itertools
-import os
-import stat
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from itertools import islice
@@ -144,28 +142,6 @@ def _score_in_worker(batch: tuple[list[str], Any]) -> Scores:
     return _WORKER_PREDICTOR.score(batch[0])
 
 
-# What a scoring worker needs, imported once by the fork server for all of them.
-WORKER_MODULES = ("sentiment_cli.predict", "sklearn.feature_extraction.text")
-# A file shorter than this (or stdin redirected from one) is scored here alone: starting the
-# workers' fork server (it imports scikit-learn, 1.4 s of the other core) cannot pay.
-LONG_INPUT_BYTES = 1_000_000
-
-
-def may_be_long(config: PredictConfig, stdin: BinaryIO) -> bool:
-    """Whether the texts may fill many batches: a file of LONG_INPUT_BYTES or more, a pipe
-    (its length is unknown), or more than two batches of arguments; not a terminal."""
-    if config.texts and config.texts != ("-",):
-        return len(config.texts) > 2 * config.batch_size
-    try:
-        info = (os.stat(config.input_file) if config.input_file is not None
-                else os.fstat(stdin.fileno()))
-    except (OSError, ValueError):
-        return False
-    if stat.S_ISREG(info.st_mode):
-        return info.st_size >= LONG_INPUT_BYTES
-    return config.input_file is None and not os.isatty(stdin.fileno())
-
-
 def score_stream(
     predictor: Predictor,
     batches: Iterable[tuple[list[str], Any]],
@@ -174,10 +150,9 @@ def score_stream(
     """Score batches in input order. With ``jobs`` > 1 and more than one batch, the
     vectorizing and scoring (pure-Python tokenising is most of the cost) run in that many
     worker processes (:mod:`.parallel`), with at most 2 x jobs batches in flight, so memory
-    stays flat on endless input. Batches are scored here until a worker is ready (it imports
-    scikit-learn first, about a second), so short inputs never wait for one; on CUDA every
-    batch is."""
-    from sentiment_cli.parallel import ordered_map, pool, start_workers, stop
+    stays flat on endless input. The first batch is scored here, so a short input never starts
+    a worker; on CUDA every batch is."""
+    from sentiment_cli.parallel import ordered_map, pool
 
     iterator = iter(batches)
     first = next(iterator, None)
@@ -192,17 +167,7 @@ def score_stream(
         for chunk, extra in rest:
             yield chunk, extra, predictor.score(chunk)
         return
-    with pool(jobs, preload=WORKER_MODULES, initializer=_install_predictor,
-              initargs=(predictor,)) as executor:
-        started = start_workers(executor, jobs)
-        for chunk, extra in rest:
-            if started():
-                rest = itertools.chain([(chunk, extra)], rest)
-                break
-            yield chunk, extra, predictor.score(chunk)
-        else:
-            stop(executor)  # the input ended before a worker was needed
-            return
+    with pool(jobs, initializer=_install_predictor, initargs=(predictor,)) as executor:
         for (chunk, extra), scores in ordered_map(executor, _score_in_worker, rest, 2 * jobs):
             yield chunk, extra, scores
 

@@ -1,11 +1,14 @@
-"""The one process pool: workers from a fork server (never forked from this process), a
-serial fallback with the same results, quiet workers, and every worker ended on the way out."""
+"""The one process pool: a plain ProcessPoolExecutor with a serial fallback and the same
+results, quiet workers, and every worker ended on the way out (an error, Ctrl-C, kill -9 of
+the parent: the last in test_trust.py)."""
 
 from __future__ import annotations
 
 import os
 import re
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -31,11 +34,22 @@ def handlers() -> tuple[object, object]:
     return signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
 
 
-def test_nothing_in_the_package_forks() -> None:
-    forking = re.compile(r"os\.fork\(|get_context\(\s*[\"']fork[\"']|set_start_method")
-    found = [str(p) for p in PACKAGE.rglob("*.py") if forking.search(p.read_text())]
-    assert found == []
-    assert parallel.start_method() in ("forkserver", "spawn")
+def blocked() -> set[signal.Signals]:
+    return signal.pthread_sigmask(signal.SIG_BLOCK, [])
+
+
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` runs (not a zombie waiting to be reaped)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] != "Z"
+    except (FileNotFoundError, IndexError):
+        return False
+
+
+def test_only_the_pool_starts_processes() -> None:
+    starting = re.compile(r"\bos\.fork\(|ProcessPoolExecutor|multiprocessing|subprocess")
+    found = [p.name for p in PACKAGE.rglob("*.py") if starting.search(p.read_text())]
+    assert found == ["parallel.py"]
 
 
 def test_a_worker_runs_the_task_and_raises_its_errors_here() -> None:
@@ -64,6 +78,30 @@ def test_no_workers_means_the_same_results_here(monkeypatch: pytest.MonkeyPatch)
 def test_workers_leave_ctrl_c_to_this_process() -> None:
     with parallel.pool(1) as executor:
         assert executor.submit(handlers).result() == (signal.SIG_IGN, signal.SIG_DFL)
+        assert executor.submit(blocked).result() == set()
+    assert signal.pthread_sigmask(signal.SIG_BLOCK, []) == set()  # unblocked here again
+
+
+def test_a_worker_ends_when_its_parent_is_killed(tmp_path: Path) -> None:
+    # A parent killed with SIGKILL runs no clean-up: its worker, busy with a task, ends itself.
+    script = (
+        "import os, sys, time\n"
+        "from sentiment_cli import parallel\n"
+        "with parallel.pool(1) as executor:\n"
+        "    print(executor.submit(os.getpid).result(), flush=True)\n"
+        "    executor.submit(time.sleep, 60)\n"
+        "    time.sleep(60)\n")
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    worker = int(proc.stdout.readline())
+    proc.kill()
+    _, err = proc.communicate(timeout=30)
+    deadline = time.monotonic() + 5
+    while _alive(worker) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _alive(worker), "the worker outlived its parent"
+    assert err == ""
 
 
 def test_an_error_in_the_block_ends_the_workers_at_once() -> None:
@@ -74,14 +112,9 @@ def test_an_error_in_the_block_ends_the_workers_at_once() -> None:
         raise KeyboardInterrupt
     assert time.monotonic() - started < 20
     deadline = time.monotonic() + 5
-    while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            break
+    while _alive(pid) and time.monotonic() < deadline:
         time.sleep(0.05)
-    else:
-        pytest.fail(f"worker {pid} outlived its pool")
+    assert not _alive(pid), f"worker {pid} outlived its pool"
 
 
 def test_ordered_map_keeps_the_order_and_a_bounded_look_ahead() -> None:
@@ -103,29 +136,10 @@ def test_counting_terms_in_a_worker_equals_counting_here() -> None:
     texts = [f"not good {i} !" if i % 3 else f"great film {i}" for i in range(300)]
     options = VectorizerConfig()
     alone = count_terms(texts, options)
-    with parallel.pool(1, preload=("sentiment_cli.features",)) as executor:
+    with parallel.pool(1) as executor:
         pooled = executor.submit(count_terms, texts, options).result()
         with pytest.raises(DataError, match="vocabulary is empty"):
             executor.submit(count_terms, ["the", "and"],
                             VectorizerConfig(stop_words="english")).result()
     assert pooled.terms == alone.terms
     assert (pooled.counts != alone.counts).nnz == 0
-
-
-def test_workers_are_prepared_only_for_input_that_may_be_long(tmp_path: Path) -> None:
-    from sentiment_cli.config import PredictConfig
-    from sentiment_cli.predict import LONG_INPUT_BYTES, may_be_long
-
-    small, large = tmp_path / "small.txt", tmp_path / "large.txt"
-    small.write_text("good\n")
-    large.write_bytes(b"good film\n" * (LONG_INPUT_BYTES // 10 + 1))
-    model = tmp_path / "m"
-    with open(small, "rb") as few, open(large, "rb") as many:
-        assert not may_be_long(PredictConfig(model=model), few)
-        assert may_be_long(PredictConfig(model=model), many)
-        assert may_be_long(PredictConfig(model=model, input_file=large), few)
-        assert not may_be_long(PredictConfig(model=model, texts=("a", "b")), many)
-        assert may_be_long(PredictConfig(model=model, texts=("a",) * 5, batch_size=2), few)
-    read_end, write_end = os.pipe()
-    with os.fdopen(read_end, "rb") as pipe, os.fdopen(write_end, "wb"):
-        assert may_be_long(PredictConfig(model=model), pipe)  # a pipe's length is unknown

@@ -1010,8 +1010,7 @@ def _children_of(pid: int) -> list[int]:
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="ps --ppid and killpg")
 @pytest.mark.parametrize("when", ["tokenising", "training"])
 def test_kill_9_of_bce_train_leaves_no_child_and_no_output(tmp_path: Path, when: str) -> None:
-    # Large enough for the pool (a worker counts terms); while training, its fork server and
-    # multiprocessing's resource tracker are still children of bce-train.
+    # Large enough for the pool (a worker counts terms); while training, the pool has ended.
     data = write_csv(tmp_path / "d.csv", ["review", "sentiment"], toy_rows(60000))
     assert data.stat().st_size >= POOL_MIN_BYTES
     err_path = tmp_path / "stderr.txt"
@@ -1023,10 +1022,11 @@ def test_kill_9_of_bce_train_leaves_no_child_and_no_output(tmp_path: Path, when:
     deadline = time.monotonic() + 120
     while not _children_of(proc.pid) and time.monotonic() < deadline:
         time.sleep(0.05)
+    assert _children_of(proc.pid), "no worker process was seen"
     if when == "training":
         while "epoch" not in err_path.read_text() and time.monotonic() < deadline:
             time.sleep(0.05)
-    assert _children_of(proc.pid), "no worker process was seen"
+        assert _children_of(proc.pid) == [], "the pool outlived the counting of terms"
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     deadline = time.monotonic() + 2

@@ -72,22 +72,13 @@ def predict(
                            device=device, jobs=jobs)
     check(config)
     from sentiment_cli.artifacts.bundle import load_bundle
-    from sentiment_cli.parallel import available_cores, prepare
-    from sentiment_cli.predict import (
-        WORKER_MODULES,
-        Predictor,
-        input_batches,
-        may_be_long,
-        records,
-        score_stream,
-    )
+    from sentiment_cli.parallel import available_cores
+    from sentiment_cli.predict import Predictor, input_batches, records, score_stream
     from sentiment_cli.reporting.console import Stdout, print_records_table, stdin_hint
     from sentiment_cli.reporting.rows import RowWriter
 
     jobs = config.jobs or available_cores()
     fmt = config.output_format or ("table" if sys.stdout.isatty() else "jsonl")
-    if jobs > 1 and config.device == "cpu" and may_be_long(config, sys.stdin.buffer):
-        prepare(WORKER_MODULES)  # the workers' imports happen while the model loads here
     predictor = Predictor(load_bundle(config.model), threshold=config.threshold,
                           device=config.device)
     reads_stdin = config.input_file is None and config.texts in ((), ("-",))
