@@ -24,13 +24,15 @@ all-reduce, and a dense V x H gradient would move the whole table every step.
 from __future__ import annotations
 
 import os
+import signal
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from sentiment_cli.errors import DataError, SentimentError
+from sentiment_cli import interruption
+from sentiment_cli.errors import DataError, Interrupted, SentimentError
 
 if TYPE_CHECKING:
     import numpy as np
@@ -237,7 +239,8 @@ SOLO = World()
 
 
 class Averaging:
-    """One process: its parameters are the model's; nothing is exchanged."""
+    """One process: its parameters are the model's; nothing is exchanged. A Ctrl-C or SIGTERM
+    (:mod:`.interruption`) stops it after the step it lands in."""
 
     bytes_per_epoch: float = 0.0  # what a rank sent over the network in the last epoch
 
@@ -246,9 +249,11 @@ class Averaging:
 
     def step(self) -> None:
         """An optimiser step was taken."""
+        interruption.check()
 
     def epoch_end(self) -> None:
         """The epoch's steps are done: every rank has the same parameters after it."""
+        interruption.check()
 
 
 class LocalSGD(Averaging):
@@ -271,7 +276,8 @@ class LocalSGD(Averaging):
 
     The ranks agree, at each epoch's start, on how many steps every rank takes: the exchanges
     are in the first ``min(steps)`` steps; a rank with a step or two more takes them alone,
-    before the epoch's last exchange."""
+    before the epoch's last exchange. Each exchange also tells whether a rank was interrupted
+    (Ctrl-C reaches every rank, but not in the same step): then every rank stops there."""
 
     def __init__(self, world: World, params: Sequence[torch.nn.Parameter], period: int) -> None:
         import torch.distributed as dist
@@ -307,9 +313,12 @@ class LocalSGD(Averaging):
         import torch.distributed as dist
 
         change = self._flat() - self.base
-        both = torch.cat([change, (change != 0).to(change.dtype)])
+        stopping = [float(interruption.received() is not None)]
+        both = torch.cat([change, (change != 0).to(change.dtype), change.new_tensor(stopping)])
         dist.all_reduce(both)
-        total, changed_by = both.split(len(change))
+        total, changed_by, stopped = both.split([len(change), len(change), 1])
+        if stopped.item():
+            raise Interrupted(interruption.received() or signal.SIGTERM)
         self.base += total / changed_by.clamp_min(1)
         at = 0
         with torch.no_grad():

@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from sentiment_cli import interruption
 from sentiment_cli.artifacts.atomic import publish
 from sentiment_cli.artifacts.bundle import Bundle, load_bundle, write_json
 from sentiment_cli.artifacts.folders import check_target
@@ -29,7 +30,7 @@ def evaluate(config: EvalConfig) -> dict[str, Any]:
     if config.report is None:
         return _evaluate(config, None)
     report = check_target(Path(config.report), "report", config.force, "--report")
-    with FolderLock(report, "--report", writer="bce-eval"):
+    with FolderLock(report, "--report", writer="bce-eval"), interruption.deferred():
         check_target(report, "report", config.force, "--report")
         return _evaluate(config, report)
 
@@ -58,10 +59,11 @@ def _evaluate(config: EvalConfig, report: Path | None) -> dict[str, Any]:
             f"{data_path}: label columns {data.label_names} do not match the model's "
             f"{bundle.labels}; name them with --label-column"
         )
-    prob = np.concatenate(
-        [predictor.probabilities(data.texts[i : i + config.batch_size])
-         for i in range(0, len(data), config.batch_size)]
-    )
+    parts = []
+    for start in range(0, len(data), config.batch_size):
+        parts.append(predictor.probabilities(data.texts[start : start + config.batch_size]))
+        interruption.check()  # with --report (deferred): stop here, the lock released
+    prob = np.concatenate(parts)
     if bundle.multilabel:
         metrics = multilabel_metrics(data.y, prob, predictor.thresholds, bundle.labels)
     else:
@@ -76,6 +78,7 @@ def _evaluate(config: EvalConfig, report: Path | None) -> dict[str, Any]:
         "dropped_rows": data.dropped_rows,
     })
     if report is not None:
+        interruption.check()
 
         def fill(folder: Path) -> None:
             _write_eval_report(folder, bundle, data_path, data.y, prob, metrics)

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from sentiment_cli import distributed, parallel, streaming
+from sentiment_cli import distributed, interruption, parallel, streaming
 from sentiment_cli.artifacts.folders import check_target, remove_owned
 from sentiment_cli.artifacts.locking import FolderLock
 from sentiment_cli.artifacts.record import DataSummary, RunRecord, write_model_folder
@@ -68,6 +68,8 @@ def run_training(config: TrainConfig, progress: TrainProgress | None = None,
                     streaming.remove_stale_shards(output)
         stream = world.from_main(lambda: stream)
         checkpoints = ckpt.checkpoint_path(output)
+        if stream:  # from here on a signal stops the run where its shards can be removed
+            held.enter_context(interruption.deferred())
         shards = held.enter_context(streaming.shard_folder(output, world)) if stream else None
         record = _train(config, output, checkpoints, progress, note, world, shards)
     if world.main and checkpoints.is_dir():
@@ -160,39 +162,42 @@ def _train(config: TrainConfig, output: Path, checkpoints: Path, progress: Train
     if resume is not None:
         note(f"resuming after epoch {resume.epoch} from {checkpoints}")
     try:
-        try:
-            with distributed.peers_watched(world):
-                result = fit(x_train, train.y, features.x_val, None if val is None else val.y,
-                             config.training, w_train=train.weights,
-                             w_val=None if val is None else val.weights, progress=progress,
-                             checkpoint=run.save if world.main else None, resume=resume,
-                             world=world)
-        except (TrainingDiverged, distributed.PeerLost) as err:
-            if run.last_saved:
-                raise TrainingError(f"{err} (epoch {run.last_saved} is kept in "
-                                    f"{checkpoints})") from None
-            raise
-        except SentimentError as err:  # every rank meets it (the same data): rank 0 says it
-            if world.main or err.every_rank_reports:
+        with interruption.deferred():  # a signal stops the run at the next check
+            try:
+                with distributed.peers_watched(world):
+                    result = fit(x_train, train.y, features.x_val, None if val is None else val.y,
+                                 config.training, w_train=train.weights,
+                                 w_val=None if val is None else val.weights, progress=progress,
+                                 checkpoint=run.save if world.main else None, resume=resume,
+                                 world=world)
+            except (TrainingDiverged, distributed.PeerLost) as err:
+                if run.last_saved:
+                    raise TrainingError(f"{err} (epoch {run.last_saved} is kept in "
+                                        f"{checkpoints})") from None
                 raise
-            raise distributed.ReportedByMain(err.exit_code) from None
-        laps["train"] = time.perf_counter() - started - laps["read"] - laps["vectorize"]
-        if result.sent_bytes_per_epoch:
-            note(f"each of {world.size} ranks sent {result.sent_bytes_per_epoch / 1e6:.2f} MB "
-                 f"per epoch to the others (the model's changes, every "
-                 f"{distributed.AVERAGE_EVERY} steps)")
-        scored = _training_logits(features, result, world)
-        if scored is None:
-            return None  # rank 0 measures and writes
-        record, shown, logits = _measure(config, features, result, world, scored)
-        terms = features.vectorizer["terms"]
+            except SentimentError as err:  # every rank meets it (the same data): rank 0 says it
+                if world.main or err.every_rank_reports:
+                    raise
+                raise distributed.ReportedByMain(err.exit_code) from None
+            laps["train"] = time.perf_counter() - started - laps["read"] - laps["vectorize"]
+            if result.sent_bytes_per_epoch:
+                note(f"each of {world.size} ranks sent {result.sent_bytes_per_epoch / 1e6:.2f} MB "
+                     f"per epoch to the others (the model's changes, every "
+                     f"{distributed.AVERAGE_EVERY} steps)")
+            scored = _training_logits(features, result, world)
+            if scored is None:
+                return None  # rank 0 measures and writes
+            interruption.check()
+            record, shown, logits = _measure(config, features, result, world, scored)
+            interruption.check()  # the last moment: the model folder is written whole
+            terms = features.vectorizer["terms"]
 
-        def report(folder: Path) -> None:
-            write_training_report(folder, record, shown, logits, result.model, terms)
+            def report(folder: Path) -> None:
+                write_training_report(folder, record, shown, logits, result.model, terms)
 
-        for message in write_model_folder(output, record, result.model, terms,
-                                          report if config.report else None):
-            note(message)
+            for message in write_model_folder(output, record, result.model, terms,
+                                              report if config.report else None):
+                note(message)
     except Interrupted as err:
         raise run.interrupted(err) from None
     laps["total"] = time.perf_counter() - started
@@ -253,7 +258,7 @@ def _features(config: TrainConfig, note: Callable[[str], None], world: World,
     from sentiment_cli.data.rows import read_rows
 
     started = time.perf_counter()
-    with parallel.pool(0 if world.distributed else _workers(config)) as executor:
+    with parallel.pool(_workers(config, world)) as executor:
         executor.submit(warm_up)  # the worker imports scikit-learn while pandas reads here
         data, val = read_rows(config, note)
         read_seconds = time.perf_counter() - started
@@ -324,11 +329,13 @@ def _measure(config: TrainConfig, features: _Features, result: TrainResult, worl
     return record, val, val_logits
 
 
-def _workers(config: TrainConfig) -> int:
-    """One worker when a second core is free and the input is large enough to pay for it."""
+def _workers(config: TrainConfig, world: World) -> int:
+    """One worker when this rank has a second core (the machine's cores shared among the
+    ranks torchrun started on it) and the input is large enough to pay for it."""
     paths = [p for p in ckpt.run_inputs(config).values() if p is not None]
     size = sum(Path(p).stat().st_size for p in paths)
-    return 1 if parallel.available_cores() > 1 and size >= POOL_MIN_BYTES else 0
+    cores = parallel.available_cores() // world.local_size
+    return 1 if cores > 1 and size >= POOL_MIN_BYTES else 0
 
 
 def _import_trainer(report: bool) -> None:

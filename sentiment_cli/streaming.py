@@ -38,6 +38,7 @@ from typing import Any
 
 import numpy as np
 
+from sentiment_cli import interruption
 from sentiment_cli.config import TrainConfig, stream_unsupported
 from sentiment_cli.data.labels import binary_pair, format_counts, map_binary, rows_text
 from sentiment_cli.data.reading import (
@@ -221,6 +222,7 @@ def _label_pass(config: TrainConfig, path: Path, columns: _Columns, read: dict[s
         if not columns.multilabel:
             occurrences.update(frame[columns.labels[0]].tolist())
         progress.phase("counting rows", len(frame))
+        interruption.check()
     if total == 0:
         raise DataError(f"{path} has a header but no data rows")
     pair = names = None
@@ -320,6 +322,7 @@ def _count_pass(config: TrainConfig, path: Path, columns: _Columns, read: dict[s
         counted.val_y.append(y[to_val])
         train_texts = [t for t, v in zip(texts, to_val, strict=True) if not v]
         progress.phase("pass 1/2: counting terms", len(frame), plan.total)
+        interruption.check()
         if not train_texts:
             continue
         chunk_terms, counts = raw_counts(train_texts, config.vectorizer)
@@ -437,6 +440,7 @@ def _assembled(config: TrainConfig, path: Path, columns: _Columns, plan: _Plan,
                 y_parts += counted.piece_y[bucket]
                 source += counted.piece_rows[bucket]
             progress.phase("pass 2/2: shards", 1, plan.buckets)
+            interruption.check()
     note(f"pass 2/2: {len(paths)} shards of random rows{' per rank' if world.distributed else ''}"
          f", on the vocabulary ({time.perf_counter() - started:.1f} s)")
 

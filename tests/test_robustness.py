@@ -119,14 +119,33 @@ def test_a_background_jobs_ignored_sigint_stays_ignored() -> None:
     # `bce-train ... &` from a script starts with SIGINT ignored: Ctrl-C at the terminal must
     # not stop it. SIGTERM still becomes the clean "interrupted" exit.
     script = ("import signal\n"
-              "from sentiment_cli.cli import raise_on_signals\n"
-              "raise_on_signals()\n"
-              "print(signal.getsignal(signal.SIGINT) is signal.SIG_IGN,"
+              "from sentiment_cli import interruption\n"
+              "interruption.ending_at_once()\n"
+              "with interruption.deferred():\n"
+              "    print(signal.getsignal(signal.SIGINT) is signal.SIG_IGN,"
               " callable(signal.getsignal(signal.SIGTERM)))\n")
     for disposition, expected in ((signal.SIG_IGN, "True True"), (signal.SIG_DFL, "False True")):
         result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                                 timeout=60, preexec_fn=_sigint(disposition))
         assert result.stdout.split() == expected.split(), result.stderr
+
+
+def test_a_deferred_signal_stops_at_the_next_check_and_a_second_one_is_not_deferred() -> None:
+    from sentiment_cli import interruption
+
+    before = signal.getsignal(signal.SIGTERM)
+    with interruption.deferred():
+        interruption.check()  # nothing noted yet
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(0.01)  # the handler runs between two bytecodes
+        assert interruption.received() == signal.SIGTERM
+        with pytest.raises(Interrupted) as stopped:
+            interruption.check()
+        assert stopped.value.exit_code == 143
+        assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # the next one ends it
+    assert signal.getsignal(signal.SIGTERM) is before
+    assert interruption.received() is None
+    interruption.check()
 
 
 @pytest.mark.slow

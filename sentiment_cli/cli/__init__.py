@@ -15,7 +15,6 @@ import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from types import FrameType
 from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
@@ -113,66 +112,6 @@ def _quiet_broken_pipe_code() -> int:
 
 def _quiet_broken_pipe() -> NoReturn:
     raise SystemExit(_quiet_broken_pipe_code())
-
-
-# How soon an interruption that arrived during an import is looked at again.
-_RETRY_SECONDS = 0.05
-
-
-def raise_on_signals() -> None:
-    """Ctrl-C and SIGTERM become Interrupted, so training can save and say how to resume.
-
-    A signal ignored when we started stays ignored: a shell starts background jobs (``cmd &``)
-    with SIGINT ignored so that Ctrl-C at the terminal does not reach them (Python itself leaves
-    SIGINT alone then). An interruption is never lost or half-raised: one that arrives while a
-    module is being imported is held until the import is done (raised in torch's C++ start-up
-    it would abort the process), and one raised where Python cannot pass it on (a ``__del__``,
-    a weakref or import-lock callback: "Exception ignored") is raised again; a timer looks
-    again every 50 ms."""
-    pending: list[int] = []
-
-    def later(signum: int) -> bool:
-        if _RETRY is None:
-            return False
-        if not pending:
-            pending.append(signum)
-        signal.setitimer(signal.ITIMER_REAL, _RETRY_SECONDS)
-        return True
-
-    def handler(signum: int, frame: FrameType | None) -> None:
-        if signum == _RETRY:
-            if not pending:
-                return
-            signum = pending[0]
-        if _importing(frame) and later(signum):
-            return
-        pending.clear()
-        raise Interrupted(signum)
-
-    previous_hook = sys.unraisablehook
-
-    def unraisable(info: Any) -> None:
-        if not (isinstance(info.exc_value, Interrupted) and later(info.exc_value.signum)):
-            previous_hook(info)
-
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        if signal.getsignal(signum) is not signal.SIG_IGN:
-            signal.signal(signum, handler)
-    if _RETRY is not None:
-        signal.signal(_RETRY, handler)
-    sys.unraisablehook = unraisable
-
-
-_RETRY = signal.SIGALRM if hasattr(signal, "setitimer") else None
-
-
-def _importing(frame: FrameType | None) -> bool:
-    """Whether this frame, or one that called it, is the import system's."""
-    while frame is not None:
-        if frame.f_code.co_filename.startswith("<frozen importlib"):
-            return True
-        frame = frame.f_back
-    return False
 
 
 def parse_ints(value: str, option: str) -> list[int]:

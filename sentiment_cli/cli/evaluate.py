@@ -14,7 +14,6 @@ from sentiment_cli.cli import (
     TextColumnOption,
     handle_errors,
     new_app,
-    raise_on_signals,
     run,
     show,
 )
@@ -66,7 +65,6 @@ def evaluate(
                         delimiter=delimiter, encoding=encoding, drop_invalid=drop_invalid,
                         report=report, force=force)
     check(config)
-    raise_on_signals()  # SIGTERM ends a --report run through its clean-up, as Ctrl-C does
     metrics = evaluate_model(config)
     show(metrics, as_json, print_eval)
 

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from sentiment_cli import interruption
 from sentiment_cli.cli import (
     DebugOption,
     DelimiterOption,
@@ -15,7 +16,6 @@ from sentiment_cli.cli import (
     handle_errors,
     new_app,
     parse_ints,
-    raise_on_signals,
     run,
     show,
 )
@@ -276,7 +276,7 @@ def train(
         report=write_report,
         stream=stream,
     )
-    raise_on_signals()
+    interruption.ending_at_once()  # until there is something to clean up
     main_rank = environment_rank() == 0  # under torchrun, rank 0 speaks for the job
     with TrainConsole(quiet=quiet or not main_rank) as console:
         record = run_training(config, progress=console, note=console.note)
