@@ -262,23 +262,27 @@ def test_a_dangling_symlink_above_the_output_is_refused(tmp_path: Path, toy: Pat
 
 @pytest.mark.slow
 def test_another_writers_staging_folder_is_never_cleared(tmp_path: Path, toy: Path) -> None:
-    # A name with glob characters must not match the temporary folder of a live writer of m1
-    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
-    try:
-        staging = tmp_path / f".m1.tmp-{sleeper.pid}-abcd1234"
-        staging.mkdir()
-        (staging / "config.json").write_text("{}")
-        # ... nor that of a live writer of "a.tmp-99999-x" (a dead pid inside its name)
-        other = tmp_path / f".a.tmp-99999-x.tmp-{sleeper.pid}-abcd1234"
-        other.mkdir()
-        (other / "config.json").write_text("{}")
-        for name in ("m[1]", "m1", "m?", "a"):
+    # A live writer of m1 holds m1's lock while its temporary folder exists: another run of m1
+    # is refused, and runs of names with glob characters never match its temporary folder ...
+    from sentiment_cli.artifacts.locking import FolderLock
+
+    staging = tmp_path / ".m1.tmp-4242-abcd1234"
+    staging.mkdir()
+    (staging / "config.json").write_text("{}")
+    # ... nor that of a writer of "a.tmp-99999-x"
+    other = tmp_path / ".a.tmp-99999-x.tmp-4242-abcd1234"
+    other.mkdir()
+    (other / "config.json").write_text("{}")
+    with FolderLock(tmp_path / "m1"):
+        assert_clean_error(run("bce-train", str(toy), "-o", str(tmp_path / "m1"), *FAST), 1,
+                           "is being written by")
+        for name in ("m[1]", "m?", "a"):
             result = run("bce-train", str(toy), "-o", str(tmp_path / name), *FAST)
             assert result.returncode == 0, result.stderr
             assert (staging / "config.json").exists() and (other / "config.json").exists(), name
-    finally:
-        sleeper.kill()
-        sleeper.wait()
+    # once no writer holds the lock, a temporary folder of m1 is a killed writer's
+    assert run("bce-train", str(toy), "-o", str(tmp_path / "m1"), *FAST).returncode == 0
+    assert not staging.exists() and (other / "config.json").exists()
 
 
 def test_a_lock_file_that_is_not_a_file_is_one_line(tmp_path: Path, toy: Path) -> None:

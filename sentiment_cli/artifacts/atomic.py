@@ -2,9 +2,11 @@
 file's size and SHA-256 written last, then moved into place in one rename; read through one
 handle of the folder and checked against the manifest.
 
-- The new folder is swapped with the previous one by ``renameat2(RENAME_EXCHANGE)`` on Linux,
-  so the path is never missing (elsewhere: two renames). The previous folder is then deleted
-  by :func:`.folders.remove_owned`.
+- The previous folder is renamed away and the new one into its place: two renames, between
+  which the path is missing for a moment (a reader then looks again once; see
+  :func:`.bundle.load_bundle`). The previous folder is then deleted by
+  :func:`.folders.remove_owned`. The writer holds the output's lock (:mod:`.locking`)
+  throughout, so a temporary folder of this target that it finds is a killed writer's.
 - :class:`FolderReader` reads every file relative to one open handle of the folder. Renaming a
   folder does not change what an open handle of it refers to, so every file comes from the same
   folder; if that folder was retired and is being deleted, a file is missing and
@@ -14,7 +16,6 @@ handle of the folder and checked against the manifest.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import hashlib
 import json
 import os
@@ -56,16 +57,6 @@ def write_manifest(folder: Path, kind: str) -> None:
     (folder / MANIFEST_FILE).write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
 
 
-def _exchange(a: Path, b: Path) -> bool:
-    """Atomically swap two paths (Linux renameat2 RENAME_EXCHANGE); False where unsupported."""
-    try:
-        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
-    except (OSError, AttributeError):
-        return False
-    at_fdcwd, rename_exchange = -100, 2
-    return renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0
-
-
 def _fsync_tree(folder: Path) -> None:
     for item in folder.rglob("*"):
         if item.is_file():
@@ -80,30 +71,15 @@ def _fsync_tree(folder: Path) -> None:
 
 
 def _clear_stale_staging(target: Path, kind: str) -> None:
-    """Temporary folders of this target left by a killed writer (their names carry its pid),
-    when they hold nothing but this tool's files."""
+    """Temporary folders of this target left by a killed writer, when they hold nothing but
+    this tool's files. The caller holds the target's lock: no live writer has one."""
     # exactly the names _new_staging and publish give: .NAME.tmp-PID-HEX8, .NAME.old-PID (and
     # .NAME.tmp-PID of earlier versions)
-    name = re.compile(
-        rf"\.{re.escape(target.name)}\.(?:tmp-(\d+)(?:-[0-9a-f]{{8}})?|old-(\d+))")
+    name = re.compile(rf"\.{re.escape(target.name)}\.(?:tmp-\d+(?:-[0-9a-f]{{8}})?|old-\d+)")
     for stale in target.parent.iterdir():
-        match = name.fullmatch(stale.name)
-        if match is None:
-            continue
-        pid = int(match.group(1) or match.group(2))
-        if (not _pid_alive(pid) and stale.is_dir() and not stale.is_symlink()
+        if (name.fullmatch(stale.name) and stale.is_dir() and not stale.is_symlink()
                 and plausible(entries(stale)[0], kind)):
             shutil.rmtree(stale, ignore_errors=True)
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, OverflowError):
-        return True
-    return True
 
 
 def _new_staging(target: Path) -> Path:
@@ -121,7 +97,8 @@ def _new_staging(target: Path) -> Path:
 def publish(target: Path, fill: Callable[[Path], None], kind: str, replace: bool) -> list[str]:
     """Build the folder with ``fill`` beside ``target`` and move it into place whole; the
     previous folder (checked again now: empty, or ours and ``replace``) is deleted. Returns
-    notes for the user (files that appeared in the previous folder meanwhile are kept)."""
+    notes for the user (files that appeared in the previous folder meanwhile are kept). The
+    caller holds ``target``'s lock (:class:`.locking.FolderLock`)."""
     option = "--report" if kind == "report" else "--output"
     target = check_target(Path(target), kind, replace, option)
     _clear_stale_staging(target, kind)
@@ -136,17 +113,14 @@ def publish(target: Path, fill: Callable[[Path], None], kind: str, replace: bool
             if not target.exists():
                 os.replace(staging, target)
                 return []
-            if _exchange(staging, target):
-                swapped, retired = True, staging
-            else:
-                retired = target.parent / f".{target.name}.old-{os.getpid()}"
-                os.replace(target, retired)
-                try:
-                    os.replace(staging, target)
-                except OSError:
-                    os.replace(retired, target)
-                    raise
-                swapped = True
+            retired = target.parent / f".{target.name}.old-{os.getpid()}"
+            os.replace(target, retired)
+            try:
+                os.replace(staging, target)
+            except OSError:
+                os.replace(retired, target)
+                raise
+            swapped = True
         except OSError as err:  # something appeared at the target, or it is a mount point
             raise DataError(f"cannot move the new folder into place at {target} "
                             f"({err.strerror or err}); nothing was replaced") from None

@@ -169,7 +169,7 @@ def load_bundle(folder: str | os.PathLike[str]) -> Bundle:
         try:
             reader = FolderReader(folder)
         except FileNotFoundError:
-            if attempt == 0:  # between the two renames of a replacement without renameat2
+            if attempt == 0:  # between the two renames of a replacement
                 time.sleep(0.05)
                 continue
             raise BundleError(f"model folder {folder} does not exist; train one with "
