@@ -27,6 +27,7 @@ from sentiment_cli.constraints import (
     text_value,
 )
 from sentiment_cli.errors import DataError
+from sentiment_cli.tokens import BUILTIN_PATTERNS, SENTIMENT_TOKEN_PATTERN, BoundedTokenizer
 
 # Bounds of what a user can ask for, also what a model folder may hold (artifacts/schema.py).
 MAX_NGRAM = 10  # word n-grams; a text of n tokens has n * MAX_NGRAM of them at most
@@ -40,8 +41,6 @@ DEVICE_PATTERN = re.compile(r"auto|cpu|cuda(:\d+)?")
 # "don't" into "don". For sentiment those matter, so the default keeps contractions whole
 # ("don't", "isn't"), the split negation of tokenised corpora ("does n't"), single letters, and
 # "!"/"?" as tokens of their own. README ("Choosing the defaults") has the measurements.
-SENTIMENT_TOKEN_PATTERN = r"(?u)\w+(?:'\w+)*|'\w+|[!?]"
-SKLEARN_TOKEN_PATTERN = r"(?u)\b\w\w+\b"
 
 
 BOOLEAN = Constraint("true or false", lambda v: isinstance(v, bool))
@@ -350,8 +349,6 @@ def _check_stream(config: TrainConfig) -> None:
 
 
 def _check_vectorizer(options: VectorizerConfig) -> None:
-    from sentiment_cli.features import BUILTIN_PATTERNS, BoundedTokenizer, df_value
-
     low = df_value(options.min_df, whole_at_one=True)
     high = df_value(options.max_df, whole_at_one=False)
     if high == 0 or (type(low) is type(high) and high < low):
@@ -376,3 +373,14 @@ def _check_predict(config: PredictConfig) -> None:
                           (config.delimiter, "--delimiter")):
         if given and config.input_file is None:
             raise DataError(f"{option} applies to --input FILE only")
+
+
+def df_value(value: float, whole_at_one: bool) -> float | int:
+    """CountVectorizer reads an int as a document count and a float as a proportion.
+
+    From the command line both arrive as floats: --min-df 1 or 2 means a count of documents,
+    while --max-df 1.0 means "all documents" (a proportion); above 1 it is a count.
+    """
+    if float(value).is_integer() and (value > 1 or (value == 1 and whole_at_one)):
+        return int(value)
+    return float(value)

@@ -6,8 +6,6 @@ pickled, so loading a model folder cannot run code.
 
 from __future__ import annotations
 
-import math
-import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -15,16 +13,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from sentiment_cli.config import SENTIMENT_TOKEN_PATTERN, SKLEARN_TOKEN_PATTERN, VectorizerConfig
-from sentiment_cli.errors import BundleError, DataError, SentimentError, damaged
+from sentiment_cli.config import VectorizerConfig, df_value
+from sentiment_cli.errors import BundleError, DataError, damaged
+from sentiment_cli.tokens import BUILTIN_PATTERNS, BoundedTokenizer
 
 if TYPE_CHECKING:
     import scipy.sparse as sp
     from sklearn.feature_extraction.text import CountVectorizer
-
-# Linear-time patterns, tokenised by scikit-learn's own ``re`` tokenizer; any other pattern goes
-# through BoundedTokenizer.
-BUILTIN_PATTERNS = frozenset({SENTIMENT_TOKEN_PATTERN, SKLEARN_TOKEN_PATTERN})
 
 # Negations that scikit-learn's English stop list would remove: "not good" must not become "good".
 NEGATIONS = frozenset(
@@ -38,86 +33,6 @@ def english_stop_words() -> list[str]:
     from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
     return sorted(ENGLISH_STOP_WORDS - NEGATIONS)
-
-
-# A custom pattern gets this long per text (plus a microsecond per character, so a long review
-# is never cut off by a linear pattern), and all its texts together twice that plus 10 us per
-# character: far more than any linear pattern needs (under 1 us per character), far less than
-# anyone would wait for a pattern that backtracks catastrophically, even on many short texts.
-SECONDS_PER_TEXT = 1.0
-_SECONDS_PER_CHAR_IN_ALL = 10e-6
-_PROBES = ("a" * 3000 + "!", "1" * 3000 + "\x00", " " * 3000 + "a", "ab " * 1000 + "!",
-           "a-" * 1500 + "!", "\u00e9" * 3000 + "?", "aA1_" * 750 + " ")
-
-
-class BoundedTokenizer:
-    """A custom token pattern's ``findall`` with a time limit per text.
-
-    Python's ``re`` cannot be interrupted: a pattern with catastrophic backtracking (typed by
-    mistake, or in a model folder from someone else) would hang on the first text that triggers
-    it. The ``regex`` module (a superset of ``re``'s syntax) takes a ``timeout``, and avoids
-    most such backtracking in the first place. ``folder``: the model folder the pattern comes
-    from (errors then call it damaged), or None for ``--token-pattern``.
-    """
-
-    def __init__(self, pattern: str, folder: Path | None = None) -> None:
-        import regex
-
-        self.pattern, self.folder = pattern, folder
-        self._spent, self._chars = 0.0, 0  # seconds and characters tokenised so far
-        try:
-            self._compiled = regex.compile(pattern)
-        except (regex.error, ValueError, OverflowError, RecursionError) as err:
-            raise self._error(f"is not a valid regular expression ({err})", "fix it") from None
-        if self._compiled.groups > 1:
-            raise self._error(f"has {self._compiled.groups} capturing groups",
-                              "a token pattern may have one at most (use (?:...) for the others)")
-
-    def _error(self, problem: str, fix: str) -> SentimentError:
-        if self.folder is None:
-            return DataError(f"--token-pattern {self.pattern!r} {problem}; {fix}")
-        return damaged(self.folder, f"its token_pattern {self.pattern!r:.80} {problem}")
-
-    def _too_slow(self, limit: float) -> SentimentError:
-        self._spent = math.inf  # every later text fails at once (scikit-learn swallows some)
-        return self._error(f"took more than {limit:.2f} s on one text, or too long on all of "
-                           f"them: it backtracks catastrophically", "simplify the pattern")
-
-    def __call__(self, text: str) -> list[str]:
-        self._chars += len(text)
-        left = 2 * SECONDS_PER_TEXT + _SECONDS_PER_CHAR_IN_ALL * self._chars - self._spent
-        limit = min(SECONDS_PER_TEXT + len(text) * 1e-6, left)
-        if limit <= 0:
-            raise self._too_slow(SECONDS_PER_TEXT)
-        started = time.perf_counter()
-        try:
-            tokens = self._compiled.findall(text, timeout=limit)
-        except TimeoutError:
-            raise self._too_slow(SECONDS_PER_TEXT) from None
-        self._spent += time.perf_counter() - started
-        return tokens
-
-    def vet(self, limit: float = 0.25) -> None:
-        """Refuse a pattern that is slow on a few texts known to trigger backtracking."""
-        for probe in _PROBES:
-            try:
-                self._compiled.findall(probe, timeout=limit)
-            except TimeoutError:
-                raise self._too_slow(limit) from None
-
-    def __reduce__(self) -> tuple[Any, ...]:  # workers get the pattern, not a compiled object
-        return BoundedTokenizer, (self.pattern, self.folder)
-
-
-def df_value(value: float, whole_at_one: bool) -> float | int:
-    """CountVectorizer reads an int as a document count and a float as a proportion.
-
-    From the command line both arrive as floats: --min-df 1 or 2 means a count of documents,
-    while --max-df 1.0 means "all documents" (a proportion); above 1 it is a count.
-    """
-    if float(value).is_integer() and (value > 1 or (value == 1 and whole_at_one)):
-        return int(value)
-    return float(value)
 
 
 def _tokenizing(pattern: str, folder: Path | None = None) -> dict[str, Any]:

@@ -7,6 +7,7 @@ import math
 import os
 
 from sentiment_cli.config import TrainingConfig
+from sentiment_cli.device import resolve_device
 from sentiment_cli.errors import DataError, SentimentError
 from sentiment_cli.model.architecture import parameter_count
 
@@ -68,7 +69,6 @@ def check_training_memory(options: TrainingConfig, vocab_size: int, n_outputs: i
     if options.device.strip().lower().startswith("cuda") and vocab_size > 1:
         import torch
 
-        from sentiment_cli.training.loop import resolve_device
 
         free, _ = torch.cuda.mem_get_info(resolve_device(options.device))
         if 4 * 3 * params > free:  # the weights and Adam's two moments live on the GPU

@@ -19,6 +19,7 @@ from sentiment_cli.artifacts.folders import check_target, remove_owned
 from sentiment_cli.artifacts.locking import FolderLock
 from sentiment_cli.artifacts.record import DataSummary, RunRecord, write_model_folder
 from sentiment_cli.config import TrainConfig, check
+from sentiment_cli.device import resolve_device
 from sentiment_cli.distributed import World
 from sentiment_cli.errors import DataError, Interrupted, SentimentError, TrainingError
 from sentiment_cli.features import count_terms, training_matrices, warm_up
@@ -55,8 +56,6 @@ def run_training(config: TrainConfig, progress: TrainProgress | None = None,
             config = replace(config, training=replace(config.training, device=(
                 distributed.rank_device(world, config.training.device))))
             if config.training.device.startswith("cuda"):
-                from sentiment_cli.training.loop import resolve_device
-
                 resolve_device(config.training.device)  # a CUDA request that cannot work fails now
             check_training_memory(config.training, vocab_size=1, n_outputs=1,  # --hidden alone
                                   processes=world.local_size)

@@ -18,6 +18,7 @@ import numpy as np
 
 from sentiment_cli.artifacts.bundle import Bundle
 from sentiment_cli.config import PredictConfig
+from sentiment_cli.device import resolve_device
 from sentiment_cli.errors import DataError
 
 __all__ = ["Predictor", "Scores", "batched", "input_batches", "read_lines", "records",
@@ -40,8 +41,6 @@ class Predictor:
         self.bundle = bundle
         self.device = None
         if device.strip().lower() != "cpu":
-            from sentiment_cli.training.loop import resolve_device
-
             resolved = resolve_device(device)
             if resolved.type != "cpu":
                 self.device = resolved

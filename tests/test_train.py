@@ -8,10 +8,11 @@ import torch
 from conftest import toy_rows
 
 from sentiment_cli.config import TrainingConfig, VectorizerConfig
+from sentiment_cli.device import resolve_device
 from sentiment_cli.errors import DataError
 from sentiment_cli.features import fit_vectorizer
 from sentiment_cli.model.module import predict_logits
-from sentiment_cli.training.loop import compute_pos_weight, fit, resolve_device
+from sentiment_cli.training.loop import compute_pos_weight, fit
 
 
 @pytest.fixture(scope="module")

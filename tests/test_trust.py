@@ -1069,12 +1069,12 @@ def test_a_model_too_big_for_the_gpu_is_refused_before_allocating(
     # The CUDA branch, run on CPU: the GPU's free memory is what torch reports.
     import torch
 
-    import sentiment_cli.training.loop
+    import sentiment_cli.memory
     from sentiment_cli.config import TrainingConfig
     from sentiment_cli.errors import DataError
     from sentiment_cli.memory import check_training_memory
 
-    monkeypatch.setattr(sentiment_cli.training.loop, "resolve_device",
+    monkeypatch.setattr(sentiment_cli.memory, "resolve_device",
                         lambda name: torch.device("cuda"))
     options = TrainingConfig(hidden=[512], device="cuda")
     for free in (10**9, 10**7):  # 5.1M parameters need 62 MB on the GPU

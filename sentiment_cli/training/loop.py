@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from sentiment_cli.config import TrainingConfig
+from sentiment_cli.device import resolve_device
 from sentiment_cli.distributed import SOLO, Averaging, World
 from sentiment_cli.errors import DataError, TrainingError
 from sentiment_cli.model.module import ModelConfig, SparseBatch, SparseMLP, predict_logits
@@ -31,7 +32,7 @@ from sentiment_cli.streaming import ShardedRows
 from sentiment_cli.training.progress import EpochStats, TrainProgress
 
 __all__ = ["EpochStats", "TrainProgress", "TrainResult", "TrainState",
-           "TrainingDiverged", "fit", "resolve_device"]
+           "TrainingDiverged", "fit"]
 
 
 @dataclass
@@ -63,29 +64,6 @@ class TrainResult:
     train_loss: float | None = None  # of the kept weights
     val_loss: float | None = None
     sent_bytes_per_epoch: float = 0.0  # what each rank sent to the others (several ranks)
-
-
-def resolve_device(name: str) -> torch.device:
-    """auto -> CUDA when present, else CPU; an explicit CUDA request without CUDA is an error."""
-    name = name.strip().lower()
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cpu":
-        return torch.device("cpu")
-    if name == "cuda" or name.startswith("cuda:"):
-        if not torch.cuda.is_available():
-            raise DataError(
-                f"--device {name}: CUDA is not available here (no GPU, or a CPU-only torch "
-                f"{torch.__version__}); use --device cpu or --device auto"
-            )
-        index = name.partition(":")[2]
-        if index and (not index.isdigit() or int(index) >= torch.cuda.device_count()):
-            raise DataError(
-                f"--device {name}: there are {torch.cuda.device_count()} CUDA device(s); "
-                f"use cuda:0 to cuda:{torch.cuda.device_count() - 1}"
-            )
-        return torch.device(name)
-    raise DataError(f"--device must be auto, cpu, cuda or cuda:N, got {name!r}")
 
 
 def compute_pos_weight(setting: str | float | None, y: np.ndarray,
