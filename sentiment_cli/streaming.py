@@ -40,12 +40,12 @@ import numpy as np
 
 from sentiment_cli import interruption
 from sentiment_cli.config import TrainConfig, stream_unsupported
-from sentiment_cli.data.labels import binary_pair, format_counts, map_binary, rows_text
+from sentiment_cli.data.labels import binary_pair, map_binary
 from sentiment_cli.data.reading import (
     TEXT_COLUMN_NAMES,
     Dataset,
-    _label_columns,
-    _multilabel_targets,
+    checked_rows,
+    label_columns_of,
     pick_column,
     read_header,
     read_table_chunks,
@@ -196,7 +196,7 @@ def _columns(config: TrainConfig, path: Path) -> _Columns:
     header = pd.DataFrame(columns=read_header(path, config.delimiter, config.encoding))
     text = pick_column(header, config.text_column, TEXT_COLUMN_NAMES, "text", "--text-column",
                        path)
-    labels = _label_columns(header, list(config.label_columns) or None, text, None, path)
+    labels = label_columns_of(header, list(config.label_columns) or None, text, None, path)
     return _Columns(text, labels, len(labels) > 1)
 
 
@@ -209,6 +209,12 @@ class _Plan:
     names: list[str] | None
     share: float
     buckets: int
+
+    def binary(self, values: list[str]) -> tuple[np.ndarray, list[str], np.ndarray]:
+        """A chunk's binary labels under the pair the whole file gave (for checked_rows)."""
+        assert self.pair is not None and self.names is not None
+        y, valid = map_binary(values, self.pair)
+        return y, self.names, valid
 
 
 def _label_pass(config: TrainConfig, path: Path, columns: _Columns, read: dict[str, Any],
@@ -265,37 +271,6 @@ class _Counted:
         return sum(len(part) for parts in self.piece_y for part in parts)
 
 
-def _checked_chunk(config: TrainConfig, frame: Any, columns: _Columns, plan: _Plan,
-                   offset: int, where: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """A chunk's texts, 0/1 targets, and which rows are usable, checked as the in-memory
-    reader checks them (errors name the rows in the file)."""
-    texts = frame[columns.text].to_numpy(dtype=object)
-    valid = np.fromiter((bool(t.strip()) for t in texts), dtype=bool, count=len(texts))
-    if not config.drop_invalid and not valid.all():
-        raise DataError(f"{where}: empty text in column {columns.text!r} at rows "
-                        f"{_rows(~valid, offset)} (row 1 = first data row); fix them or pass "
-                        f"--drop-invalid to skip such rows")
-    if columns.multilabel:
-        y, _, label_ok = _multilabel_targets(frame, columns.labels, None, True, where)
-        if not config.drop_invalid and not label_ok.all():
-            raise DataError(f"{where}: label columns must hold 0/1 values in multi-label "
-                            f"mode; rows {_rows(~label_ok, offset)} do not; fix them or pass "
-                            f"--drop-invalid")
-    else:
-        assert plan.pair is not None and plan.names is not None
-        values = frame[columns.labels[0]].tolist()
-        y, label_ok = map_binary(values, plan.pair)
-        if not config.drop_invalid and not label_ok.all():
-            bad = Counter(v.strip() for v, ok in zip(values, label_ok, strict=True) if not ok)
-            what = (f"{bad['']} blank label(s)" if set(bad) == {""} else
-                    f"labels other than {plan.names[0]!r}/{plan.names[1]!r} "
-                    f"({format_counts(bad)})")
-            raise DataError(f"{where}: {what} in column {columns.labels[0]!r} at rows "
-                            f"{_rows(~label_ok, offset)} (row 1 = first data row); fix them "
-                            f"or pass --drop-invalid to skip such rows")
-    return texts, y, valid & label_ok
-
-
 def _count_pass(config: TrainConfig, path: Path, columns: _Columns, read: dict[str, Any],
                 plan: _Plan, folder: Path, progress: TrainProgress, world: World) -> _Counted:
     """Pass 1: check every row of each chunk (every rank alike), and keep this rank's rows
@@ -309,7 +284,8 @@ def _count_pass(config: TrainConfig, path: Path, columns: _Columns, read: dict[s
                        [[] for _ in range(plan.buckets)], [], [], 0)
     offset = 0
     for frame in read_table_chunks(path, columns=[columns.text, *columns.labels], **read):
-        texts, y, valid = _checked_chunk(config, frame, columns, plan, offset, where)
+        texts, y, _, valid = checked_rows(frame, columns.text, list(columns.labels),
+                                          plan.binary, config.drop_invalid, where, offset)
         counted.dropped += int((~valid).sum())
         rows_in_data = np.arange(offset, offset + len(frame))
         offset += len(frame)
@@ -487,13 +463,6 @@ def _assembled(config: TrainConfig, path: Path, columns: _Columns, plan: _Plan,
     return Streamed(data, train, val,
                     ShardedRows(paths, sizes, len(vocabulary)),
                     x_val, vectorizer, np.concatenate(source), n_train)
-
-
-def _rows(mask: np.ndarray, offset: int) -> str:
-    """rows_text for a chunk that starts after ``offset`` rows of the file."""
-    shifted = np.zeros(offset + len(mask), dtype=bool)
-    shifted[offset:] = mask
-    return rows_text(shifted)
 
 
 def _save_piece(path: Path, counts: Any, ids: np.ndarray) -> Path:

@@ -38,8 +38,9 @@ def format_counts(counts: Counter[str], limit: int = 6) -> str:
     return ", ".join(shown)
 
 
-def rows_text(mask: np.ndarray, limit: int = 5) -> str:
-    rows = (np.flatnonzero(mask) + 1).tolist()
+def rows_text(mask: np.ndarray, limit: int = 5, offset: int = 0) -> str:
+    """The rows ``mask`` marks, numbered from 1 (``offset``: rows of the file before them)."""
+    rows = (np.flatnonzero(mask) + 1 + offset).tolist()
     shown = ", ".join(str(r) for r in rows[:limit])
     return shown + (f" and {len(rows) - limit} more" if len(rows) > limit else "")
 

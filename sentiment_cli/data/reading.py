@@ -10,7 +10,7 @@ import codecs
 import csv
 import os
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -273,7 +273,7 @@ def _weights(frame: pd.DataFrame, column: str, where: str) -> np.ndarray:
     return (scaled / scaled.mean()).astype(np.float32)
 
 
-def _label_columns(frame: pd.DataFrame, given: Sequence[str] | None, text_col: str,
+def label_columns_of(frame: pd.DataFrame, given: Sequence[str] | None, text_col: str,
                    weight_col: str | None, path: Path) -> list[str]:
     """The label columns: given, every column but the text's (all-but-text), or detected."""
     if given and [c.lower() for c in given] == ["all-but-text"]:
@@ -290,8 +290,42 @@ def _label_columns(frame: pd.DataFrame, given: Sequence[str] | None, text_col: s
     return label_cols
 
 
-def _multilabel_targets(frame: pd.DataFrame, label_cols: list[str], positive_label: str | None,
-                        drop_invalid: bool, where: str) -> tuple[np.ndarray, list[str], np.ndarray]:
+BinaryLabels = Callable[[list[str]], tuple[np.ndarray, list[str], np.ndarray]]
+
+
+def checked_rows(frame: pd.DataFrame, text_col: str, label_cols: list[str], binary: BinaryLabels,
+                 drop_invalid: bool, where: str, offset: int = 0,
+                 ) -> tuple[np.ndarray, np.ndarray, list[str], np.ndarray]:
+    """The rows of a file (or of a chunk, ``offset`` rows into it), checked alike in memory and
+    in chunks: their texts, 0/1 targets, label names and which rows are usable. A blank text or
+    an unusable label is an error naming the rows in the file, or with ``drop_invalid`` a row
+    to skip. Several label columns: 0/1 each; one: ``binary`` maps its values (the pair of
+    labels read from the whole file, or chosen before the chunks)."""
+    texts = frame[text_col].to_numpy(dtype=object)
+    blank = ~np.fromiter((bool(t.strip()) for t in texts), dtype=bool, count=len(texts))
+    if len(label_cols) > 1:
+        y, names, label_ok = _multilabel_targets(frame, label_cols, drop_invalid, where, offset)
+    else:
+        column = label_cols[0]
+        y, names, label_ok = binary(frame[column].tolist())
+        if not drop_invalid and not label_ok.all():
+            bad = ~label_ok
+            counts = Counter(v.strip() for v in frame[column].to_numpy()[bad])
+            what = (f"{counts['']} blank label(s)" if set(counts) == {""} else
+                    f"labels other than {names[0]!r}/{names[1]!r} ({format_counts(counts)})")
+            raise DataError(
+                f"{where}: {what} in column {column!r} at rows {rows_text(bad, offset=offset)} "
+                f"(row 1 = first data row); fix them or pass --drop-invalid to skip such rows")
+    if not drop_invalid and blank.any():
+        raise DataError(
+            f"{where}: empty text in column {text_col!r} at rows "
+            f"{rows_text(blank, offset=offset)} (row 1 = first data row); fix them or pass "
+            f"--drop-invalid to skip such rows")
+    return texts, y, names, ~blank & label_ok
+
+
+def _multilabel_targets(frame: pd.DataFrame, label_cols: list[str], drop_invalid: bool,
+                        where: str, offset: int) -> tuple[np.ndarray, list[str], np.ndarray]:
     """(rows, labels) 0/1 targets, the label names, and which rows hold 0/1 in every column."""
     y = np.zeros((len(frame), len(label_cols)), dtype=np.float32)
     valid = np.ones(len(frame), dtype=bool)
@@ -302,32 +336,12 @@ def _multilabel_targets(frame: pd.DataFrame, label_cols: list[str], positive_lab
             example = frame[col].iloc[int(np.flatnonzero(~ok)[0])]
             raise DataError(
                 f"{where}: label column {col!r} must hold 0/1 values in multi-label mode; "
-                f"rows {rows_text(~ok)} do not (e.g. {example!r}); fix them or pass "
-                f"--drop-invalid"
+                f"rows {rows_text(~ok, offset=offset)} do not (e.g. {example!r}); fix them or "
+                f"pass --drop-invalid"
             )
         y[:, j] = np.isin(keys, ["1", "true", "yes"])
         valid &= ok
     return y, list(label_cols), valid
-
-
-def _binary_targets(frame: pd.DataFrame, label_cols: list[str], positive_label: str | None,
-                    drop_invalid: bool, where: str, classes: Sequence[str] | None = None,
-                    ) -> tuple[np.ndarray, list[str], np.ndarray]:
-    """0/1 targets of the one label column (onto a model's ``classes`` when given),
-    [negative, positive], and the usable rows."""
-    col = label_cols[0]
-    y, names, label_ok = resolve_binary_labels(frame[col].tolist(), positive_label, col, where,
-                                               classes)
-    if not drop_invalid and not label_ok.all():
-        bad = ~label_ok
-        counts = Counter(v.strip() for v in frame[col].to_numpy()[bad])
-        what = (f"{counts['']} blank label(s)" if set(counts) == {""} else
-                f"labels other than {names[0]!r}/{names[1]!r} ({format_counts(counts)})")
-        raise DataError(
-            f"{where}: {what} in column {col!r} at rows {rows_text(bad)} (row 1 = first data "
-            f"row); fix them or pass --drop-invalid to skip such rows"
-        )
-    return y, names, label_ok
 
 
 def load_dataset(
@@ -355,24 +369,14 @@ def load_dataset(
     text_col = pick_column(frame, text_column, TEXT_COLUMN_NAMES, "text", "--text-column", path)
     weight_col = (pick_column(frame, weight_column, (), "weight", "--weight-column", path)
                   if weight_column else None)
-    label_cols = _label_columns(frame, label_columns, text_col, weight_col, path)
-    texts = frame[text_col].to_numpy(dtype=object)
-    valid = np.fromiter((bool(t.strip()) for t in texts), dtype=bool, count=len(texts))
-    blank_text = ~valid
-
+    label_cols = label_columns_of(frame, label_columns, text_col, weight_col, path)
     multilabel = len(label_cols) > 1
-    if multilabel:
-        y, names, label_ok = _multilabel_targets(frame, label_cols, positive_label,
-                                                 drop_invalid, where)
-    else:
-        y, names, label_ok = _binary_targets(frame, label_cols, positive_label, drop_invalid,
-                                             where, classes)
-    valid &= label_ok
-    if not drop_invalid and blank_text.any():
-        raise DataError(
-            f"{where}: empty text in column {text_col!r} at rows {rows_text(blank_text)} "
-            f"(row 1 = first data row); fix them or pass --drop-invalid to skip such rows"
-        )
+
+    def binary(values: list[str]) -> tuple[np.ndarray, list[str], np.ndarray]:
+        return resolve_binary_labels(values, positive_label, label_cols[0], where, classes)
+
+    texts, y, names, valid = checked_rows(frame, text_col, label_cols, binary, drop_invalid,
+                                          where)
     strange = [name for name in names if has_control(name)]
     if strange:
         what = "column names" if multilabel else "label column"
