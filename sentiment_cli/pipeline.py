@@ -147,7 +147,6 @@ def _train(config: TrainConfig, output: Path, checkpoints: Path, progress: Train
          f"vocabulary of {x_train.shape[1]} terms")
     n_outputs = 1 if train.y.ndim == 1 else train.y.shape[1]
 
-    from sentiment_cli.reporting.report import write_training_report
     from sentiment_cli.training.loop import TrainingDiverged, fit
 
     run = ckpt.Checkpoints(checkpoints, {
@@ -183,20 +182,9 @@ def _train(config: TrainConfig, output: Path, checkpoints: Path, progress: Train
                 note(f"each of {world.size} ranks sent {result.sent_bytes_per_epoch / 1e6:.2f} MB "
                      f"per epoch to the others (the model's changes, every "
                      f"{distributed.AVERAGE_EVERY} steps)")
-            scored = _training_logits(features, result, world)
-            if scored is None:
+            record = _measure_and_write(config, output, features, result, world, note)
+            if record is None:
                 return None  # rank 0 measures and writes
-            interruption.check()
-            record, shown, logits = _measure(config, features, result, world, scored)
-            interruption.check()  # the last moment: the model folder is written whole
-            terms = features.vectorizer["terms"]
-
-            def report(folder: Path) -> None:
-                write_training_report(folder, record, shown, logits, result.model, terms)
-
-            for message in write_model_folder(output, record, result.model, terms,
-                                              report if config.report else None):
-                note(message)
     except Interrupted as err:
         raise run.interrupted(err) from None
     laps["total"] = time.perf_counter() - started
@@ -269,6 +257,30 @@ def _features(config: TrainConfig, note: Callable[[str], None], world: World,
     x_train, x_val, vectorizer = training_matrices(counts, config.vectorizer, split.train_rows,
                                                    split.val_rows)
     return _Features(split, x_train, x_val, vectorizer, len(split.train)), read_seconds
+
+
+def _measure_and_write(config: TrainConfig, output: Path, features: _Features,
+                       result: TrainResult, world: World,
+                       note: Callable[[str], None]) -> RunRecord | None:
+    """Measure the trained model and write the model folder, on rank 0: its record (None on
+    the other ranks, once they helped score the training rows)."""
+    from sentiment_cli.reporting.report import write_training_report
+
+    scored = _training_logits(features, result, world)
+    if scored is None:
+        return None
+    interruption.check()
+    record, shown, logits = _measure(config, features, result, world, scored)
+    interruption.check()  # the last moment: the model folder is written whole
+    terms = features.vectorizer["terms"]
+
+    def report(folder: Path) -> None:
+        write_training_report(folder, record, shown, logits, result.model, terms)
+
+    for message in write_model_folder(output, record, result.model, terms,
+                                      report if config.report else None):
+        note(message)
+    return record
 
 
 def _training_logits(features: _Features, result: TrainResult,

@@ -276,6 +276,32 @@ class _Split:
     w: np.ndarray | None = None
 
 
+def _start(options: TrainingConfig, n_inputs: int, n_outputs: int,
+           pos_weight: np.ndarray | None, device: torch.device, resume: TrainState | None,
+           ) -> tuple[SparseMLP, Adam, nn.BCEWithLogitsLoss, TrainState, torch.Generator]:
+    """The seeded model, its optimiser and loss, and the state to go on from: a new run's, or
+    the checkpoint's (weights, optimiser moments and random generators as they were)."""
+    torch.manual_seed(options.seed)
+    shuffle_rng = torch.Generator().manual_seed(options.seed)
+    model = SparseMLP(ModelConfig(n_inputs, list(options.hidden), options.dropout,
+                                  n_outputs)).to(device)
+    # One Adam over all parameters: lazy (touched rows only) for the sparse first-layer table.
+    optimizer = Adam(model.parameters(), lr=options.lr, weight_decay=options.weight_decay)
+    criterion = nn.BCEWithLogitsLoss(
+        reduction="none",
+        pos_weight=None if pos_weight is None else torch.from_numpy(pos_weight).to(device),
+    )
+    state = TrainState(0, {}, {}, None, math.inf, 0, 0, [], torch.get_rng_state(),
+                       shuffle_rng.get_state())
+    if resume is not None:
+        state = resume
+        model.load_state_dict(resume.model_state)
+        optimizer.load_state_dict(resume.optimizer_state)
+        torch.set_rng_state(resume.torch_rng)
+        shuffle_rng.set_state(resume.shuffle_rng)
+    return model, optimizer, criterion, state, shuffle_rng
+
+
 def fit(
     x_train: sp.csr_matrix | ShardedRows,
     y_train: np.ndarray,
@@ -311,25 +337,8 @@ def fit(
     with _one_thread_on_cpu(device):
         own_rows = isinstance(x_train, ShardedRows)  # this rank's own rows, not a share
         pos_weight = compute_pos_weight(options.pos_weight, train.y, world if own_rows else SOLO)
-        torch.manual_seed(options.seed)
-        shuffle_rng = torch.Generator().manual_seed(options.seed)
-        n_outputs = train.y.shape[1]
-        model = SparseMLP(ModelConfig(x_train.shape[1], list(options.hidden), options.dropout,
-                                      n_outputs)).to(device)
-        # One Adam over all parameters: lazy (touched rows only) for the sparse first-layer table.
-        optimizer = Adam(model.parameters(), lr=options.lr, weight_decay=options.weight_decay)
-        criterion = nn.BCEWithLogitsLoss(
-            reduction="none",
-            pos_weight=None if pos_weight is None else torch.from_numpy(pos_weight).to(device),
-        )
-        state = TrainState(0, {}, {}, None, math.inf, 0, 0, [], torch.get_rng_state(),
-                           shuffle_rng.get_state())
-        if resume is not None:
-            state = resume
-            model.load_state_dict(resume.model_state)
-            optimizer.load_state_dict(resume.optimizer_state)
-            torch.set_rng_state(resume.torch_rng)
-            shuffle_rng.set_state(resume.shuffle_rng)
+        model, optimizer, criterion, state, shuffle_rng = _start(
+            options, x_train.shape[1], train.y.shape[1], pos_weight, device, resume)
         ranks = world.averaging(list(model.parameters()))
         epoch_mean = options.average_epochs and val is not None
         y_tensor = torch.from_numpy(train.y)
