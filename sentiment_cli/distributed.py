@@ -108,6 +108,11 @@ class World:
     def distributed(self) -> bool:
         return self.size > 1
 
+    @property
+    def keeping(self) -> str:
+        """How the ranks share the rows, for a note ('' for one process)."""
+        return f", each of {self.size} ranks keeping 1 row in {self.size}" if self.size > 1 else ""
+
     def share(self, rows: np.ndarray) -> np.ndarray:
         """This rank's part of ``rows``: every ``size``-th, from position ``rank``."""
         return rows[self.rank :: self.size]

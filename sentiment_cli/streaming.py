@@ -363,9 +363,7 @@ def stream_rows(config: TrainConfig, folder: Path, note: Callable[[str], None],
     with world.agreed():
         columns = _columns(config, path)
         plan = _label_pass(config, path, columns, read, progress, world)
-    share_text = f", each of {world.size} ranks keeping 1 row in {world.size}" \
-        if world.distributed else ""
-    note(f"streaming {plan.total:,} rows of {path} in chunks of {CHUNK_ROWS:,}{share_text} "
+    note(f"streaming {plan.total:,} rows of {path} in chunks of {CHUNK_ROWS:,}{world.keeping} "
          f"({time.perf_counter() - started:.1f} s to count them)")
     with world.agreed():
         counted = _count_pass(config, path, columns, read, plan, folder, progress, world)
@@ -417,7 +415,7 @@ def _assembled(config: TrainConfig, path: Path, columns: _Columns, plan: _Plan,
                 source += counted.piece_rows[bucket]
             progress.phase("pass 2/2: shards", 1, plan.buckets)
             interruption.check()
-    note(f"pass 2/2: {len(paths)} shards of random rows{' per rank' if world.distributed else ''}"
+    note(f"pass 2/2: {len(paths)} shards of random rows{world.keeping and ' per rank'}"
          f", on the vocabulary ({time.perf_counter() - started:.1f} s)")
 
     y_train = np.concatenate(y_parts)
