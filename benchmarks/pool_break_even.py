@@ -46,7 +46,7 @@ def timed(data: Path, limit: str, out: Path) -> tuple[float, float]:
     wall = checked(run_measured([sys.executable, "-c", RUN.format(limit=limit), str(data), "-o",
                                  str(out), "--force", "--quiet", "--seed", "0"]),
                    f"bce-train {data.name}").wall
-    time.sleep(0.2)  # the fork server and the worker end with the command
+    time.sleep(0.2)  # the worker ends with the command
     return wall, busy_seconds() - before
 
 
