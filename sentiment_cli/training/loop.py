@@ -384,18 +384,13 @@ def fit(
         model.to("cpu").eval()
         if options.pos_weight == "balanced" and pos_weight is not None:
             _shift_to_prior(model, pos_weight)
+        train_loss, val_loss = (None, None) if losses is None else losses
         return TrainResult(
-            model=model,
-            history=state.history,
-            best_epoch=state.best_epoch,
+            model=model, history=state.history, best_epoch=state.best_epoch,
             stopped_early=stopped_early and state.epoch < options.epochs,
-            pos_weight=None if pos_weight is None else pos_weight.tolist(),
-            device=str(device),
-            averaged_epochs=averaged,
-            train_loss=None if losses is None else losses[0],
-            val_loss=None if losses is None else losses[1],
-            sent_bytes_per_epoch=ranks.bytes_per_epoch,
-        )
+            pos_weight=None if pos_weight is None else pos_weight.tolist(), device=str(device),
+            averaged_epochs=averaged, train_loss=train_loss, val_loss=val_loss,
+            sent_bytes_per_epoch=ranks.bytes_per_epoch)
 
 
 def _end_epoch(state: TrainState, model: SparseMLP, epoch: int, monitored: float,
