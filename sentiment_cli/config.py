@@ -1,21 +1,25 @@
-"""Every option of every command: frozen dataclasses, their defaults stated once, and one table
-of constraints per class, checked by :func:`check` before anything is read.
+"""Every option of every command, stated once: a frozen dataclass field per option, carrying its
+default, its help, its flags, what it accepts and how it is parsed from the command line.
 
-The defaults here are what ``--help`` shows, what ``config.json`` and ``report.md`` record, and
-what a library caller gets (nanoGPT and fastText's ``train_supervised`` state theirs in one
-place the same way). Each entry of a ``CONSTRAINTS`` table names what a field accepts, in the
-style of scikit-learn's ``_parameter_constraints``; a refusal names the option, what it
-accepts, and the value given. Checks that relate two options, or that need the file system,
-follow the table in ``check``. Nothing here imports torch, scikit-learn or pandas.
+From these fields come the Typer commands and their ``--help`` (cli/options.py), the checks
+before anything is read (:func:`check`), the ``config.json`` record, the ``--resume``
+fingerprint (:func:`fingerprint`) and the checks of a ``config.json`` on load
+(artifacts/schema.py). A library caller gets the same defaults (nanoGPT and fastText's
+``train_supervised`` state theirs in one place the same way). What a field accepts is a
+:class:`Constraint`, in the style of scikit-learn's ``_parameter_constraints``; a refusal names
+the option, what it accepts, and the value given. Checks that relate two options, or that need
+the file system, follow in ``check``. Nothing here imports torch, scikit-learn or pandas.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
-from dataclasses import dataclass, field, fields, is_dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import MISSING, Field, dataclass, field, fields, is_dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 from sentiment_cli.constraints import (
     Constraint,
@@ -25,6 +29,7 @@ from sentiment_cli.constraints import (
     optional,
     sizes,
     text_value,
+    whole,
 )
 from sentiment_cli.errors import DataError
 from sentiment_cli.tokens import BUILTIN_PATTERNS, SENTIMENT_TOKEN_PATTERN, BoundedTokenizer
@@ -36,17 +41,152 @@ MAX_LAYERS = 16
 MAX_SEED = 2**32 - 1  # what NumPy's and scikit-learn's seeding accept
 MAX_PREDICT_BATCH = 1_000_000  # texts held (and scored) at once
 DEVICE_PATTERN = re.compile(r"auto|cpu|cuda(:\d+)?")
-
-# scikit-learn's default pattern, r"(?u)\b\w\w+\b", drops one-letter words, "!" and "?", and cuts
-# "don't" into "don". For sentiment those matter, so the default keeps contractions whole
-# ("don't", "isn't"), the split negation of tokenised corpora ("does n't"), single letters, and
-# "!"/"?" as tokens of their own. README ("Choosing the defaults") has the measurements.
-
+FORMATS = ("jsonl", "csv", "tsv", "label", "table")
 
 BOOLEAN = Constraint("true or false", lambda v: isinstance(v, bool))
 OPTIONAL_TEXT = optional(text_value())
-DOCUMENT_FREQUENCY = interval(0, 1) | interval(1, None, integer=True)
+DOCUMENT_FREQUENCY = Constraint("a fraction in [0, 1] or a whole document count",
+                                (interval(0, 1) | interval(1, None, integer=True)).test)
 THRESHOLD = interval(0, 1)
+DEVICE = matches(DEVICE_PATTERN, "auto, cpu, cuda or cuda:N")
+
+
+# --- how an option is stated ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Opt:
+    """One option as the command line has it. ``flags``: its names, the first one used in
+    messages (default: ``--`` and the field's name with dashes); ``parse``: command-line text to
+    value, for options that are not a plain number, path or text; ``show``: a value as the
+    command line writes it (--help's default, refusals); ``toggle``: also a ``--no-`` form;
+    ``metavar``: set for a positional argument; ``resumable``: may change between a run and its
+    ``--resume`` (left out of the fingerprint)."""
+
+    help: str
+    accepts: Constraint | None = None
+    flags: tuple[str, ...] = ()
+    parse: Callable[[str], Any] | None = None
+    show: Callable[[Any], str] | None = None
+    toggle: bool = False
+    metavar: str | None = None
+    resumable: bool = False
+    default_help: str | None = None  # --help's words for a default that is not a plain value
+    cli: bool = True  # False: the command composes it from options of its own
+
+    def name(self, field_name: str) -> str:
+        return self.flags[0] if self.flags else self.metavar or "--" + field_name.replace("_", "-")
+
+
+def option(default: Any = MISSING, help: str = "", **how: Any) -> Any:
+    """A dataclass field stated as an option (``how``: the rest of :class:`Opt`)."""
+    return field(default=default, metadata={"option": Opt(help, **how)})
+
+
+def options_of(cls: type) -> Iterator[tuple[Field[Any], Opt]]:
+    """The options of ``cls``, those of the configs inside it in place."""
+    for item in fields(cls):
+        if item.default_factory is not MISSING and is_dataclass(item.default_factory):
+            yield from options_of(item.default_factory)  # type: ignore[arg-type]
+        elif "option" in item.metadata:
+            yield item, item.metadata["option"]
+
+
+def option_of(cls: type, name: str) -> Opt:
+    """How the option ``name`` of ``cls`` (or of a config inside it) is stated."""
+    return next(how for item, how in options_of(cls) if item.name == name)
+
+
+def build(cls: type, given: dict[str, Any]) -> Any:
+    """``cls`` from options by field name: text is parsed where the option parses, values left
+    out (None) keep the default stated here."""
+    values = {}
+    for item in fields(cls):
+        if item.default_factory is not MISSING and is_dataclass(item.default_factory):
+            values[item.name] = build(item.default_factory, given)  # type: ignore[arg-type]
+        elif given.get(item.name) is not None:
+            value, how = given[item.name], item.metadata.get("option")
+            values[item.name] = how.parse(value) if how and how.parse and isinstance(
+                value, str) else value
+    return cls(**values)
+
+
+def shown(how: Opt, value: Any) -> str:
+    """A value as the command line writes it."""
+    if how.show is not None:
+        return how.show(value)
+    return "none" if value is None else repr(value) if isinstance(value, str) else f"{value}"
+
+
+# --- parsing what the command line gives --------------------------------------------------------
+
+
+def parse_ints(value: str, option_name: str) -> list[int]:
+    """Comma-separated integers (64,32); none, linear, 0 or nothing: no integers."""
+    value = value.strip()
+    if value.lower() in ("", "none", "linear", "0"):
+        return []
+    try:
+        return [int(part) for part in value.replace(" ", "").split(",") if part]
+    except ValueError:
+        raise DataError(
+            f"{option_name} takes comma-separated integers like 64,32, got {value!r}") from None
+
+
+def _listed(values: tuple[int, ...]) -> str:
+    return ",".join(map(str, values)) or "none"
+
+
+def _ngram_range(value: str) -> tuple[int, int]:
+    parts = parse_ints(value, "--ngram-range")
+    if len(parts) == 1:
+        parts = parts * 2
+    if len(parts) != 2:
+        raise DataError(f"--ngram-range takes MIN,MAX like 1,2, got {value!r}")
+    return parts[0], parts[1]
+
+
+def _pos_weight(value: str) -> str | float | None:
+    lowered = value.strip().lower()
+    if lowered in ("none", "off", ""):
+        return None
+    if lowered in ("auto", "balanced"):
+        return lowered
+    try:
+        return float(lowered)
+    except ValueError:
+        raise DataError(
+            f"--pos-weight must be auto, balanced, none or a number, got {value!r}") from None
+
+
+def _threshold(value: str) -> float | str:
+    lowered = value.strip().lower()
+    if lowered == "auto":
+        return lowered
+    try:
+        return float(lowered)
+    except ValueError:
+        raise DataError(f"--threshold must be auto or a number in [0, 1], got {value!r}") from None
+
+
+def _word(value: str) -> str:
+    return value.strip().lower()
+
+
+def _stop_words(value: str) -> str | None:
+    return None if _word(value) in ("", "none") else _word(value)
+
+
+# Options several commands share, stated once.
+TEXT_COLUMN = dict(help="Text column (default: detected from text, review, sentence, content, "
+                   "comment, body).", flags=("--text-column", "-t"), accepts=OPTIONAL_TEXT)
+DELIMITER = dict(help="Field delimiter (default: sniffed from the header: , tab ; |). Use 'tab' "
+                 "for tabs.")
+ENCODING = dict(help="Text encoding of the input (default UTF-8, BOM allowed); e.g. latin-1 or "
+                "cp1252.")
+OVERRIDE_THRESHOLD = dict(help="Override the model's stored threshold.",
+                          accepts=optional(THRESHOLD))
+MODEL_FOLDER = dict(help="Model folder written by bce-train.", metavar="MODEL")
 
 
 # --- the options ------------------------------------------------------------------------------
@@ -54,33 +194,34 @@ THRESHOLD = interval(0, 1)
 
 @dataclass(frozen=True)
 class VectorizerConfig:
-    """CountVectorizer's options; the defaults were measured (README, "Choosing the defaults")."""
+    """CountVectorizer's options; the defaults were measured (README, "Choosing the defaults").
 
-    ngram_range: tuple[int, int] = (1, 2)
-    min_df: float = 1
-    max_df: float = 1.0
-    max_features: int | None = None
-    binary: bool = True
-    lowercase: bool = True
-    stop_words: str | None = None  # None or "english" (negations kept)
-    token_pattern: str = SENTIMENT_TOKEN_PATTERN
+    scikit-learn's default token pattern, r"(?u)\\b\\w\\w+\\b", drops one-letter words, "!" and
+    "?", and cuts "don't" into "don". For sentiment those matter, so the default keeps
+    contractions whole ("don't", "isn't"), the split negation of tokenised corpora ("does n't"),
+    single letters, and "!"/"?" as tokens of their own."""
 
-    CONSTRAINTS: ClassVar[dict[str, Constraint]] = {
-        "ngram_range": Constraint(
-            f"MIN,MAX with 1 <= MIN <= MAX <= {MAX_NGRAM}",
-            lambda v: len(v) == 2 and all(isinstance(n, int) for n in v)
-            and 1 <= v[0] <= v[1] <= MAX_NGRAM),
-        "min_df": Constraint("a fraction in [0, 1] or a whole document count",
-                             DOCUMENT_FREQUENCY.test),
-        "max_df": Constraint("a fraction in [0, 1] or a whole document count",
-                             DOCUMENT_FREQUENCY.test),
-        "max_features": optional(interval(1, None, integer=True)),
-        "binary": BOOLEAN,
-        "lowercase": BOOLEAN,
-        "stop_words": one_of(None, "english"),
-        "token_pattern": Constraint("a regular expression (leave it out for the default)",
-                                    lambda v: isinstance(v, str) and v != ""),
-    }
+    ngram_range: tuple[int, int] = option(
+        (1, 2), "n-gram sizes MIN,MAX.", parse=_ngram_range, show=_listed,
+        accepts=Constraint(f"MIN,MAX with 1 <= MIN <= MAX <= {MAX_NGRAM}",
+                           lambda v: len(v) == 2 and all(whole(n) for n in v)
+                           and 1 <= v[0] <= v[1] <= MAX_NGRAM))
+    min_df: float = option(1, "Drop terms in fewer documents (count, or fraction < 1).",
+                           accepts=DOCUMENT_FREQUENCY)
+    max_df: float = option(1.0, "Drop terms in more documents (fraction, or count).",
+                           accepts=DOCUMENT_FREQUENCY)
+    max_features: int | None = option(None, "Keep the most frequent N terms.",
+                                      accepts=optional(interval(1, None, integer=True)))
+    binary: bool = option(True, "Presence (1) instead of counts.", toggle=True, accepts=BOOLEAN)
+    lowercase: bool = option(True, "Lowercase the texts before tokenising.", toggle=True,
+                             accepts=BOOLEAN)
+    stop_words: str | None = option(None, "'english' (negations are kept) or none.",
+                                    parse=_stop_words, accepts=one_of(None, "english"))
+    token_pattern: str = option(
+        SENTIMENT_TOKEN_PATTERN, "Regular expression for tokens.",
+        default_help="keeps negations, one-letter words, ! and ?",
+        accepts=Constraint("a regular expression (leave it out for the default)",
+                           lambda v: isinstance(v, str) and v != ""))
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "ngram_range", tuple(self.ngram_range))
@@ -95,38 +236,37 @@ class TrainingConfig:
     rt_polarity, SST-2 and UCI, and lr 0.02 with patience 2 had the best validation accuracy on
     all three, in fewer epochs than lr 0.01."""
 
-    hidden: tuple[int, ...] = ()
-    dropout: float = 0.2
-    lr: float = 0.02
-    weight_decay: float = 0.0
-    batch_size: int = 256
-    epochs: int = 30
-    patience: int = 2
-    pos_weight: str | float | None = None  # None, "auto", "balanced" or a number
-    device: str = "auto"
-    seed: int = 0
-    # keep the mean of all epochs' weights when its validation loss beats the best epoch's
-    average_epochs: bool = True
-
-    CONSTRAINTS: ClassVar[dict[str, Constraint]] = {
-        "hidden": sizes(1, MAX_HIDDEN, MAX_LAYERS),
-        "dropout": interval(0, 1, closed="left"),
-        "lr": interval(0, None, closed="neither"),
-        "weight_decay": interval(0, None),
-        "batch_size": interval(1, None, integer=True),
-        "epochs": interval(1, None, integer=True),
-        "patience": interval(1, None, integer=True),
-        "pos_weight": Constraint(
-            "auto, balanced, none or a number > 0",
-            lambda v: v in (None, "auto", "balanced") or interval(0, None, "neither").test(v)),
-        "device": matches(DEVICE_PATTERN, "auto, cpu, cuda or cuda:N"),
-        "seed": interval(0, MAX_SEED, integer=True),
-        "average_epochs": BOOLEAN,
-    }
+    hidden: tuple[int, ...] = option(
+        (), "Hidden layer sizes of the MLP, e.g. 64 or 64,32; 'none' for a linear model.",
+        parse=lambda v: tuple(parse_ints(v, "--hidden")), show=_listed,
+        accepts=sizes(1, MAX_HIDDEN, MAX_LAYERS))
+    dropout: float = option(0.2, "Dropout after hidden layers.",
+                            accepts=interval(0, 1, closed="left"))
+    lr: float = option(0.02, "Adam learning rate.", accepts=interval(0, None, closed="neither"))
+    weight_decay: float = option(0.0, "L2 penalty.", accepts=interval(0, None))
+    batch_size: int = option(256, "Rows per step.", accepts=interval(1, None, integer=True))
+    epochs: int = option(30, "Most epochs to run.", resumable=True,
+                         accepts=interval(1, None, integer=True))
+    patience: int = option(2, "Stop after this many epochs without a better validation loss.",
+                           accepts=interval(1, None, integer=True))
+    pos_weight: str | float | None = option(
+        None, "Positive-class loss weight: auto (negatives/positives), balanced (auto, then the "
+        "output bias shifted back to the data's class balance), a number, or none.",
+        parse=_pos_weight, show=lambda v: str(v or "none"),
+        accepts=Constraint("auto, balanced, none or a number > 0",
+                           lambda v: v in (None, "auto", "balanced")
+                           or interval(0, None, "neither").test(v)))
+    device: str = option("auto", "auto, cpu, cuda or cuda:N.", parse=_word, accepts=DEVICE,
+                         resumable=True)
+    seed: int = option(0, "Seed for the split, init and order.",
+                       accepts=interval(0, MAX_SEED, integer=True))
+    average_epochs: bool = option(
+        True, "Keep the mean of all epochs' weights when its validation loss beats the best "
+        "epoch's.", toggle=True, accepts=BOOLEAN)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "hidden", tuple(self.hidden))
-        object.__setattr__(self, "device", self.device.strip().lower())
+        object.__setattr__(self, "device", _word(self.device))
 
 
 @dataclass(frozen=True)
@@ -134,54 +274,71 @@ class TrainConfig:
     """One ``bce-train`` run: where the rows come from, how they are read and split, the
     features, the training, the decision rule, and the model folder."""
 
-    data: Path | None = None  # a CSV/TSV file, or None with line_files
-    output: Path | None = None  # None: models/<the data file's stem>
-    line_files: tuple[Path, Path] | None = None  # (positive lines, negative lines)
-    text_column: str | None = None
-    label_columns: tuple[str, ...] = ()
-    positive_label: str | None = None
-    weight_column: str | None = None
-    delimiter: str | None = None
-    encoding: str | None = None
-    drop_invalid: bool = False
-    drop_empty_labels: bool = False
-    val_data: Path | None = None
-    val_split: float = 0.1
+    data: Path | None = option(None, "Labeled CSV/TSV file.", metavar="DATA")
+    output: Path | None = option(
+        None, "Model folder to write.", flags=("--output", "-o"), resumable=True,
+        default_help="models/<data stem>")
+    # (positive lines, negative lines): bce-train's --positive-lines and --negative-lines
+    line_files: tuple[Path, Path] | None = option(None, cli=False, resumable=True)
+    text_column: str | None = option(None, resumable=True, **TEXT_COLUMN)
+    # bce-train's --label-column (repeated) and --label-columns a,b,c
+    label_columns: tuple[str, ...] = option(
+        (), cli=False, flags=("--label-column",), resumable=True,
+        show=lambda v: ", ".join(map(repr, v)),
+        accepts=Constraint("a column name, not empty",
+                           lambda v: all(isinstance(c, str) and c for c in v)))
+    positive_label: str | None = option(
+        None, "Which label value is the positive class, when it is not one of "
+        "1/true/yes/pos/positive.", accepts=OPTIONAL_TEXT)
+    weight_column: str | None = option(None, "Column of per-row loss weights.",
+                                       accepts=OPTIONAL_TEXT)
+    drop_empty_labels: bool = option(
+        False, "Multi-label: drop label columns without a positive training row instead of "
+        "stopping.", accepts=BOOLEAN)
+    delimiter: str | None = option(None, **DELIMITER)
+    encoding: str | None = option(None, **ENCODING)
+    drop_invalid: bool = option(
+        False, "Skip rows with an empty text or unusable label (and count them) instead of "
+        "stopping.", accepts=BOOLEAN)
+    val_data: Path | None = option(None, "Separate validation file (same columns).")
+    val_split: float = option(
+        0.1, "Stratified validation fraction when no --val-data (0: none, no early stopping).",
+        accepts=interval(0, 1, closed="left"))
     # Early stopping needs a few thousand rows, not 10% of a large file: on SST-2 (67k rows)
     # every row moved back into training counted (README, "Choosing the defaults").
-    val_max_rows: int = 2000
-    val_grouping: str = "contained"  # keep texts contained in others with them, or "none"
+    val_max_rows: int = option(
+        2000, "At most this many validation rows from --val-split; the rest train (0: no cap).",
+        accepts=Constraint("0 (no cap) or a whole number of at least 2",
+                           (one_of(0) | interval(2, None, integer=True)).test))
+    val_grouping: str = option(
+        "contained", "contained: a text whose words all occur in a longer text (a sub-phrase, a "
+        "duplicate) goes to the same side of the validation split; none: split rows freely.",
+        parse=_word, accepts=one_of("contained", "none"))
     vectorizer: VectorizerConfig = field(default_factory=VectorizerConfig)
     training: TrainingConfig = field(default_factory=TrainingConfig)
-    threshold: float | str = 0.5  # a number, or "auto" (tuned on validation)
-    threshold_metric: str = "f1"
-    calibrate: str = "auto"  # "temperature", "none", or "auto" (temperature when validating)
-    force: bool = False
-    resume: bool = False
-    report: bool = True  # report.md and plots/ in the model folder
-    stream: bool | None = None  # read in chunks into shards on disk; None: when too big
-
-    CONSTRAINTS: ClassVar[dict[str, Constraint]] = {
-        "text_column": OPTIONAL_TEXT,
-        "label_columns": Constraint("a column name, not empty",
-                                    lambda v: all(isinstance(c, str) and c for c in v)),
-        "positive_label": OPTIONAL_TEXT,
-        "weight_column": OPTIONAL_TEXT,
-        "drop_invalid": BOOLEAN,
-        "drop_empty_labels": BOOLEAN,
-        "val_split": interval(0, 1, closed="left"),
-        "val_max_rows": Constraint("0 (no cap) or a whole number of at least 2",
-                                   (one_of(0) | interval(2, None, integer=True)).test),
-        "val_grouping": one_of("contained", "none"),
-        "threshold": Constraint("auto or a number in [0, 1]",
-                                lambda v: v == "auto" or THRESHOLD.test(v)),
-        "threshold_metric": one_of("f1", "accuracy"),
-        "calibrate": one_of("auto", "temperature", "none"),
-        "force": BOOLEAN,
-        "resume": BOOLEAN,
-        "report": BOOLEAN,
-        "stream": optional(BOOLEAN),
-    }
+    threshold: float | str = option(
+        0.5, "Decision threshold stored in the model: a number, or auto (best --threshold-metric "
+        "on validation).", parse=_threshold, show=lambda v: v if v == "auto" else f"{v:g}",
+        resumable=True, accepts=Constraint("auto or a number in [0, 1]",
+                                           lambda v: v == "auto" or THRESHOLD.test(v)))
+    threshold_metric: str = option("f1", "f1 or accuracy, for --threshold auto.", parse=_word,
+                                   resumable=True, accepts=one_of("f1", "accuracy"))
+    calibrate: str = option(
+        "auto", "Temperature scaling of the probabilities, fitted on the validation rows: auto "
+        "(when there are any), temperature, or none.", parse=_word, resumable=True,
+        accepts=one_of("auto", "temperature", "none"))
+    force: bool = option(
+        False, "Replace an existing model folder (and discard the checkpoint of an interrupted "
+        "run).", flags=("--force", "-f"), resumable=True, accepts=BOOLEAN)
+    resume: bool = option(
+        False, "Continue an interrupted run from its last completed epoch (same data and "
+        "options).", resumable=True, accepts=BOOLEAN)
+    stream: bool | None = option(
+        None, "Read DATA in chunks into shards on disk, for files larger than memory (default: "
+        "when DATA would take over half of the free memory).", toggle=True, resumable=True,
+        accepts=optional(BOOLEAN))
+    report: bool = option(True, "Write report.md and plots/ into the model folder.",
+                          toggle=True, resumable=True, accepts=BOOLEAN)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "label_columns", tuple(self.label_columns))
@@ -199,59 +356,55 @@ class TrainConfig:
 class PredictConfig:
     """One ``bce-predict`` run."""
 
-    model: Path
-    texts: tuple[str, ...] = ()  # none, or ("-",): one text per line from stdin
-    input_file: Path | None = None
-    text_column: str | None = None
-    keep_columns: bool = False
-    output_format: str | None = None  # None: table on a terminal, jsonl otherwise
-    threshold: float | None = None  # None: the model's own
-    batch_size: int = 1024
-    delimiter: str | None = None
-    encoding: str | None = None
-    device: str = "cpu"
-    jobs: int = 0  # 0: one worker per core
-
-    FORMATS: ClassVar[tuple[str, ...]] = ("jsonl", "csv", "tsv", "label", "table")
-    CONSTRAINTS: ClassVar[dict[str, Constraint]] = {
-        "output_format": Constraint("one of " + ", ".join(FORMATS),
-                                    lambda v: v is None or v in PredictConfig.FORMATS),
-        "threshold": optional(THRESHOLD),
-        "batch_size": interval(1, MAX_PREDICT_BATCH, integer=True),
-        "device": matches(DEVICE_PATTERN, "auto, cpu, cuda or cuda:N"),
-        "keep_columns": BOOLEAN,
-    }
+    model: Path = option(**MODEL_FOLDER)
+    texts: tuple[str, ...] = option(
+        (), "Texts to score; none or '-' reads one text per line from stdin.", metavar="TEXT")
+    input_file: Path | None = option(None, "CSV/TSV file to score a column of.",
+                                     flags=("--input", "-i"))
+    text_column: str | None = option(None, **TEXT_COLUMN)
+    keep_columns: bool = option(False, "Copy the --input file's other columns into the output.",
+                                accepts=BOOLEAN)
+    output_format: str | None = option(
+        None, "jsonl, csv, tsv, label or table.", flags=("--format", "-F"), parse=_word,
+        default_help="table on a terminal, jsonl otherwise",
+        accepts=Constraint("one of " + ", ".join(FORMATS), lambda v: v is None or v in FORMATS))
+    threshold: float | None = option(None, **OVERRIDE_THRESHOLD)
+    batch_size: int = option(1024, "Texts scored (and output flushed) per batch.",
+                             accepts=interval(1, MAX_PREDICT_BATCH, integer=True))
+    delimiter: str | None = option(None, **DELIMITER)
+    encoding: str | None = option(None, **ENCODING)
+    device: str = option("cpu", "cpu, auto, cuda or cuda:N.", parse=_word, accepts=DEVICE)
+    jobs: int = option(0, "Worker processes for long inputs (0: one per core; 1: none).",
+                       flags=("--jobs", "-j"))
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "texts", tuple(self.texts))
-        object.__setattr__(self, "device", self.device.strip().lower())
+        object.__setattr__(self, "device", _word(self.device))
         if self.output_format is not None:
-            object.__setattr__(self, "output_format", self.output_format.strip().lower())
+            object.__setattr__(self, "output_format", _word(self.output_format))
 
 
 @dataclass(frozen=True)
 class EvalConfig:
     """One ``bce-eval`` run."""
 
-    model: Path
-    data: Path
-    text_column: str | None = None
-    label_columns: tuple[str, ...] = ()
-    positive_label: str | None = None  # the file's value for the model's positive class
-    threshold: float | None = None
-    delimiter: str | None = None
-    encoding: str | None = None
-    drop_invalid: bool = False
-    report: Path | None = None  # also write report.md and plots/ here
-    force: bool = False
-    batch_size: int = 4096
-
-    CONSTRAINTS: ClassVar[dict[str, Constraint]] = {
-        "threshold": optional(THRESHOLD),
-        "positive_label": OPTIONAL_TEXT,
-        "drop_invalid": BOOLEAN,
-        "force": BOOLEAN,
-    }
+    model: Path = option(**MODEL_FOLDER)
+    data: Path = option(help="Labeled CSV/TSV file.", metavar="DATA")
+    text_column: str | None = option(None, **TEXT_COLUMN)
+    label_columns: tuple[str, ...] = option((), "Label column(s).",
+                                            flags=("--label-column", "-l"))
+    positive_label: str | None = option(
+        None, "The file's label value that means the model's positive class, when the file "
+        "spells its labels otherwise.", accepts=OPTIONAL_TEXT)
+    threshold: float | None = option(None, **OVERRIDE_THRESHOLD)
+    delimiter: str | None = option(None, **DELIMITER)
+    encoding: str | None = option(None, **ENCODING)
+    drop_invalid: bool = option(False, "Skip rows with empty text or bad labels.",
+                                accepts=BOOLEAN)
+    report: Path | None = option(None, "Also write report.md and plots/ into this folder.")
+    force: bool = option(False, "Replace an earlier --report folder.", flags=("--force", "-f"),
+                         accepts=BOOLEAN)
+    batch_size: int = option(4096, cli=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "label_columns", tuple(self.label_columns))
@@ -259,34 +412,39 @@ class EvalConfig:
 
 # --- checking ---------------------------------------------------------------------------------
 
-# Options whose flag is not "--" plus the field's name with dashes.
-FLAGS = {"hidden": "--hidden", "data": "DATA", "model": "MODEL", "input_file": "--input",
-         "output_format": "--format", "report": "--report", "label_columns": "--label-column"}
+
+def flag(name: str, cls: type = TrainConfig) -> str:
+    """How the command line names the option ``name`` of ``cls`` (or of the configs inside);
+    a name that is no option, as it is."""
+    try:
+        return option_of(cls, name).name(name)
+    except StopIteration:
+        return name
 
 
-def flag(name: str) -> str:
-    return FLAGS.get(name, "--" + name.replace("_", "-"))
-
-
-def _shown(name: str, value: Any) -> str:
-    if name == "hidden" or name == "ngram_range":
-        return ",".join(map(str, value)) or "none"
-    if name == "label_columns":
-        return ", ".join(map(repr, value))
-    return "none" if value is None else repr(value) if isinstance(value, str) else f"{value}"
-
-
-def check_fields(config: Any) -> None:
-    """Every field of ``config`` (and of the configs inside it) against its class's table."""
+def option_values(config: Any) -> Iterator[tuple[str, Opt, Any]]:
+    """Each option of ``config`` (those of the configs inside it in place): name, how, value."""
     for item in fields(config):
         value = getattr(config, item.name)
         if is_dataclass(value):
-            check_fields(value)
-            continue
-        constraint = type(config).CONSTRAINTS.get(item.name)
-        if constraint is not None and not constraint.test(value):
-            raise DataError(f"{flag(item.name)} must be {constraint.text}, "
-                            f"got {_shown(item.name, value)}")
+            yield from option_values(value)
+        elif "option" in item.metadata:
+            yield item.name, item.metadata["option"], value
+
+
+def check_fields(config: Any) -> None:
+    """Every option of ``config`` against what it accepts."""
+    for name, how, value in option_values(config):
+        if how.accepts is not None and not how.accepts.test(value):
+            raise DataError(f"{how.name(name)} must be {how.accepts.text}, "
+                            f"got {shown(how, value)}")
+
+
+def fingerprint(config: TrainConfig) -> dict[str, Any]:
+    """What must not change between a run and its --resume, as known before reading the data:
+    every option not marked resumable, by name, in JSON types (as read back)."""
+    found = {name: value for name, how, value in option_values(config) if not how.resumable}
+    return json.loads(json.dumps(found, default=str))
 
 
 def check(config: TrainConfig | PredictConfig | EvalConfig) -> None:

@@ -14,6 +14,11 @@ def finite(value: object) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
+def whole(value: object) -> bool:
+    """An int, as JSON and Python have them (not a bool, not 2.0)."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 @dataclass(frozen=True)
 class Constraint:
     """What a field accepts: ``test`` of a value, and ``text`` saying it to a person."""
@@ -71,7 +76,7 @@ def matches(pattern: re.Pattern[str], text: str) -> Constraint:
 
 def sizes(low: int, high: int, most: int) -> Constraint:
     return Constraint(f"at most {most} whole numbers from {low} to {high:,}",
-                      lambda v: len(v) <= most and all(isinstance(h, int) and low <= h <= high
+                      lambda v: len(v) <= most and all(whole(h) and low <= h <= high
                                                        for h in v))
 
 

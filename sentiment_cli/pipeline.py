@@ -18,7 +18,7 @@ from sentiment_cli import distributed, interruption, parallel, streaming
 from sentiment_cli.artifacts.folders import check_target, remove_owned
 from sentiment_cli.artifacts.locking import FolderLock
 from sentiment_cli.artifacts.record import DataSummary, RunRecord, write_model_folder
-from sentiment_cli.config import TrainConfig, check
+from sentiment_cli.config import TrainConfig, check, fingerprint
 from sentiment_cli.device import resolve_device
 from sentiment_cli.distributed import World
 from sentiment_cli.errors import DataError, Interrupted, SentimentError, TrainingError
@@ -130,7 +130,7 @@ def _train(config: TrainConfig, output: Path, checkpoints: Path, progress: Train
     def resumable() -> bool:
         if not _resuming(config, output):
             return False
-        ckpt.check_resumable(checkpoints, {**ckpt.fingerprint_options(config), **digests,
+        ckpt.check_resumable(checkpoints, {**fingerprint(config), **digests,
                                            **streamed})
         return True
 
@@ -150,7 +150,7 @@ def _train(config: TrainConfig, output: Path, checkpoints: Path, progress: Train
     from sentiment_cli.training.loop import TrainingDiverged, fit
 
     run = ckpt.Checkpoints(checkpoints, {
-        **ckpt.fingerprint_options(config), **digests, **streamed,
+        **fingerprint(config), **digests, **streamed,
         "text_column": data.text_column,
         "label_columns": data.label_columns, "train_rows": features.train_rows,
         "vocabulary": ckpt.vocabulary_digest(features.vectorizer["terms"])},

@@ -509,7 +509,7 @@ def test_resume_refuses_data_whose_labels_changed(tmp_path: Path) -> None:
     assert_clean_error(run("bce-train", *args), 2, "different run", "data_sha256")
     write_csv(data, ["review", "sentiment"], rows)
     assert_clean_error(run("bce-train", *args, "--positive-label", "negative"), 2,
-                       "different run", "reading")
+                       "different run", "changed: --positive-label")
     state_path = tmp_path / "m.checkpoint" / "state.json"
     state = state_path.read_text()
     for key, value in (("steps", -1), ("best_epoch", 10**9), ("epoch", "1"), ("n_tensors", 7),
@@ -541,6 +541,9 @@ HOSTILE = [
      lambda c: c["vectorizer"].update(token_pattern=r"(a|aa)+$"), "backtracks"),
     ("absurd n-gram range", lambda c: c["vectorizer"].update(ngram_range=[1, 1000000]),
      "ngram_range"),
+    ("boolean n-gram size", lambda c: c["vectorizer"].update(ngram_range=[True, 2]),
+     "ngram_range"),
+    ("dropout of one", lambda c: c["model"].update(dropout=1.0), "model.dropout"),
     ("one label", lambda c: c.update(labels=["positive"]), "labels"),
     ("infinite temperature",
      lambda c: json.dumps(c).replace('"temperature": ', '"temperature": Infinity, "x": '),

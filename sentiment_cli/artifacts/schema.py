@@ -4,7 +4,8 @@ A model folder from someone else is data: every field prediction uses has its ty
 checked here (n-gram sizes, thresholds in [0, 1], a temperature that calibration can produce,
 labels that match the outputs), so a hostile or damaged folder is refused with one line instead
 of answering wrongly, hanging or exhausting memory. Only JSON types are accepted: ``true`` is
-not a number and ``1.0`` is not a count.
+not a number and ``1.0`` is not a count. The options recorded (n-gram range, hidden sizes,
+dropout, ...) are checked by what config.py states they accept, as on the command line.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from sentiment_cli.config import MAX_HIDDEN, MAX_LAYERS, MAX_NGRAM
+from sentiment_cli.config import TrainingConfig, VectorizerConfig, option_of
 from sentiment_cli.model.architecture import ModelConfig
 from sentiment_cli.text import has_control
 
@@ -102,53 +103,49 @@ def _strings(value: Any, name: str, low: int, high: int, distinct: bool = True) 
     return list(value)
 
 
+def _option(cls: type, name: str, value: Any, where: str) -> Any:
+    """A value config.json records for an option, checked as the option itself is
+    (config.py states what it accepts once, for the command line and for this)."""
+    how = option_of(cls, name)
+    if how.accepts is not None and not how.accepts.test(value):
+        raise ConfigProblem(f"{where}{name} must be {how.accepts.text}, got {_show(value)}")
+    return value
+
+
 def _model(value: Any, n_outputs: int) -> ModelConfig:
     model = _mapping(value, "model")
     hidden = _field(model, "hidden", "model.")
-    if not isinstance(hidden, list) or len(hidden) > MAX_LAYERS:
-        raise ConfigProblem(f"model.hidden must be a list of at most {MAX_LAYERS} sizes")
+    if not isinstance(hidden, list):
+        raise ConfigProblem(f"model.hidden must be a list, got {_show(hidden)}")
     outputs = integer(_field(model, "n_outputs", "model."), "model.n_outputs", 1, MAX_LABELS)
     if outputs != n_outputs:
         raise ConfigProblem(f"model.n_outputs is {outputs} but the labels need {n_outputs}")
     return ModelConfig(
         vocab_size=integer(_field(model, "vocab_size", "model."), "model.vocab_size", 1,
-                            MAX_VOCABULARY),
-        hidden=[integer(h, "model.hidden", 1, MAX_HIDDEN) for h in hidden],
-        dropout=_dropout(_field(model, "dropout", "model.")),
+                           MAX_VOCABULARY),
+        hidden=_option(TrainingConfig, "hidden", hidden, "model."),
+        dropout=float(_option(TrainingConfig, "dropout", _field(model, "dropout", "model."),
+                              "model.")),
         n_outputs=outputs,
     )
-
-
-def _dropout(value: Any) -> float:
-    rate = number(value, "model.dropout", 0.0, 1.0)
-    if rate == 1.0:
-        raise ConfigProblem("model.dropout must be below 1")
-    return rate
 
 
 def _vectorizer(value: Any) -> dict[str, Any]:
     params = _mapping(value, "vectorizer")
     ngrams = _field(params, "ngram_range", "vectorizer.")
-    if not isinstance(ngrams, list) or len(ngrams) != 2:
+    if not isinstance(ngrams, list):
         raise ConfigProblem(f"vectorizer.ngram_range must be [MIN, MAX], got {_show(ngrams)}")
-    low = integer(ngrams[0], "vectorizer.ngram_range", 1, MAX_NGRAM)
-    high = integer(ngrams[1], "vectorizer.ngram_range", low, MAX_NGRAM)
     pattern = _field(params, "token_pattern", "vectorizer.")
-    if not isinstance(pattern, str) or not pattern or len(pattern) > MAX_TEXT:
-        raise ConfigProblem(f"vectorizer.token_pattern must be a regular expression, got "
-                            f"{_show(pattern)}")
+    if isinstance(pattern, str) and len(pattern) > MAX_TEXT:
+        raise ConfigProblem(f"vectorizer.token_pattern is longer than {MAX_TEXT} characters")
     stop_words = params.get("stop_word_list")
     if stop_words is not None:
         stop_words = _strings(stop_words, "vectorizer.stop_word_list", 0, MAX_STOP_WORDS,
                               distinct=False)
-    return {
-        "ngram_range": (low, high),
-        "binary": _boolean(_field(params, "binary", "vectorizer."), "vectorizer.binary"),
-        "lowercase": _boolean(_field(params, "lowercase", "vectorizer."),
-                              "vectorizer.lowercase"),
-        "token_pattern": pattern,
-        "stop_word_list": stop_words,
-    }
+    checked = {name: _option(VectorizerConfig, name, _field(params, name, "vectorizer."),
+                             "vectorizer.")
+               for name in ("ngram_range", "binary", "lowercase", "token_pattern")}
+    return {**checked, "ngram_range": tuple(ngrams), "stop_word_list": stop_words}
 
 
 def parse_config(config: Any) -> ModelSpec:

@@ -20,7 +20,7 @@ from typing import Annotated, Any, NoReturn, TypeVar
 import typer
 
 from sentiment_cli.distributed import ReportedByMain, environment_rank
-from sentiment_cli.errors import DataError, Interrupted, SentimentError
+from sentiment_cli.errors import Interrupted, SentimentError
 from sentiment_cli.text import printable
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -114,38 +114,9 @@ def _quiet_broken_pipe() -> NoReturn:
     raise SystemExit(_quiet_broken_pipe_code())
 
 
-def parse_ints(value: str, option: str) -> list[int]:
-    """Comma-separated integers (64,32); none, linear, 0 or nothing: no integers."""
-    value = value.strip()
-    if value.lower() in ("", "none", "linear", "0"):
-        return []
-    try:
-        return [int(part) for part in value.replace(" ", "").split(",") if part]
-    except ValueError:
-        raise DataError(
-            f"{option} takes comma-separated integers like 64,32, got {value!r}"
-        ) from None
-
-
 DebugOption = Annotated[
     bool, typer.Option("--debug", help="Show the Python traceback of an error.", hidden=True)
 ]
-EncodingOption = Annotated[
-    str | None,
-    typer.Option("--encoding", help="Text encoding of the input (default UTF-8, BOM allowed); "
-                 "e.g. latin-1 or cp1252."),
-]
-DelimiterOption = Annotated[
-    str | None,
-    typer.Option("--delimiter", help="Field delimiter (default: sniffed from the header: , "
-                 "tab ; |). Use 'tab' for tabs."),
-]
-TextColumnOption = Annotated[
-    str | None,
-    typer.Option("--text-column", "-t", help="Text column (default: detected from text, "
-                 "review, sentence, content, comment, body)."),
-]
-
 
 # The command-line parser's own errors (a bad number, an unknown option): click's, or the copy
 # of click that newer Typer releases carry, found from a class both export.

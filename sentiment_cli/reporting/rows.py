@@ -19,7 +19,7 @@ class RowWriter:
     """
 
     def __init__(self, stream: TextIO, fmt: str, labels: list[str], multilabel: bool) -> None:
-        if fmt not in ("jsonl", "csv", "tsv", "label"):  # PredictConfig.FORMATS, less table
+        if fmt not in ("jsonl", "csv", "tsv", "label"):  # config.FORMATS, less table
             raise ValueError(f"RowWriter cannot write {fmt!r}")
         self.stream = stream
         self.fmt = fmt

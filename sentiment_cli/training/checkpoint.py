@@ -10,7 +10,6 @@ folder is written. Tensors are safetensors and the rest JSON, as in the model fo
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -19,7 +18,7 @@ from sentiment_cli.artifacts.atomic import FolderChanged, FolderReader, publish
 from sentiment_cli.artifacts.bundle import save_tensors, write_json
 from sentiment_cli.artifacts.folders import file_digest, owned_files, tool_folder_kind
 from sentiment_cli.artifacts.schema import ConfigProblem, integer, number
-from sentiment_cli.config import TrainConfig, TrainingConfig
+from sentiment_cli.config import TrainConfig, TrainingConfig, flag
 from sentiment_cli.errors import DataError, Interrupted
 from sentiment_cli.training.progress import EpochStats
 
@@ -117,7 +116,8 @@ def _changed_keys(saved: Any, fingerprint: dict[str, Any]) -> list[str]:
 def _different_run(folder: Path, changed: list[str]) -> DataError:
     return DataError(
         f"--resume: the checkpoint at {folder} belongs to a different run (changed: "
-        f"{', '.join(changed)}); use the same data and options, or pass --force to start over"
+        f"{', '.join(map(flag, changed))}); use the same data and options, or pass --force to "
+        f"start over"
     )
 
 
@@ -258,25 +258,6 @@ def run_inputs(config: TrainConfig) -> dict[str, Path | None]:
     if config.line_files is not None:
         return {"positive_lines": config.line_files[0], "negative_lines": config.line_files[1]}
     return {"data": config.data, "val_data": config.val_data}
-
-
-def fingerprint_options(config: TrainConfig) -> dict[str, Any]:
-    """What must not change between a run and its --resume, as known before reading the data
-    (JSON types: tuples become lists, as read back from the checkpoint)."""
-    return json.loads(json.dumps({
-        "data": None if config.data is None else str(config.data),
-        "val_data": None if config.val_data is None else str(config.val_data),
-        "reading": {"positive_label": config.positive_label,
-                    "weight_column": config.weight_column, "delimiter": config.delimiter,
-                    "encoding": config.encoding, "drop_invalid": config.drop_invalid,
-                    "drop_empty_labels": config.drop_empty_labels},
-        "val_split": config.val_split,
-        "val_max_rows": config.val_max_rows,
-        "val_grouping": config.val_grouping,
-        "vectorizer": asdict(config.vectorizer),
-        "train": {k: v for k, v in asdict(config.training).items()
-                  if k not in ("epochs", "device")},
-    }))
 
 
 class Checkpoints:
