@@ -1,10 +1,10 @@
 """Every option of every command, stated once: a frozen dataclass field per option, carrying its
 default, its help, its flags, what it accepts and how it is parsed from the command line.
 
-From these fields come the Typer commands and their ``--help`` (cli/options.py), the checks
-before anything is read (:func:`check`), the ``config.json`` record, the ``--resume``
-fingerprint (:func:`fingerprint`) and the checks of a ``config.json`` on load
-(artifacts/schema.py). A library caller gets the same defaults (nanoGPT and fastText's
+How a field states an option is options.py's; from these fields come the Typer commands and
+their ``--help`` (cli/commands.py), the checks before anything is read (:func:`check`), the
+``config.json`` record, the ``--resume`` fingerprint and the checks of a ``config.json`` on
+load (artifacts/schema.py). A library caller gets the same defaults (nanoGPT and fastText's
 ``train_supervised`` state theirs in one place the same way). What a field accepts is a
 :class:`Constraint`, in the style of scikit-learn's ``_parameter_constraints``; a refusal names
 the option, what it accepts, and the value given. Checks that relate two options, or that need
@@ -13,13 +13,10 @@ the file system, follow in ``check``. Nothing here imports torch, scikit-learn o
 
 from __future__ import annotations
 
-import json
 import os
 import re
-from collections.abc import Callable, Iterator
-from dataclasses import MISSING, Field, dataclass, field, fields, is_dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from sentiment_cli.constraints import (
     Constraint,
@@ -32,6 +29,18 @@ from sentiment_cli.constraints import (
     whole,
 )
 from sentiment_cli.errors import DataError
+from sentiment_cli.options import (
+    check_fields,
+    option,
+    option_of,
+    parse_ints,
+    parse_ngram_range,
+    parse_pos_weight,
+    parse_stop_words,
+    parse_threshold,
+    parse_word,
+    show_ints,
+)
 from sentiment_cli.tokens import BUILTIN_PATTERNS, SENTIMENT_TOKEN_PATTERN, BoundedTokenizer
 
 # Bounds of what a user can ask for, also what a model folder may hold (artifacts/schema.py).
@@ -49,132 +58,6 @@ DOCUMENT_FREQUENCY = Constraint("a fraction in [0, 1] or a whole document count"
                                 (interval(0, 1) | interval(1, None, integer=True)).test)
 THRESHOLD = interval(0, 1)
 DEVICE = matches(DEVICE_PATTERN, "auto, cpu, cuda or cuda:N")
-
-
-# --- how an option is stated ------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Opt:
-    """One option as the command line has it. ``flags``: its names, the first one used in
-    messages (default: ``--`` and the field's name with dashes); ``parse``: command-line text to
-    value, for options that are not a plain number, path or text; ``show``: a value as the
-    command line writes it (--help's default, refusals); ``toggle``: also a ``--no-`` form;
-    ``metavar``: set for a positional argument; ``resumable``: may change between a run and its
-    ``--resume`` (left out of the fingerprint)."""
-
-    help: str
-    accepts: Constraint | None = None
-    flags: tuple[str, ...] = ()
-    parse: Callable[[str], Any] | None = None
-    show: Callable[[Any], str] | None = None
-    toggle: bool = False
-    metavar: str | None = None
-    resumable: bool = False
-    default_help: str | None = None  # --help's words for a default that is not a plain value
-    cli: bool = True  # False: the command composes it from options of its own
-
-    def name(self, field_name: str) -> str:
-        return self.flags[0] if self.flags else self.metavar or "--" + field_name.replace("_", "-")
-
-
-def option(default: Any = MISSING, help: str = "", **how: Any) -> Any:
-    """A dataclass field stated as an option (``how``: the rest of :class:`Opt`)."""
-    return field(default=default, metadata={"option": Opt(help, **how)})
-
-
-def options_of(cls: type) -> Iterator[tuple[Field[Any], Opt]]:
-    """The options of ``cls``, those of the configs inside it in place."""
-    for item in fields(cls):
-        if item.default_factory is not MISSING and is_dataclass(item.default_factory):
-            yield from options_of(item.default_factory)  # type: ignore[arg-type]
-        elif "option" in item.metadata:
-            yield item, item.metadata["option"]
-
-
-def option_of(cls: type, name: str) -> Opt:
-    """How the option ``name`` of ``cls`` (or of a config inside it) is stated."""
-    return next(how for item, how in options_of(cls) if item.name == name)
-
-
-def build(cls: type, given: dict[str, Any]) -> Any:
-    """``cls`` from options by field name: text is parsed where the option parses, values left
-    out (None) keep the default stated here."""
-    values = {}
-    for item in fields(cls):
-        if item.default_factory is not MISSING and is_dataclass(item.default_factory):
-            values[item.name] = build(item.default_factory, given)  # type: ignore[arg-type]
-        elif given.get(item.name) is not None:
-            value, how = given[item.name], item.metadata.get("option")
-            values[item.name] = how.parse(value) if how and how.parse and isinstance(
-                value, str) else value
-    return cls(**values)
-
-
-def shown(how: Opt, value: Any) -> str:
-    """A value as the command line writes it."""
-    if how.show is not None:
-        return how.show(value)
-    return "none" if value is None else repr(value) if isinstance(value, str) else f"{value}"
-
-
-# --- parsing what the command line gives --------------------------------------------------------
-
-
-def parse_ints(value: str, option_name: str) -> list[int]:
-    """Comma-separated integers (64,32); none, linear, 0 or nothing: no integers."""
-    value = value.strip()
-    if value.lower() in ("", "none", "linear", "0"):
-        return []
-    try:
-        return [int(part) for part in value.replace(" ", "").split(",") if part]
-    except ValueError:
-        raise DataError(
-            f"{option_name} takes comma-separated integers like 64,32, got {value!r}") from None
-
-
-def _listed(values: tuple[int, ...]) -> str:
-    return ",".join(map(str, values)) or "none"
-
-
-def _ngram_range(value: str) -> tuple[int, int]:
-    parts = parse_ints(value, "--ngram-range")
-    if len(parts) == 1:
-        parts = parts * 2
-    if len(parts) != 2:
-        raise DataError(f"--ngram-range takes MIN,MAX like 1,2, got {value!r}")
-    return parts[0], parts[1]
-
-
-def _pos_weight(value: str) -> str | float | None:
-    lowered = value.strip().lower()
-    if lowered in ("none", "off", ""):
-        return None
-    if lowered in ("auto", "balanced"):
-        return lowered
-    try:
-        return float(lowered)
-    except ValueError:
-        raise DataError(
-            f"--pos-weight must be auto, balanced, none or a number, got {value!r}") from None
-
-
-def _threshold(value: str) -> float | str:
-    lowered = value.strip().lower()
-    if lowered == "auto":
-        return lowered
-    try:
-        return float(lowered)
-    except ValueError:
-        raise DataError(f"--threshold must be auto or a number in [0, 1], got {value!r}") from None
-
-
-def _word(value: str) -> str:
-    return value.strip().lower()
-
-
-def _stop_words(value: str) -> str | None:
-    return None if _word(value) in ("", "none") else _word(value)
 
 
 # Options several commands share, stated once.
@@ -202,7 +85,7 @@ class VectorizerConfig:
     single letters, and "!"/"?" as tokens of their own."""
 
     ngram_range: tuple[int, int] = option(
-        (1, 2), "n-gram sizes MIN,MAX.", parse=_ngram_range, show=_listed,
+        (1, 2), "n-gram sizes MIN,MAX.", parse=parse_ngram_range, show=show_ints,
         accepts=Constraint(f"MIN,MAX with 1 <= MIN <= MAX <= {MAX_NGRAM}",
                            lambda v: len(v) == 2 and all(whole(n) for n in v)
                            and 1 <= v[0] <= v[1] <= MAX_NGRAM))
@@ -216,7 +99,7 @@ class VectorizerConfig:
     lowercase: bool = option(True, "Lowercase the texts before tokenising.", toggle=True,
                              accepts=BOOLEAN)
     stop_words: str | None = option(None, "'english' (negations are kept) or none.",
-                                    parse=_stop_words, accepts=one_of(None, "english"))
+                                    parse=parse_stop_words, accepts=one_of(None, "english"))
     token_pattern: str = option(
         SENTIMENT_TOKEN_PATTERN, "Regular expression for tokens.",
         default_help="keeps negations, one-letter words, ! and ?",
@@ -238,7 +121,7 @@ class TrainingConfig:
 
     hidden: tuple[int, ...] = option(
         (), "Hidden layer sizes of the MLP, e.g. 64 or 64,32; 'none' for a linear model.",
-        parse=lambda v: tuple(parse_ints(v, "--hidden")), show=_listed,
+        parse=lambda v: tuple(parse_ints(v, "--hidden")), show=show_ints,
         accepts=sizes(1, MAX_HIDDEN, MAX_LAYERS))
     dropout: float = option(0.2, "Dropout after hidden layers.",
                             accepts=interval(0, 1, closed="left"))
@@ -252,11 +135,11 @@ class TrainingConfig:
     pos_weight: str | float | None = option(
         None, "Positive-class loss weight: auto (negatives/positives), balanced (auto, then the "
         "output bias shifted back to the data's class balance), a number, or none.",
-        parse=_pos_weight, show=lambda v: str(v or "none"),
+        parse=parse_pos_weight, show=lambda v: str(v or "none"),
         accepts=Constraint("auto, balanced, none or a number > 0",
                            lambda v: v in (None, "auto", "balanced")
                            or interval(0, None, "neither").test(v)))
-    device: str = option("auto", "auto, cpu, cuda or cuda:N.", parse=_word, accepts=DEVICE,
+    device: str = option("auto", "auto, cpu, cuda or cuda:N.", parse=parse_word, accepts=DEVICE,
                          resumable=True)
     seed: int = option(0, "Seed for the split, init and order.",
                        accepts=interval(0, MAX_SEED, integer=True))
@@ -266,7 +149,7 @@ class TrainingConfig:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "hidden", tuple(self.hidden))
-        object.__setattr__(self, "device", _word(self.device))
+        object.__setattr__(self, "device", parse_word(self.device))
 
 
 @dataclass(frozen=True)
@@ -313,19 +196,19 @@ class TrainConfig:
     val_grouping: str = option(
         "contained", "contained: a text whose words all occur in a longer text (a sub-phrase, a "
         "duplicate) goes to the same side of the validation split; none: split rows freely.",
-        parse=_word, accepts=one_of("contained", "none"))
+        parse=parse_word, accepts=one_of("contained", "none"))
     vectorizer: VectorizerConfig = field(default_factory=VectorizerConfig)
     training: TrainingConfig = field(default_factory=TrainingConfig)
     threshold: float | str = option(
         0.5, "Decision threshold stored in the model: a number, or auto (best --threshold-metric "
-        "on validation).", parse=_threshold, show=lambda v: v if v == "auto" else f"{v:g}",
+        "on validation).", parse=parse_threshold, show=lambda v: v if v == "auto" else f"{v:g}",
         resumable=True, accepts=Constraint("auto or a number in [0, 1]",
                                            lambda v: v == "auto" or THRESHOLD.test(v)))
-    threshold_metric: str = option("f1", "f1 or accuracy, for --threshold auto.", parse=_word,
+    threshold_metric: str = option("f1", "f1 or accuracy, for --threshold auto.", parse=parse_word,
                                    resumable=True, accepts=one_of("f1", "accuracy"))
     calibrate: str = option(
         "auto", "Temperature scaling of the probabilities, fitted on the validation rows: auto "
-        "(when there are any), temperature, or none.", parse=_word, resumable=True,
+        "(when there are any), temperature, or none.", parse=parse_word, resumable=True,
         accepts=one_of("auto", "temperature", "none"))
     force: bool = option(
         False, "Replace an existing model folder (and discard the checkpoint of an interrupted "
@@ -365,7 +248,7 @@ class PredictConfig:
     keep_columns: bool = option(False, "Copy the --input file's other columns into the output.",
                                 accepts=BOOLEAN)
     output_format: str | None = option(
-        None, "jsonl, csv, tsv, label or table.", flags=("--format", "-F"), parse=_word,
+        None, "jsonl, csv, tsv, label or table.", flags=("--format", "-F"), parse=parse_word,
         default_help="table on a terminal, jsonl otherwise",
         accepts=Constraint("one of " + ", ".join(FORMATS), lambda v: v is None or v in FORMATS))
     threshold: float | None = option(None, **OVERRIDE_THRESHOLD)
@@ -373,15 +256,15 @@ class PredictConfig:
                              accepts=interval(1, MAX_PREDICT_BATCH, integer=True))
     delimiter: str | None = option(None, **DELIMITER)
     encoding: str | None = option(None, **ENCODING)
-    device: str = option("cpu", "cpu, auto, cuda or cuda:N.", parse=_word, accepts=DEVICE)
+    device: str = option("cpu", "cpu, auto, cuda or cuda:N.", parse=parse_word, accepts=DEVICE)
     jobs: int = option(0, "Worker processes for long inputs (0: one per core; 1: none).",
                        flags=("--jobs", "-j"))
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "texts", tuple(self.texts))
-        object.__setattr__(self, "device", _word(self.device))
+        object.__setattr__(self, "device", parse_word(self.device))
         if self.output_format is not None:
-            object.__setattr__(self, "output_format", _word(self.output_format))
+            object.__setattr__(self, "output_format", parse_word(self.output_format))
 
 
 @dataclass(frozen=True)
@@ -420,31 +303,6 @@ def flag(name: str, cls: type = TrainConfig) -> str:
         return option_of(cls, name).name(name)
     except StopIteration:
         return name
-
-
-def option_values(config: Any) -> Iterator[tuple[str, Opt, Any]]:
-    """Each option of ``config`` (those of the configs inside it in place): name, how, value."""
-    for item in fields(config):
-        value = getattr(config, item.name)
-        if is_dataclass(value):
-            yield from option_values(value)
-        elif "option" in item.metadata:
-            yield item.name, item.metadata["option"], value
-
-
-def check_fields(config: Any) -> None:
-    """Every option of ``config`` against what it accepts."""
-    for name, how, value in option_values(config):
-        if how.accepts is not None and not how.accepts.test(value):
-            raise DataError(f"{how.name(name)} must be {how.accepts.text}, "
-                            f"got {shown(how, value)}")
-
-
-def fingerprint(config: TrainConfig) -> dict[str, Any]:
-    """What must not change between a run and its --resume, as known before reading the data:
-    every option not marked resumable, by name, in JSON types (as read back)."""
-    found = {name: value for name, how, value in option_values(config) if not how.resumable}
-    return json.loads(json.dumps(found, default=str))
 
 
 def check(config: TrainConfig | PredictConfig | EvalConfig) -> None:
@@ -526,11 +384,11 @@ def _check_predict(config: PredictConfig) -> None:
                         f"got {config.jobs}")
     if config.input_file is not None and config.texts:
         raise DataError("give texts as arguments or --input FILE, not both")
-    for given, option in ((config.text_column, "--text-column"),
+    for given, named in ((config.text_column, "--text-column"),
                           (config.keep_columns, "--keep-columns"),
-                          (config.delimiter, "--delimiter")):
+                         (config.delimiter, "--delimiter")):
         if given and config.input_file is None:
-            raise DataError(f"{option} applies to --input FILE only")
+            raise DataError(f"{named} applies to --input FILE only")
 
 
 def df_value(value: float, whole_at_one: bool) -> float | int:

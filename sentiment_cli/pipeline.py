@@ -18,12 +18,13 @@ from sentiment_cli import distributed, interruption, parallel, streaming
 from sentiment_cli.artifacts.folders import check_target, remove_owned
 from sentiment_cli.artifacts.locking import FolderLock
 from sentiment_cli.artifacts.record import DataSummary, RunRecord, write_model_folder
-from sentiment_cli.config import TrainConfig, check, fingerprint
+from sentiment_cli.config import TrainConfig, check
 from sentiment_cli.device import resolve_device
 from sentiment_cli.distributed import World
 from sentiment_cli.errors import DataError, Interrupted, SentimentError, TrainingError
 from sentiment_cli.features import count_terms, training_matrices, warm_up
 from sentiment_cli.memory import check_training_memory
+from sentiment_cli.options import fingerprint
 from sentiment_cli.split import TrainSplit, split_off_validation
 from sentiment_cli.training import checkpoint as ckpt
 from sentiment_cli.training.progress import TrainProgress

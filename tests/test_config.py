@@ -17,12 +17,10 @@ from sentiment_cli.config import (
     TrainingConfig,
     VectorizerConfig,
     check,
-    check_fields,
-    fingerprint,
     flag,
-    options_of,
 )
 from sentiment_cli.errors import DataError
+from sentiment_cli.options import check_fields, fingerprint, options_of
 
 BAD = {  # a value each constrained field refuses
     VectorizerConfig: {"ngram_range": (3, 1), "min_df": 1.5, "max_df": -0.1,

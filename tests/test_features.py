@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from sentiment_cli.config import VectorizerConfig, check_fields
+from sentiment_cli.config import VectorizerConfig
 from sentiment_cli.errors import DataError
 from sentiment_cli.features import (
     build_vectorizer,
@@ -15,6 +15,7 @@ from sentiment_cli.features import (
     vectorizer_from_json,
     vectorizer_to_json,
 )
+from sentiment_cli.options import check_fields
 
 
 def tokens(text: str) -> list[str]:

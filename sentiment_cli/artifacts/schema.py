@@ -14,8 +14,9 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from sentiment_cli.config import TrainingConfig, VectorizerConfig, option_of
+from sentiment_cli.config import TrainingConfig, VectorizerConfig
 from sentiment_cli.model.architecture import ModelConfig
+from sentiment_cli.options import option_of
 from sentiment_cli.text import has_control
 
 FORMAT_NAME = "sentiment-cli-model"

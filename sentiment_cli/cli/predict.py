@@ -7,8 +7,9 @@ import sys
 from typing import Any
 
 from sentiment_cli.cli import DebugOption, new_app, run
-from sentiment_cli.cli.options import config_command
-from sentiment_cli.config import PredictConfig, build, check
+from sentiment_cli.cli.commands import config_command
+from sentiment_cli.config import PredictConfig, check
+from sentiment_cli.options import build
 
 app = new_app()
 

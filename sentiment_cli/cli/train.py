@@ -9,10 +9,11 @@ import typer
 
 from sentiment_cli import interruption
 from sentiment_cli.cli import DebugOption, new_app, run, show
-from sentiment_cli.cli.options import config_command
-from sentiment_cli.config import TrainConfig, build
+from sentiment_cli.cli.commands import config_command
+from sentiment_cli.config import TrainConfig
 from sentiment_cli.distributed import environment_rank
 from sentiment_cli.errors import DataError
+from sentiment_cli.options import build
 
 app = new_app()
 

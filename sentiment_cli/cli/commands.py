@@ -16,7 +16,7 @@ import typer
 from typer.models import ArgumentInfo
 
 from sentiment_cli.cli import handle_errors
-from sentiment_cli.config import Opt
+from sentiment_cli.options import Opt
 
 
 def _hints(cls: type) -> dict[str, tuple[Any, Any, Opt]]:
@@ -68,7 +68,7 @@ def _parameter(name: str, hint: Any, default: Any, how: Opt) -> inspect.Paramete
 def config_command(app: typer.Typer, config: type, help: str) -> Callable[[Callable[..., Any]],
                                                                           Callable[..., Any]]:
     """Register ``func(given, **own)`` as a command with the options of ``config`` (passed in
-    ``given`` by field name, as typed; config.build makes the config of them) and the
+    ``given`` by field name, as typed; options.build makes the config of them) and the
     parameters of ``func`` after ``given`` (options of the command line only: --json, --quiet).
     """
 
