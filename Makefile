@@ -24,9 +24,9 @@ demo: install
 		"Stopped working after a week, and support never answered."
 	$(BIN)/bce-predict $(MODEL) --format tsv < data/new_reviews.txt
 
-# The quick suite (a few minutes); test-slow runs the long end-to-end runs (CI runs both).
+# The quick suite (about two minutes on two cores, one pytest worker per core); test-slow runs the long end-to-end runs (CI runs both).
 test: install
-	$(BIN)/python -m pytest -q -m "not slow"
+	$(BIN)/python -m pytest -q -m "not slow" -n auto
 
 test-slow: install
 	$(BIN)/python -m pytest -q -m slow

@@ -10,8 +10,8 @@ import typer
 from sentiment_cli import interruption
 from sentiment_cli.cli import DebugOption, new_app, run, show
 from sentiment_cli.cli.commands import config_command
-from sentiment_cli.config import TrainConfig
-from sentiment_cli.distributed import environment_rank
+from sentiment_cli.config import TrainConfig, check
+from sentiment_cli.distributed import environment_rank, job_identity
 from sentiment_cli.errors import DataError
 from sentiment_cli.options import build
 
@@ -62,6 +62,8 @@ def train(
         raise DataError("give the labeled CSV/TSV file to train on (see bce-train --help)")
     config = build(TrainConfig, {**given, "label_columns": tuple(labels),
                                  "line_files": line_files})
+    if job_identity() is None:  # a refusal before torch loads; under torchrun the ranks check
+        check(config)           # together in run_training, so that one error stops them all
     interruption.ending_at_once()  # until there is something to clean up
     main_rank = environment_rank() == 0  # under torchrun, rank 0 speaks for the job
     with TrainConsole(quiet=quiet or not main_rank) as console:
