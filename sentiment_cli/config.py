@@ -2,18 +2,17 @@
 default, its help, its flags, what it accepts and how it is parsed from the command line.
 
 How a field states an option is options.py's; from these fields come the Typer commands and
-their ``--help`` (cli/commands.py), the checks before anything is read (:func:`check`), the
+their ``--help`` (cli/commands.py), the checks before anything is read (checks.py), the
 ``config.json`` record, the ``--resume`` fingerprint and the checks of a ``config.json`` on
 load (artifacts/schema.py). A library caller gets the same defaults (nanoGPT and fastText's
 ``train_supervised`` state theirs in one place the same way). What a field accepts is a
 :class:`Constraint`, in the style of scikit-learn's ``_parameter_constraints``; a refusal names
 the option, what it accepts, and the value given. Checks that relate two options, or that need
-the file system, follow in ``check``. Nothing here imports torch, scikit-learn or pandas.
+the file system, are checks.py's. Nothing here imports torch, scikit-learn or pandas.
 """
 
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,9 +27,7 @@ from sentiment_cli.constraints import (
     text_value,
     whole,
 )
-from sentiment_cli.errors import DataError
 from sentiment_cli.options import (
-    check_fields,
     option,
     option_of,
     parse_ints,
@@ -41,7 +38,7 @@ from sentiment_cli.options import (
     parse_word,
     show_ints,
 )
-from sentiment_cli.tokens import BUILTIN_PATTERNS, SENTIMENT_TOKEN_PATTERN, BoundedTokenizer
+from sentiment_cli.tokens import SENTIMENT_TOKEN_PATTERN
 
 # Bounds of what a user can ask for, also what a model folder may hold (artifacts/schema.py).
 MAX_NGRAM = 10  # word n-grams; a text of n tokens has n * MAX_NGRAM of them at most
@@ -293,7 +290,7 @@ class EvalConfig:
         object.__setattr__(self, "label_columns", tuple(self.label_columns))
 
 
-# --- checking ---------------------------------------------------------------------------------
+# --- names and values ------------------------------------------------------------------------
 
 
 def flag(name: str, cls: type = TrainConfig) -> str:
@@ -303,92 +300,6 @@ def flag(name: str, cls: type = TrainConfig) -> str:
         return option_of(cls, name).name(name)
     except StopIteration:
         return name
-
-
-def check(config: TrainConfig | PredictConfig | EvalConfig) -> None:
-    """Refuse, before anything is read, options that cannot work: each against its table, then
-    those that depend on each other or on the files named."""
-    check_fields(config)
-    if isinstance(config, TrainConfig):
-        _check_train(config)
-    elif isinstance(config, PredictConfig):
-        _check_predict(config)
-    elif config.positive_label is not None and len(config.label_columns) > 1:
-        raise DataError("--positive-label is for one label column; several --label-column "
-                        "are a multi-label file (leave --positive-label out)")
-    from sentiment_cli.data.reading import check_delimiter, check_encoding, check_path
-
-    check_encoding(config.encoding)
-    check_delimiter(config.delimiter)
-    paths = ([config.data, config.val_data, *(config.line_files or ())]
-             if isinstance(config, TrainConfig) else
-             [config.input_file] if isinstance(config, PredictConfig) else [config.data])
-    for path in paths:
-        if path is not None:
-            check_path(Path(path))
-    if isinstance(config, TrainConfig) and config.data is not None and \
-            config.val_data is not None and os.path.samefile(config.data, config.val_data):
-        raise DataError("--val-data is the training file itself; validation needs other rows "
-                        "(leave --val-data out to split some off)")
-
-
-def _check_train(config: TrainConfig) -> None:
-    if (config.data is None) == (config.line_files is None):
-        raise DataError("give one data file, or --positive-lines and --negative-lines (not both)")
-    needs_val = config.threshold == "auto" or config.calibrate == "temperature"
-    if needs_val and config.val_split == 0 and config.val_data is None:
-        raise DataError("--threshold auto and --calibrate temperature need validation rows; "
-                        "use --val-split > 0 or --val-data FILE")
-    if config.stream:
-        _check_stream(config)
-    _check_vectorizer(config.vectorizer)
-
-
-def stream_unsupported(config: TrainConfig) -> list[tuple[str, str]]:
-    """What of this run --stream cannot do (yet), each with the way out: --stream refuses
-    them, and they keep a run that would stream on its own in memory."""
-    found = [
-        (config.line_files is not None, "--positive-lines/--negative-lines",
-         "convert them to one CSV file"),
-        (config.weight_column is not None, "--weight-column", "leave it out"),
-        (config.drop_empty_labels, "--drop-empty-labels", "remove the empty label columns"),
-    ]
-    return [(what, fix) for present, what, fix in found if present]
-
-
-def _check_stream(config: TrainConfig) -> None:
-    unsupported = stream_unsupported(config)
-    if unsupported:
-        what, fix = unsupported[0]
-        raise DataError(f"--stream does not support {what} yet; {fix}, or train without "
-                        f"--stream")
-
-
-def _check_vectorizer(options: VectorizerConfig) -> None:
-    low = df_value(options.min_df, whole_at_one=True)
-    high = df_value(options.max_df, whole_at_one=False)
-    if high == 0 or (type(low) is type(high) and high < low):
-        raise DataError(f"--max-df {options.max_df:g} keeps fewer documents than --min-df "
-                        f"{options.min_df:g} needs, so no term could be kept; lower --min-df "
-                        f"or raise --max-df")
-    if options.token_pattern not in BUILTIN_PATTERNS:
-        BoundedTokenizer(options.token_pattern)  # a bad pattern fails here, before any reading
-
-
-def _check_predict(config: PredictConfig) -> None:
-    from sentiment_cli.parallel import available_cores
-
-    most = 4 * available_cores()
-    if not (isinstance(config.jobs, int) and 0 <= config.jobs <= most):
-        raise DataError(f"--jobs must be from 0 (one per core) to {most} (four per core), "
-                        f"got {config.jobs}")
-    if config.input_file is not None and config.texts:
-        raise DataError("give texts as arguments or --input FILE, not both")
-    for given, named in ((config.text_column, "--text-column"),
-                          (config.keep_columns, "--keep-columns"),
-                         (config.delimiter, "--delimiter")):
-        if given and config.input_file is None:
-            raise DataError(f"{named} applies to --input FILE only")
 
 
 def df_value(value: float, whole_at_one: bool) -> float | int:

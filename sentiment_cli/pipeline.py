@@ -18,15 +18,18 @@ from sentiment_cli import distributed, interruption, parallel, streaming
 from sentiment_cli.artifacts.folders import check_target, remove_owned
 from sentiment_cli.artifacts.locking import FolderLock
 from sentiment_cli.artifacts.record import DataSummary, RunRecord, write_model_folder
-from sentiment_cli.config import TrainConfig, check
+from sentiment_cli.checks import check
+from sentiment_cli.config import TrainConfig
 from sentiment_cli.device import resolve_device
 from sentiment_cli.distributed import World
 from sentiment_cli.errors import DataError, Interrupted, SentimentError, TrainingError
 from sentiment_cli.features import count_terms, training_matrices, warm_up
 from sentiment_cli.memory import check_training_memory
 from sentiment_cli.options import fingerprint
+from sentiment_cli.shards import ShardedRows, Unkept, remove_stale_shards, shard_folder
 from sentiment_cli.split import TrainSplit, split_off_validation
 from sentiment_cli.training import checkpoint as ckpt
+from sentiment_cli.training.averaging import AVERAGE_EVERY
 from sentiment_cli.training.progress import TrainProgress
 
 if TYPE_CHECKING:
@@ -65,12 +68,12 @@ def run_training(config: TrainConfig, progress: TrainProgress | None = None,
                 output = _hold_output(config, held)
                 stream = _streams(config, output, world)
                 if stream:  # before any rank makes its shard folder
-                    streaming.remove_stale_shards(output)
+                    remove_stale_shards(output)
         stream = world.from_main(lambda: stream)
         checkpoints = ckpt.checkpoint_path(output)
         if stream:  # from here on a signal stops the run where its shards can be removed
             held.enter_context(interruption.deferred())
-        shards = held.enter_context(streaming.shard_folder(output, world)) if stream else None
+        shards = held.enter_context(shard_folder(output, world)) if stream else None
         record = _train(config, output, checkpoints, progress, note, world, shards)
     if world.main and checkpoints.is_dir():
         remove_owned(checkpoints, "checkpoint")
@@ -182,7 +185,7 @@ def _train(config: TrainConfig, output: Path, checkpoints: Path, progress: Train
             if result.sent_bytes_per_epoch:
                 note(f"each of {world.size} ranks sent {result.sent_bytes_per_epoch / 1e6:.2f} MB "
                      f"per epoch to the others (the model's changes, every "
-                     f"{distributed.AVERAGE_EVERY} steps)")
+                     f"{AVERAGE_EVERY} steps)")
             record = _measure_and_write(config, output, features, result, world, note)
             if record is None:
                 return None  # rank 0 measures and writes
@@ -291,7 +294,7 @@ def _training_logits(features: _Features, result: TrainResult,
     from sentiment_cli.model.module import predict_logits
 
     x, y = features.x_train, features.split.train.y
-    if isinstance(x, streaming.ShardedRows):
+    if isinstance(x, ShardedRows):
         logits = np.concatenate([predict_logits(result.model, block) for block, _ in x.blocks()])
         parts = world.gather((y, logits))
         if parts is None:
@@ -336,7 +339,7 @@ def _measure(config: TrainConfig, features: _Features, result: TrainResult, worl
         world_size=world.size, backend=world.backend,
         sent_bytes_per_epoch=result.sent_bytes_per_epoch)
     if val is None or val_logits is None:  # every rank's training rows, in the order scored
-        return record, replace(train, texts=streaming.Unkept(len(train_y)), y=train_y) \
+        return record, replace(train, texts=Unkept(len(train_y)), y=train_y) \
             if len(train_y) != len(train) else train, train_logits
     return record, val, val_logits
 

@@ -178,7 +178,7 @@ def input_batches(config: PredictConfig, stdin: BinaryIO) -> Batches:
     """The texts ``config`` names, in batches of ``config.batch_size``, each with the other
     columns of its rows (``--keep-columns``) or None: the arguments, a file's column, or one
     text per line of ``stdin``."""
-    from sentiment_cli.data.reading import check_encoding
+    from sentiment_cli.data.files import check_encoding
 
     if config.input_file is not None:
         return _file_batches(config.input_file, config.text_column, config.keep_columns,
@@ -191,7 +191,8 @@ def input_batches(config: PredictConfig, stdin: BinaryIO) -> Batches:
 
 def _file_batches(path: Path, text_column: str | None, keep_columns: bool,
                   delimiter: str | None, encoding: str | None, batch_size: int) -> Batches:
-    from sentiment_cli.data.reading import TEXT_COLUMN_NAMES, pick_column, read_table
+    from sentiment_cli.data.files import read_table
+    from sentiment_cli.data.reading import TEXT_COLUMN_NAMES, pick_column
 
     frame = read_table(path, delimiter=delimiter, encoding=encoding)
     column = pick_column(frame, text_column, TEXT_COLUMN_NAMES, "text", "--text-column", path)

@@ -12,7 +12,7 @@
   applied once, to the sums (tested equal).
 - Pass 2 puts each shard's pieces together, mapped onto that vocabulary.
 
-Training then reads the shards in a shuffled order, a few at a time (:class:`ShardedRows`, a
+Training then reads the shards in a shuffled order, a few at a time (shards.py: ShardedRows, a
 bounded shuffle buffer). The validation rows (about ``--val-max-rows``) are kept in memory.
 The shards live in a folder of their own beside the output, removed at the end, also when the
 run fails or is interrupted (after a kill -9, by the next run of that output).
@@ -25,12 +25,9 @@ sends it to all, and the validation rows are gathered on every rank (:func:`stre
 from __future__ import annotations
 
 import hashlib
-import shutil
-import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -39,7 +36,9 @@ from typing import Any
 import numpy as np
 
 from sentiment_cli import interruption
-from sentiment_cli.config import TrainConfig, stream_unsupported
+from sentiment_cli.checks import stream_unsupported
+from sentiment_cli.config import TrainConfig
+from sentiment_cli.data.files import read_header, read_table_chunks
 from sentiment_cli.data.labels import binary_pair, map_binary
 from sentiment_cli.data.reading import (
     TEXT_COLUMN_NAMES,
@@ -47,8 +46,6 @@ from sentiment_cli.data.reading import (
     checked_rows,
     label_columns_of,
     pick_column,
-    read_header,
-    read_table_chunks,
 )
 from sentiment_cli.distributed import SOLO, World
 from sentiment_cli.errors import DataError
@@ -59,11 +56,11 @@ from sentiment_cli.features import (
     vectorizer_to_json,
 )
 from sentiment_cli.memory import available_bytes
+from sentiment_cli.shards import ShardedRows, Unkept, save_piece, save_shard
 from sentiment_cli.text import has_control
 from sentiment_cli.training.progress import TrainProgress
 
 CHUNK_ROWS = 50_000
-BUFFER_SHARDS = 4  # shards shuffled together in training: 200,000 rows
 # bce-train in memory peaks at about 20x its CSV's size (761 MiB for the 36 MiB of SST-2 x10,
 # benchmarks/results/results.md); it streams on its own when that would take over half of the
 # memory available.
@@ -73,7 +70,7 @@ IN_MEMORY_EXPANSION = 20
 def wanted(config: TrainConfig, processes: int = 1) -> bool:
     """Whether this run streams: --stream, or a file whose in-memory training would take more
     than half of the memory available now, in each of the ``processes`` of this machine
-    (never with --no-stream, nor with what --stream cannot do yet: config.stream_unsupported)."""
+    (never with --no-stream, nor with what --stream cannot do yet: checks.stream_unsupported)."""
     if config.stream is not None:
         return config.stream
     if config.data is None or stream_unsupported(config):
@@ -81,56 +78,6 @@ def wanted(config: TrainConfig, processes: int = 1) -> bool:
     available = available_bytes()
     size = Path(config.data).stat().st_size
     return available is not None and IN_MEMORY_EXPANSION * size * processes > available / 2
-
-
-class Unkept(Sequence[str]):
-    """The texts of a streamed run: counted, not kept (the shards hold their terms)."""
-
-    def __init__(self, rows: int) -> None:
-        self.rows = rows
-
-    def __len__(self) -> int:
-        return self.rows
-
-    def __getitem__(self, index: Any) -> Any:
-        raise TypeError("a streamed run does not keep its training texts")
-
-
-class ShardedRows:
-    """This rank's training rows as CSR shards on disk, in row order; read a few at a time.
-    Under torchrun each rank has its own rows (every ``world.size``-th of the file); one
-    process has every row."""
-
-    def __init__(self, paths: list[Path], sizes: list[int], n_terms: int) -> None:
-        self.paths, self.sizes = paths, sizes
-        self.starts = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
-        self.shape = (int(self.starts[-1]), n_terms)
-
-    def load(self, index: int) -> Any:
-        import scipy.sparse as sp
-
-        return sp.load_npz(self.paths[index]).tocsr()
-
-    def blocks(self) -> Iterator[tuple[Any, np.ndarray]]:
-        """Every shard in row order: (its CSR rows, their positions among all rows)."""
-        for i in range(len(self.paths)):
-            yield self.load(i), np.arange(self.starts[i], self.starts[i + 1])
-
-    def block_sizes(self, shard_order: Sequence[int], buffer: int = BUFFER_SHARDS) -> list[int]:
-        """The rows of each block :meth:`shuffled_blocks` yields, in order."""
-        return [sum(self.sizes[i] for i in shard_order[lo : lo + buffer])
-                for lo in range(0, len(shard_order), buffer)]
-
-    def shuffled_blocks(self, shard_order: Sequence[int],
-                        buffer: int = BUFFER_SHARDS) -> Iterator[tuple[Any, np.ndarray]]:
-        """The shards in ``shard_order``, ``buffer`` at a time stacked into one block."""
-        import scipy.sparse as sp
-
-        for lo in range(0, len(shard_order), buffer):
-            chosen = list(shard_order[lo : lo + buffer])
-            matrix = sp.vstack([self.load(i) for i in chosen], format="csr")
-            yield matrix, np.concatenate(
-                [np.arange(self.starts[i], self.starts[i + 1]) for i in chosen])
 
 
 @dataclass
@@ -146,31 +93,6 @@ class Streamed:
     vectorizer: dict[str, Any]
     source_rows: np.ndarray  # each training row's row in DATA (0 = the first data row)
     train_rows: int  # over every rank (``train`` holds this rank's)
-
-
-def remove_stale_shards(output: Path) -> None:
-    """Remove the shard folders (``.NAME.shards-*``) an earlier run of ``output`` left when it
-    was killed (SIGKILL, the OOM killer). Only with the output's lock held: no other run of
-    this output is going on then."""
-    for stale in output.parent.glob(f".{output.name}.shards-*"):
-        if stale.is_dir() and not stale.is_symlink() and all(
-                p.name.startswith(("shard-", "piece-")) and p.suffix == ".npz"
-                for p in stale.iterdir()):
-            shutil.rmtree(stale, ignore_errors=True)
-
-
-@contextmanager
-def shard_folder(output: Path, world: World = SOLO) -> Iterator[Path]:
-    """A folder of this rank's own beside ``output`` for its shards, removed afterwards, named
-    after its rank (on a shared filesystem the ranks' sit side by side). Made once rank 0
-    holds the output's lock and has removed the stale ones (:func:`remove_stale_shards`)."""
-    output.parent.mkdir(parents=True, exist_ok=True)
-    folder = Path(tempfile.mkdtemp(prefix=f".{output.name}.shards-rank{world.rank}-",
-                                   dir=output.parent))
-    try:
-        yield folder
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
 
 
 def _in_validation(texts: Sequence[str], share: float, seed: int) -> np.ndarray:
@@ -316,7 +238,7 @@ def _count_pass(config: TrainConfig, path: Path, columns: _Columns, read: dict[s
         for bucket in np.unique(chosen):
             mine = np.flatnonzero(chosen == bucket)
             index = len(counted.pieces[bucket])
-            counted.pieces[bucket].append(_save_piece(
+            counted.pieces[bucket].append(save_piece(
                 folder / f"piece-{bucket:05d}-{index:05d}.npz", counts[mine], ids))
             counted.piece_y[bucket].append(y_train_chunk[mine])
             counted.piece_rows[bucket].append(rows_train_chunk[mine])
@@ -407,7 +329,7 @@ def _assembled(config: TrainConfig, path: Path, columns: _Columns, plan: _Plan,
     with world.agreed():
         for bucket in range(plan.buckets):
             if counted.pieces[bucket]:
-                paths.append(_save_shard(folder / f"shard-{bucket:05d}.npz",
+                paths.append(save_shard(folder / f"shard-{bucket:05d}.npz",
                                          counted.pieces[bucket], column, len(vocabulary),
                                          config.vectorizer.binary))
                 sizes.append(sum(len(part) for part in counted.piece_y[bucket]))
@@ -461,37 +383,3 @@ def _assembled(config: TrainConfig, path: Path, columns: _Columns, plan: _Plan,
     return Streamed(data, train, val,
                     ShardedRows(paths, sizes, len(vocabulary)),
                     x_val, vectorizer, np.concatenate(source), n_train)
-
-
-def _save_piece(path: Path, counts: Any, ids: np.ndarray) -> Path:
-    """Rows of a chunk's raw counts, with the chunk's columns renumbered to the term ids."""
-    import scipy.sparse as sp
-
-    matrix = sp.csr_matrix((counts.data, ids[counts.indices], counts.indptr),
-                           shape=(counts.shape[0], int(ids.max(initial=0)) + 1))
-    sp.save_npz(path, matrix, compressed=False)
-    return path
-
-
-def _save_shard(path: Path, pieces: list[Path], column: np.ndarray, n_terms: int,
-                binary: bool) -> Path:
-    """A shard from its pieces: their term ids mapped onto the vocabulary's columns (pruned
-    terms dropped), the pieces removed."""
-    import scipy.sparse as sp
-
-    parts = []
-    for piece in pieces:
-        counts = sp.load_npz(piece).tocsr()
-        mapped = column[counts.indices]
-        kept = mapped >= 0
-        rows = np.repeat(np.arange(counts.shape[0]), np.diff(counts.indptr))[kept]
-        data = counts.data[kept].astype(np.float32)
-        if binary:
-            data.fill(1)
-        parts.append(sp.csr_matrix((data, (rows, mapped[kept])),
-                                   shape=(counts.shape[0], n_terms), dtype=np.float32))
-        piece.unlink()
-    matrix = sp.vstack(parts, format="csr")
-    matrix.sort_indices()
-    sp.save_npz(path, matrix, compressed=False)
-    return path

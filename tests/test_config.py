@@ -10,13 +10,13 @@ from pathlib import Path
 import pytest
 from conftest import SAMPLE, command
 
+from sentiment_cli.checks import check
 from sentiment_cli.config import (
     EvalConfig,
     PredictConfig,
     TrainConfig,
     TrainingConfig,
     VectorizerConfig,
-    check,
     flag,
 )
 from sentiment_cli.errors import DataError

@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 from conftest import SHARED_DATA, needs_shared, toy_rows, write_csv
 
+from sentiment_cli.data.files import read_table
 from sentiment_cli.data.labels import resolve_binary_labels
-from sentiment_cli.data.reading import load_dataset, read_table
+from sentiment_cli.data.reading import load_dataset
 from sentiment_cli.errors import DataError
 
 

@@ -22,7 +22,7 @@ import torch
 
 from sentiment_cli.distributed import SOLO, World, from_environment, rank_device
 from sentiment_cli.errors import DataError
-from sentiment_cli.training.loop import _Epoch
+from sentiment_cli.training.batches import Epoch
 from tests.conftest import SAMPLE, SHARED_DATA, command
 
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run"]
@@ -82,18 +82,19 @@ def test_each_rank_keeps_its_own_rows_and_draws_its_own_numbers() -> None:
 
 def test_each_rank_steps_through_its_own_rows_of_every_epoch() -> None:
     matrix = sp.csr_matrix(np.ones((1003, 4), dtype=np.float32))
-    epochs = [_Epoch(matrix, 1003, 50, torch.Generator().manual_seed(7), World(rank=r, size=3))
+    epochs = [Epoch(matrix, 1003, 50, torch.Generator().manual_seed(7), World(rank=r, size=3))
               for r in range(3)]
     orders = [order for epoch in epochs for _, _, order in epoch.blocks()]
     assert sorted(np.concatenate(orders).tolist()) == list(range(1003))  # each row once
     assert [epoch.steps for epoch in epochs] == [-(-len(o) // 50) for o in orders] == [7, 7, 7]
-    solo = _Epoch(matrix, 1003, 50, torch.Generator().manual_seed(7), SOLO)
+    solo = Epoch(matrix, 1003, 50, torch.Generator().manual_seed(7), SOLO)
     assert solo.steps == 21 and len(next(solo.blocks())[2]) == 1003
 
 
 LOCAL_SGD_SCRIPT = """
 import torch, torch.distributed as dist
-from sentiment_cli.distributed import LocalSGD, from_environment, joined
+from sentiment_cli.distributed import from_environment, joined
+from sentiment_cli.training.averaging import LocalSGD
 with joined(from_environment()) as world:
     torch.manual_seed(world.rank)  # different starts: rank 0's is taken
     table = torch.nn.Parameter(torch.rand(4, 2))

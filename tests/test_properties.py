@@ -11,8 +11,9 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from sentiment_cli.data.files import read_table
 from sentiment_cli.data.labels import resolve_binary_labels
-from sentiment_cli.data.reading import load_dataset, read_table
+from sentiment_cli.data.reading import load_dataset
 from sentiment_cli.errors import DataError
 
 SETTINGS = settings(max_examples=300, deadline=None,

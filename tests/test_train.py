@@ -88,7 +88,7 @@ def test_early_stopping_keeps_the_best_epoch(toy_matrix) -> None:  # type: ignor
     val_losses = [h.val_loss for h in result.history]
     assert result.best_epoch == int(np.argmin(val_losses)) + 1
     assert result.stopped_early and len(result.history) == result.best_epoch + 2
-    from sentiment_cli.training.loop import evaluate_loss
+    from sentiment_cli.training.batches import evaluate_loss
 
     kept_loss, _, _ = evaluate_loss(result.model, xv, yv, None, None, torch.device("cpu"))
     assert kept_loss == pytest.approx(min(val_losses), rel=1e-5)
@@ -99,7 +99,7 @@ def test_early_stopping_keeps_the_best_epoch(toy_matrix) -> None:  # type: ignor
 @pytest.mark.parametrize(("hidden", "averages"), [([], True), ([16], False)])
 def test_the_mean_of_the_epochs_is_kept_only_when_validation_prefers_it(
         toy_matrix, hidden: list[int], averages: bool) -> None:  # type: ignore[no-untyped-def]
-    from sentiment_cli.training.loop import evaluate_loss
+    from sentiment_cli.training.batches import evaluate_loss
 
     x, y, xv, yv = toy_matrix
     noisy = y.copy()

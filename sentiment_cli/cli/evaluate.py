@@ -6,9 +6,10 @@ from typing import Annotated, Any
 
 import typer
 
+from sentiment_cli.checks import check
 from sentiment_cli.cli import DebugOption, new_app, run, show
 from sentiment_cli.cli.commands import config_command
-from sentiment_cli.config import EvalConfig, check
+from sentiment_cli.config import EvalConfig
 from sentiment_cli.options import build
 
 app = new_app()

@@ -6,9 +6,10 @@ import contextlib
 import sys
 from typing import Any
 
+from sentiment_cli.checks import check
 from sentiment_cli.cli import DebugOption, new_app, run
 from sentiment_cli.cli.commands import config_command
-from sentiment_cli.config import PredictConfig, check
+from sentiment_cli.config import PredictConfig
 from sentiment_cli.options import build
 
 app = new_app()

@@ -8,9 +8,10 @@ from typing import Annotated, Any
 import typer
 
 from sentiment_cli import interruption
+from sentiment_cli.checks import check
 from sentiment_cli.cli import DebugOption, new_app, run, show
 from sentiment_cli.cli.commands import config_command
-from sentiment_cli.config import TrainConfig, check
+from sentiment_cli.config import TrainConfig
 from sentiment_cli.distributed import environment_rank, job_identity
 from sentiment_cli.errors import DataError
 from sentiment_cli.options import build

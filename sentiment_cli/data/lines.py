@@ -7,7 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from sentiment_cli.data.reading import Dataset, check_encoding, check_path, decode_error
+from sentiment_cli.data.files import check_encoding, check_path, decode_error
+from sentiment_cli.data.reading import Dataset
 from sentiment_cli.errors import DataError
 
 

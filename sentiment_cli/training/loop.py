@@ -19,16 +19,17 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from sentiment_cli.config import TrainingConfig
 from sentiment_cli.device import resolve_device
-from sentiment_cli.distributed import SOLO, Averaging, World
+from sentiment_cli.distributed import SOLO, World
 from sentiment_cli.errors import DataError, TrainingError
-from sentiment_cli.model.module import ModelConfig, SparseBatch, SparseMLP, predict_logits
+from sentiment_cli.model.module import ModelConfig, SparseMLP
 from sentiment_cli.model.optim import Adam
-from sentiment_cli.streaming import ShardedRows
+from sentiment_cli.shards import ShardedRows
+from sentiment_cli.training.averaging import Averaging, parameter_averaging
+from sentiment_cli.training.batches import Epoch, EpochTensors, as_2d, evaluate_loss
 from sentiment_cli.training.progress import EpochStats, TrainProgress
 
 __all__ = ["EpochStats", "TrainProgress", "TrainResult", "TrainState",
@@ -91,111 +92,6 @@ def compute_pos_weight(setting: str | float | None, y: np.ndarray,
     return np.full(n_outputs, value, dtype=np.float32)
 
 
-class _EpochTensors:
-    """One epoch's rows, in training order, as flat tensors, so batches are cheap slices."""
-
-    def __init__(self, matrix: sp.csr_matrix, order: np.ndarray) -> None:
-        shuffled = matrix[order]
-        self.indptr = shuffled.indptr.astype(np.int64)
-        self.indices = torch.from_numpy(shuffled.indices.astype(np.int64))
-        self.values = torch.from_numpy(np.asarray(shuffled.data, dtype=np.float32))
-
-    def batch(self, start: int, end: int, device: torch.device) -> SparseBatch:
-        lo, hi = int(self.indptr[start]), int(self.indptr[end])
-        offsets = torch.from_numpy(self.indptr[start:end] - lo)
-        return SparseBatch(
-            indices=self.indices[lo:hi].to(device, non_blocking=True),
-            offsets=offsets.to(device, non_blocking=True),
-            values=self.values[lo:hi].to(device, non_blocking=True),
-        )
-
-
-class _Epoch:
-    """This rank's rows in one epoch, as blocks in memory, and the steps it takes over them.
-
-    Rows in memory: one block, a shuffle of every row (the same on every rank), of which each
-    rank takes every ``world.size``-th. Rows in shards (``--stream``; under torchrun each
-    rank's own): read in a shuffled order a few shards at a time, each block shuffled (a
-    bounded buffer)."""
-
-    def __init__(self, x: sp.csr_matrix | ShardedRows, n_rows: int, batch_size: int,
-                 generator: torch.Generator, world: World) -> None:
-        self.x, self.generator, self.world = x, generator, world
-        if isinstance(x, ShardedRows):
-            self.order = None
-            self.shard_order = torch.randperm(len(x.paths), generator=generator).tolist()
-            sizes = x.block_sizes(self.shard_order)
-        else:
-            self.order = world.share(torch.randperm(n_rows, generator=generator).numpy())
-            sizes = [len(self.order)]
-        self.steps = sum(-(-n // batch_size) for n in sizes)
-
-    def blocks(self) -> Iterator[tuple[sp.csr_matrix, np.ndarray | None, np.ndarray]]:
-        """(CSR rows, their positions among all rows or None for all, this rank's order)."""
-        if self.order is not None:
-            yield self.x, None, self.order
-            return
-        assert isinstance(self.x, ShardedRows)
-        for matrix, positions in self.x.shuffled_blocks(self.shard_order):
-            yield matrix, positions, torch.randperm(len(positions), generator=self.generator
-                                                    ).numpy()
-
-
-def _as_2d(y: np.ndarray) -> np.ndarray:
-    return y.reshape(len(y), -1).astype(np.float32)
-
-
-def evaluate_loss(
-    model: SparseMLP,
-    matrix: sp.csr_matrix,
-    y: np.ndarray,
-    weights: np.ndarray | None,
-    pos_weight: np.ndarray | None,
-    device: torch.device,
-    world: World = SOLO,
-) -> tuple[float, float, np.ndarray]:
-    """(loss as trained, accuracy at logit 0, logits) on a whole matrix, in eval mode. With
-    several ranks each scores its share of the rows, and the loss and accuracy are over all of
-    them (the logits are this rank's rows'). Rows in shards are scored a shard at a time."""
-    if isinstance(matrix, ShardedRows):
-        return _sharded_loss(model, matrix, y, weights, pos_weight, device, world)
-    rows = world.share(np.arange(matrix.shape[0]))
-    matrix, y = matrix[rows], y[rows]
-    weights = None if weights is None else weights[rows]
-    logits = predict_logits(model, matrix, device)
-    targets = _as_2d(y)
-    loss = F.binary_cross_entropy_with_logits(
-        torch.from_numpy(logits),
-        torch.from_numpy(targets),
-        pos_weight=None if pos_weight is None else torch.from_numpy(pos_weight),
-        reduction="none",
-    ).mean(dim=1)
-    w = torch.ones_like(loss) if weights is None else torch.from_numpy(weights)
-    right = ((logits > 0) == (targets > 0.5))
-    loss_sum, weight_sum, n_right, n_cells = world.sum(
-        [float((loss * w).sum()), float(w.sum()), float(right.sum()), right.size])
-    return loss_sum / max(weight_sum, 1e-12), n_right / max(n_cells, 1), logits
-
-
-def _sharded_loss(model: SparseMLP, matrix: ShardedRows, y: np.ndarray,
-                  weights: np.ndarray | None, pos_weight: np.ndarray | None,
-                  device: torch.device, world: World) -> tuple[float, float, np.ndarray]:
-    """evaluate_loss over rows in shards: each shard's mean weighed by its rows (weights);
-    over every rank's shards when each rank has its own (``world``). The logits: this rank's."""
-    loss_sum = weight_sum = right = 0.0
-    logits = []
-    for block, rows in matrix.blocks():
-        w = None if weights is None else weights[rows]
-        loss, accuracy, part = evaluate_loss(model, block, y[rows], w, pos_weight, device)
-        share = float(len(rows) if w is None else w.sum())
-        loss_sum, weight_sum = loss_sum + loss * share, weight_sum + share
-        right += accuracy * len(rows)
-        logits.append(part)
-    loss_sum, weight_sum, right, n_rows = world.sum([loss_sum, weight_sum, right,
-                                                     matrix.shape[0]])
-    return loss_sum / max(weight_sum, 1e-12), right / max(n_rows, 1), np.concatenate(logits)
-
-
 def _snapshot(model: nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
 
@@ -227,7 +123,7 @@ def _train_epoch(
     optimizer: Adam,
     criterion: nn.Module,
     order: np.ndarray,
-    rows: _EpochTensors,
+    rows: EpochTensors,
     targets: torch.Tensor,
     weights: torch.Tensor | None,
     batch_size: int,
@@ -327,19 +223,19 @@ def fit(
     With several ranks (``world``, under torchrun) each rank steps through its own rows (every
     ``world.size``-th of each epoch's shuffle; with --stream, the rows it kept) with its own
     optimiser, and the ranks average their parameters every few steps and at each epoch's end
-    (:class:`~sentiment_cli.distributed.LocalSGD`): each ends the epoch with the same model, and
+    (training/averaging.py, local SGD): each ends the epoch with the same model, and
     the sums (pos_weight, metrics) are over all ranks. Each rank draws its own dropout masks.
     """
     device = resolve_device(options.device)
     progress = progress or TrainProgress()
-    train = _Split(x_train, _as_2d(y_train), w_train)
-    val = None if x_val is None or y_val is None else _Split(x_val, _as_2d(y_val), w_val)
+    train = _Split(x_train, as_2d(y_train), w_train)
+    val = None if x_val is None or y_val is None else _Split(x_val, as_2d(y_val), w_val)
     with _one_thread_on_cpu(device):
         own_rows = isinstance(x_train, ShardedRows)  # this rank's own rows, not a share
         pos_weight = compute_pos_weight(options.pos_weight, train.y, world if own_rows else SOLO)
         model, optimizer, criterion, state, shuffle_rng = _start(
             options, x_train.shape[1], train.y.shape[1], pos_weight, device, resume)
-        ranks = world.averaging(list(model.parameters()))
+        ranks = parameter_averaging(world, list(model.parameters()))
         epoch_mean = options.average_epochs and val is not None
         y_tensor = torch.from_numpy(train.y)
         w_tensor = None if w_train is None else torch.from_numpy(w_train.astype(np.float32))
@@ -350,12 +246,12 @@ def fit(
             started = time.perf_counter()
             progress.epoch_start(epoch, options.epochs, batches)
             world.reseed_epoch(options.seed, epoch, shuffle_rng if own_rows else None)
-            rows = _Epoch(x_train, len(train.y), options.batch_size, shuffle_rng, world)
+            rows = Epoch(x_train, len(train.y), options.batch_size, shuffle_rng, world)
             ranks.epoch_start(rows.steps)
             sums = np.zeros(4)
             for matrix, positions, order in rows.blocks():
                 sums += _train_epoch(
-                    model, optimizer, criterion, order, _EpochTensors(matrix, order),
+                    model, optimizer, criterion, order, EpochTensors(matrix, order),
                     y_tensor if positions is None else y_tensor[positions],
                     w_tensor if w_tensor is None or positions is None else w_tensor[positions],
                     options.batch_size, device, progress, ranks)

@@ -1,0 +1,191 @@
+"""Opening the user's files: the text encoding, the delimiter (given or sniffed), the path's
+checks, and CSV/TSV read whole, in chunks or as its header, with pandas; a file that cannot be
+read so is one :class:`DataError` naming the file and the option that fixes it."""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import os
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sentiment_cli.errors import DataError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+DEFAULT_ENCODING = "utf-8-sig"  # UTF-8, with or without a byte-order mark
+_SNIFF_BYTES = 64 * 1024
+
+
+def check_encoding(encoding: str | None, line_by_line: bool = False) -> str:
+    """A text encoding Python can decode with (and, ``line_by_line``, one in which a line
+    break is the byte 0x0a, as stdin is read)."""
+    encoding = encoding or DEFAULT_ENCODING
+    try:
+        codecs.lookup(encoding)
+        sample = "text,label\nGood film, 1\n"  # base64, rot13, idna, "undefined" fail here
+        if sample.encode(encoding).decode(encoding) != sample:
+            raise ValueError(encoding)
+    except (LookupError, UnicodeError, ValueError, TypeError):
+        raise DataError(f"unknown or unusable --encoding {encoding!r}; try utf-8, latin-1 or "
+                        f"cp1252") from None
+    try:
+        ascii_lines = b"\n a".decode(encoding) == "\n a"
+    except UnicodeError:
+        ascii_lines = False
+    if line_by_line and not ascii_lines:
+        raise DataError(f"--encoding {encoding} cannot be read line by line from stdin; convert "
+                        f"the input to UTF-8 first (iconv -f {encoding} -t utf-8)")
+    return encoding
+
+
+def check_delimiter(delimiter: str | None) -> str | None:
+    """The delimiter to use ('tab' spelled out is a tab), or None to sniff it."""
+    if not delimiter:
+        return None
+    sep = "\t" if delimiter in ("\\t", "tab", "TAB") else delimiter
+    if len(sep) != 1 or not sep.isascii() or sep in "\r\n\"":
+        raise DataError(f"--delimiter must be one ASCII character (or 'tab'), other than a "
+                        f"quote or a line break, got {delimiter!r}")
+    return sep
+
+
+def check_path(path: Path) -> None:
+    """A data file that can be read: it exists, is a file, is readable and is not empty."""
+    try:
+        _check_path(path)
+    except OSError as err:  # a name too long, a loop of links
+        raise DataError(f"{path}: {err.strerror or err}; check the path") from None
+
+
+def _check_path(path: Path) -> None:
+    if not path.exists():
+        raise DataError(f"{path}: no such file; check the path")
+    if path.is_dir():
+        raise DataError(f"{path} is a folder, not a data file; give the CSV/TSV file inside it")
+    if not path.is_file():
+        raise DataError(f"{path} is not a regular file (a pipe or a device?): it is read more "
+                        f"than once, so save it to a file first")
+    if not os.access(path, os.R_OK):
+        raise DataError(f"{path} is not readable (permission denied); check its permissions")
+    if path.stat().st_size == 0:
+        raise DataError(f"{path} is empty; it needs a header row and at least one data row")
+
+
+def decode_error(path: Path, encoding: str, err: UnicodeDecodeError) -> DataError:
+    bad = err.object[err.start : err.start + 1]
+    shown = f"byte 0x{bad[0]:02x}" if bad else "a byte"
+    name = "UTF-8" if encoding.replace("-", "").lower().startswith("utf8") else encoding
+    return DataError(
+        f"{path} is not valid {name} text ({shown}); if it was saved as latin-1 or cp1252 "
+        f"(common for older review files), pass --encoding latin-1 (or --encoding cp1252)"
+    )
+
+
+def sniff_delimiter(path: Path, encoding: str = DEFAULT_ENCODING) -> str:
+    """Guess the delimiter from the header line: tab, comma, semicolon or pipe."""
+    with open(path, "rb") as handle:
+        head = handle.read(_SNIFF_BYTES)
+    first_line = head.split(b"\n", 1)[0].decode(encoding, errors="replace")
+    counts = {sep: first_line.count(sep) for sep in ("\t", ",", ";", "|")}
+    best = max(counts, key=lambda sep: counts[sep])
+    if counts[best] == 0:
+        return "\t" if path.suffix.lower() in (".tsv", ".tab") else ","
+    return best
+
+
+def read_table(
+    path: str | os.PathLike[str],
+    delimiter: str | None = None,
+    encoding: str | None = None,
+) -> pd.DataFrame:
+    """Read a CSV/TSV file as strings, with no value turned into NaN.
+
+    Tab-separated files are read without quote handling (the TSV convention, and what GLUE-style
+    corpora need: a review that starts with a quote must not swallow the following lines).
+    """
+    import pandas as pd
+
+    path = Path(path)
+    arguments = _csv_arguments(path, delimiter, encoding)
+    with _reading_errors(path, arguments):
+        frame = pd.read_csv(path, **arguments)
+    frame.columns = [str(c).strip() for c in frame.columns]
+    if len(frame) == 0:
+        raise DataError(f"{path} has a header ({', '.join(frame.columns)}) but no data rows")
+    return frame
+
+
+def read_table_chunks(path: str | os.PathLike[str], delimiter: str | None = None,
+                      encoding: str | None = None, chunk_rows: int = 50_000,
+                      columns: Sequence[str] | None = None) -> Iterator[pd.DataFrame]:
+    """:func:`read_table` a chunk of ``chunk_rows`` rows at a time, for files larger than
+    memory; each chunk keeps only ``columns`` (as named in the header after stripping), when
+    given. Every column is parsed all the same: pandas' ``usecols`` would let a row with a
+    field too many through, shifted, where reading the whole file refuses it."""
+    import pandas as pd
+
+    path = Path(path)
+    arguments = _csv_arguments(path, delimiter, encoding)
+    with _reading_errors(path, arguments), \
+            pd.read_csv(path, chunksize=chunk_rows, **arguments) as chunks:
+        for frame in chunks:
+            frame.columns = [str(c).strip() for c in frame.columns]
+            yield frame if columns is None else frame[list(columns)]
+
+
+def read_header(path: str | os.PathLike[str], delimiter: str | None = None,
+                encoding: str | None = None) -> list[str]:
+    """The column names of a CSV/TSV file (stripped), read from its header alone."""
+    import pandas as pd
+
+    path = Path(path)
+    arguments = _csv_arguments(path, delimiter, encoding)
+    with _reading_errors(path, arguments):
+        frame = pd.read_csv(path, nrows=0, **arguments)
+    return [str(c).strip() for c in frame.columns]
+
+
+def _csv_arguments(path: Path, delimiter: str | None, encoding: str | None) -> dict[str, Any]:
+    """pandas.read_csv's arguments for a data file: checked, delimiter sniffed."""
+    check_path(path)
+    encoding = check_encoding(encoding)
+    try:
+        sep = check_delimiter(delimiter) or sniff_delimiter(path, encoding)
+    except OSError as err:
+        raise DataError(f"{path}: cannot read ({err.strerror})") from None
+    except UnicodeError as err:
+        raise DataError(f"{path} cannot be read as {encoding} ({err}); give its "
+                        f"--encoding") from None
+    return dict(sep=sep, encoding=encoding, dtype=str, keep_default_na=False, na_filter=False,
+                quoting=csv.QUOTE_NONE if sep == "\t" else csv.QUOTE_MINIMAL, engine="c",
+                skip_blank_lines=True)
+
+
+@contextmanager
+def _reading_errors(path: Path, arguments: dict[str, Any]) -> Iterator[None]:
+    """pandas' reading errors as one line naming the file and the fix."""
+    import pandas as pd
+
+    sep, encoding = arguments["sep"], arguments["encoding"]
+    try:
+        yield
+    except UnicodeDecodeError as err:
+        raise decode_error(path, encoding, err) from None
+    except UnicodeError as err:  # e.g. UTF-16 without its byte-order mark
+        raise DataError(f"{path} cannot be read as {encoding} ({err}); give its "
+                        f"--encoding") from None
+    except pd.errors.EmptyDataError:
+        raise DataError(f"{path} has no columns; it needs a header row and data rows") from None
+    except pd.errors.ParserError as err:
+        detail = str(err).strip().splitlines()[-1]
+        raise DataError(
+            f"{path} is not a well-formed {'TSV' if sep == chr(9) else 'CSV'} file ({detail}); "
+            f"check its quoting, or give the right --delimiter"
+        ) from None
+    except OSError as err:
+        raise DataError(f"{path}: cannot read ({err.strerror or err})") from None
