@@ -32,7 +32,8 @@ from sentiment_cli.data.reading import load_dataset  # noqa: E402
 from sentiment_cli.features import count_terms, fit_counts, select  # noqa: E402
 from sentiment_cli.model.module import predict_logits  # noqa: E402
 from sentiment_cli.split import related_groups, split_rows  # noqa: E402
-from sentiment_cli.training.loop import TrainState, fit  # noqa: E402
+from sentiment_cli.training.loop import fit  # noqa: E402
+from sentiment_cli.training.state import TrainState  # noqa: E402
 
 COLUMNS = ("ours, 90%", "LR, same 90%", "LR, all rows", "ours refitted on all rows")
 

@@ -13,11 +13,13 @@ from sentiment_cli import interruption
 from sentiment_cli.artifacts.atomic import publish
 from sentiment_cli.artifacts.bundle import Bundle, load_bundle, write_json
 from sentiment_cli.artifacts.folders import check_target
+from sentiment_cli.artifacts.locking import FolderLock
 from sentiment_cli.config import EvalConfig
 from sentiment_cli.data.reading import load_dataset
 from sentiment_cli.errors import DataError
 from sentiment_cli.metrics import binary_metrics, calibration_bins, multilabel_metrics
 from sentiment_cli.predict import Predictor
+from sentiment_cli.reporting.report import top_terms, write_report
 
 
 def evaluate(config: EvalConfig) -> dict[str, Any]:
@@ -25,8 +27,6 @@ def evaluate(config: EvalConfig) -> dict[str, Any]:
     ``config.report``, also report.md and plots there (a folder of its own: an earlier report
     is replaced only with ``config.force``, anything else never). The report folder is checked
     and locked before the model or the data is read."""
-    from sentiment_cli.artifacts.locking import FolderLock
-
     if config.report is None:
         return _evaluate(config, None)
     report = check_target(Path(config.report), "report", config.force, "--report")
@@ -90,8 +90,6 @@ def _evaluate(config: EvalConfig, report: Path | None) -> dict[str, Any]:
 
 def _write_eval_report(folder: Path, bundle: Bundle, data_path: str | os.PathLike[str],
                        y: np.ndarray, prob: np.ndarray, metrics: dict[str, Any]) -> None:
-    from sentiment_cli.reporting.report import top_terms, write_report
-
     write_json(folder / "report.json", {
         "format": "sentiment-cli-report", "model": str(bundle.path), "data": str(data_path),
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds")})

@@ -15,26 +15,32 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from sentiment_cli import distributed, interruption, parallel, streaming
+from sentiment_cli.artifacts.bundle import versions
 from sentiment_cli.artifacts.folders import check_target, remove_owned
 from sentiment_cli.artifacts.locking import FolderLock
 from sentiment_cli.artifacts.record import DataSummary, RunRecord, write_model_folder
 from sentiment_cli.checks import check
 from sentiment_cli.config import TrainConfig
+from sentiment_cli.data.rows import read_rows
 from sentiment_cli.device import resolve_device
 from sentiment_cli.distributed import World
 from sentiment_cli.errors import DataError, Interrupted, SentimentError, TrainingError
 from sentiment_cli.features import count_terms, training_matrices, warm_up
 from sentiment_cli.memory import check_training_memory
+from sentiment_cli.metrics import split_metrics
 from sentiment_cli.options import fingerprint
+from sentiment_cli.reporting import plots
+from sentiment_cli.reporting.report import write_training_report
 from sentiment_cli.shards import ShardedRows, Unkept, remove_stale_shards, shard_folder
 from sentiment_cli.split import TrainSplit, split_off_validation
 from sentiment_cli.training import checkpoint as ckpt
 from sentiment_cli.training.averaging import AVERAGE_EVERY
+from sentiment_cli.training.calibration import calibrate
 from sentiment_cli.training.progress import TrainProgress
+from sentiment_cli.training.state import TrainResult
 
 if TYPE_CHECKING:
     from sentiment_cli.data.reading import Dataset
-    from sentiment_cli.training.loop import TrainResult
 
 # From this size on, one worker counts terms while this process imports torch: on two idle
 # cores that took 0.76-0.89x the wall time of one process, from 3,000 to 67,000 rows
@@ -246,7 +252,6 @@ def _features(config: TrainConfig, note: Callable[[str], None], world: World,
         split = TrainSplit(rows.data, rows.train, rows.val, None, None)
         return _Features(split, rows.x_train, rows.x_val, rows.vectorizer, rows.train_rows), \
             time.perf_counter() - started
-    from sentiment_cli.data.rows import read_rows
 
     started = time.perf_counter()
     with parallel.pool(_workers(config, world)) as executor:
@@ -268,8 +273,6 @@ def _measure_and_write(config: TrainConfig, output: Path, features: _Features,
                        note: Callable[[str], None]) -> RunRecord | None:
     """Measure the trained model and write the model folder, on rank 0: its record (None on
     the other ranks, once they helped score the training rows)."""
-    from sentiment_cli.reporting.report import write_training_report
-
     scored = _training_logits(features, result, world)
     if scored is None:
         return None
@@ -308,11 +311,7 @@ def _measure(config: TrainConfig, features: _Features, result: TrainResult, worl
     """Calibrate on the validation rows and measure both splits (``scored``: the training
     rows' targets and logits): the run's record, and the rows the report shows (validation,
     else training) with their logits."""
-    from sentiment_cli.artifacts.bundle import versions
-    from sentiment_cli.metrics import split_metrics
     from sentiment_cli.model.module import predict_logits
-    from sentiment_cli.training.calibration import calibrate
-
     data, train, val = features.split.data, features.split.train, features.split.val
     train_y, train_logits = scored
     val_logits = None if features.x_val is None else predict_logits(result.model, features.x_val)
@@ -359,9 +358,7 @@ def _import_trainer(report: bool) -> None:
     import scipy.sparse.csgraph  # noqa: F401  (the split's grouping, 0.07 s)
     from safetensors import torch as _  # noqa: F401
 
-    from sentiment_cli.training import calibration, loop  # noqa: F401
+    from sentiment_cli.training import loop  # noqa: F401
 
     if report:
-        from sentiment_cli.reporting import plots
-
         plots.load_pyplot()

@@ -18,8 +18,14 @@ import numpy as np
 
 from sentiment_cli.artifacts.bundle import Bundle
 from sentiment_cli.config import PredictConfig
+from sentiment_cli.data.files import check_encoding, read_table
+from sentiment_cli.data.reading import TEXT_COLUMN_NAMES, pick_column
 from sentiment_cli.device import resolve_device
 from sentiment_cli.errors import DataError
+from sentiment_cli.features import transform
+from sentiment_cli.metrics import sigmoid
+from sentiment_cli.model.architecture import forward_numpy
+from sentiment_cli.parallel import ordered_map, pool
 
 __all__ = ["Predictor", "Scores", "batched", "input_batches", "read_lines", "records",
            "score_stream"]
@@ -55,9 +61,6 @@ class Predictor:
         return self.bundle.multilabel
 
     def logits(self, texts: Sequence[str]) -> np.ndarray:
-        from sentiment_cli.features import transform
-        from sentiment_cli.model.architecture import forward_numpy
-
         matrix = transform(self.bundle.vectorizer, texts)
         if self.device is None:
             return forward_numpy(self.bundle.weights, self.bundle.model_config, matrix)
@@ -67,8 +70,6 @@ class Predictor:
 
     def probabilities(self, texts: Sequence[str]) -> np.ndarray:
         """(len(texts), outputs) probabilities; an empty text gets the model's bias alone."""
-        from sentiment_cli.metrics import sigmoid
-
         return sigmoid(self.logits(texts) / self.bundle.temperature)
 
     def score(self, texts: Sequence[str]) -> Scores:
@@ -151,8 +152,6 @@ def score_stream(
     worker processes (:mod:`.parallel`), with at most 2 x jobs batches in flight, so memory
     stays flat on endless input. The first batch is scored here, so a short input never starts
     a worker; on CUDA every batch is."""
-    from sentiment_cli.parallel import ordered_map, pool
-
     iterator = iter(batches)
     first = next(iterator, None)
     if first is None:
@@ -178,8 +177,6 @@ def input_batches(config: PredictConfig, stdin: BinaryIO) -> Batches:
     """The texts ``config`` names, in batches of ``config.batch_size``, each with the other
     columns of its rows (``--keep-columns``) or None: the arguments, a file's column, or one
     text per line of ``stdin``."""
-    from sentiment_cli.data.files import check_encoding
-
     if config.input_file is not None:
         return _file_batches(config.input_file, config.text_column, config.keep_columns,
                              config.delimiter, config.encoding, config.batch_size)
@@ -191,9 +188,6 @@ def input_batches(config: PredictConfig, stdin: BinaryIO) -> Batches:
 
 def _file_batches(path: Path, text_column: str | None, keep_columns: bool,
                   delimiter: str | None, encoding: str | None, batch_size: int) -> Batches:
-    from sentiment_cli.data.files import read_table
-    from sentiment_cli.data.reading import TEXT_COLUMN_NAMES, pick_column
-
     frame = read_table(path, delimiter=delimiter, encoding=encoding)
     column = pick_column(frame, text_column, TEXT_COLUMN_NAMES, "text", "--text-column", path)
     texts = frame[column].tolist()

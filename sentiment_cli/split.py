@@ -19,6 +19,7 @@ import numpy as np
 
 from sentiment_cli.config import TrainConfig
 from sentiment_cli.data.reading import Dataset
+from sentiment_cli.data.rows import check_empty_labels, keep_labels, subset
 from sentiment_cli.errors import DataError
 
 if TYPE_CHECKING:
@@ -165,8 +166,6 @@ def split_off_validation(
     seeded stratified share of ``data`` with related rows kept together (``counts``: every
     row's terms). The split itself is scikit-learn's ``train_test_split`` when no rows are
     related, run by ``executor``'s worker, which has scikit-learn loaded."""
-    from sentiment_cli.data.rows import check_empty_labels, keep_labels, subset
-
     train_rows = val_rows = groups = None
     train = data
     if val is not None:

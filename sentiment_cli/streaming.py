@@ -45,6 +45,7 @@ from sentiment_cli.data.reading import (
     Dataset,
     checked_rows,
     label_columns_of,
+    load_dataset,
     pick_column,
 )
 from sentiment_cli.distributed import SOLO, World
@@ -347,8 +348,6 @@ def _assembled(config: TrainConfig, path: Path, columns: _Columns, plan: _Plan,
     gathered_val = world.everyone((counted.val_texts, counted.val_y))
     val_texts = [t for texts, _ in gathered_val for t in texts]
     if config.val_data is not None:
-        from sentiment_cli.data.reading import load_dataset
-
         with world.agreed():
             val = load_dataset(config.val_data, text_column=config.text_column,
                                label_columns=list(config.label_columns) or None,

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from sentiment_cli import __version__
 from sentiment_cli.artifacts.atomic import FolderChanged, FolderReader, folder_identity
 from sentiment_cli.artifacts.folders import MANIFEST_FILE
 from sentiment_cli.artifacts.schema import (
@@ -38,6 +39,7 @@ from sentiment_cli.artifacts.schema import (
     parse_config,
 )
 from sentiment_cli.errors import BundleError, damaged
+from sentiment_cli.features import vectorizer_from_json
 from sentiment_cli.memory import JSON_EXPANSION, check_fits, human
 from sentiment_cli.model.architecture import ModelConfig, parameter_count, parameter_shapes
 
@@ -67,8 +69,6 @@ def versions() -> dict[str, str]:
 
     import numpy
     import torch
-
-    from sentiment_cli import __version__
 
     return {
         "sentiment_cli": __version__,
@@ -202,8 +202,6 @@ def load_bundle(folder: str | os.PathLike[str]) -> Bundle:
 
 
 def _load(folder: Path, reader: FolderReader) -> Bundle:
-    from sentiment_cli.features import vectorizer_from_json
-
     missing = [name for name in REQUIRED_FILES if not reader.exists(name)]
     if missing:
         raise FolderChanged(f"missing {', '.join(missing)}")

@@ -12,6 +12,14 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from sentiment_cli.artifacts.atomic import publish
+from sentiment_cli.artifacts.bundle import (
+    CONFIG_FILE,
+    VOCABULARY_FILE,
+    WEIGHTS_FILE,
+    save_weights,
+    write_json,
+)
 from sentiment_cli.artifacts.schema import FORMAT_NAME, FORMAT_VERSION
 from sentiment_cli.config import TrainConfig
 from sentiment_cli.training.progress import EpochStats
@@ -169,15 +177,6 @@ def write_model_folder(output: Path, record: RunRecord, model: SparseMLP, terms:
     """Publish the model folder ``output`` (``--output``'s real path) whole (atomic.publish):
     the record's files, the vocabulary, the weights, and ``report`` (report.md and plots/,
     drawn into the staging folder) unless None. Returns publish's notes."""
-    from sentiment_cli.artifacts.atomic import publish
-    from sentiment_cli.artifacts.bundle import (
-        CONFIG_FILE,
-        VOCABULARY_FILE,
-        WEIGHTS_FILE,
-        save_weights,
-        write_json,
-    )
-
     def fill(folder: Path) -> None:
         write_json(folder / CONFIG_FILE, record.config_json())
         write_json(folder / VOCABULARY_FILE, {"terms": terms})

@@ -50,9 +50,6 @@ def train(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress or notes.")] = False,
     debug: DebugOption = False,
 ) -> None:
-    from sentiment_cli.pipeline import run_training
-    from sentiment_cli.reporting.console import TrainConsole, print_train_summary
-
     labels = list(label_column or [])
     if label_list:
         labels += [c.strip() for c in label_list.split(",") if c.strip()]
@@ -65,6 +62,10 @@ def train(
                                  "line_files": line_files})
     if job_identity() is None:  # a refusal before torch loads; under torchrun the ranks check
         check(config)           # together in run_training, so that one error stops them all
+    # Imported here, not above: --help and a refused option answer before torch loads.
+    from sentiment_cli.pipeline import run_training
+    from sentiment_cli.reporting.console import TrainConsole, print_train_summary
+
     interruption.ending_at_once()  # until there is something to clean up
     main_rank = environment_rank() == 0  # under torchrun, rank 0 speaks for the job
     with TrainConsole(quiet=quiet or not main_rank) as console:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from sentiment_cli.metrics import sigmoid
 from sentiment_cli.reporting.plots import draw_plots, history_value
 
 if TYPE_CHECKING:
@@ -239,8 +240,6 @@ def write_training_report(folder: Path, record: RunRecord, shown: Dataset, logit
                           model: SparseMLP, terms: list[str]) -> list[Path]:
     """report.md and plots/ of a trained model: the kept epoch on ``shown`` (the validation
     rows, or the training rows when there are none), whose logits these are."""
-    from sentiment_cli.metrics import sigmoid
-
     validating = record.val_metrics is not None
     config = record.config
     name = "line files" if config.line_files is not None else Path(record.data.source).name

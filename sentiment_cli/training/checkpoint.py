@@ -20,12 +20,12 @@ from sentiment_cli.artifacts.folders import file_digest, owned_files, tool_folde
 from sentiment_cli.artifacts.schema import ConfigProblem, integer, number
 from sentiment_cli.config import TrainConfig, TrainingConfig, flag
 from sentiment_cli.errors import DataError, Interrupted
+from sentiment_cli.model.architecture import ModelConfig, parameter_shapes
 from sentiment_cli.training.progress import EpochStats
+from sentiment_cli.training.state import TrainState
 
 if TYPE_CHECKING:  # torch is imported by the training step, not by importing this module
     import torch
-
-    from sentiment_cli.training.loop import TrainState
 
 STATE_FILE = "state.json"
 CHECKPOINT_FORMAT = "sentiment-cli-checkpoint"
@@ -216,8 +216,6 @@ def load_checkpoint(folder: Path, fingerprint: dict[str, Any],
     from safetensors import SafetensorError
     from safetensors.torch import load
 
-    from sentiment_cli.training.loop import TrainState
-
     try:
         with FolderReader(folder) as reader:
             meta = _read_state(reader, folder)
@@ -269,8 +267,6 @@ class Checkpoints:
         self.last_saved = 0  # the epoch saved last (or resumed from), 0 for none
 
     def load(self, vocab_size: int, training: TrainingConfig, n_outputs: int) -> TrainState:
-        from sentiment_cli.model.architecture import ModelConfig, parameter_shapes
-
         shapes = parameter_shapes(ModelConfig(vocab_size, list(training.hidden),
                                               training.dropout, n_outputs))
         state = load_checkpoint(self.folder, self.fingerprint, shapes)

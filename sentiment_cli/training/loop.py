@@ -14,7 +14,6 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -31,40 +30,10 @@ from sentiment_cli.shards import ShardedRows
 from sentiment_cli.training.averaging import Averaging, parameter_averaging
 from sentiment_cli.training.batches import Epoch, EpochTensors, as_2d, evaluate_loss
 from sentiment_cli.training.progress import EpochStats, TrainProgress
+from sentiment_cli.training.state import TrainResult, TrainState
 
 __all__ = ["EpochStats", "TrainProgress", "TrainResult", "TrainState",
            "TrainingDiverged", "fit"]
-
-
-@dataclass
-class TrainState:
-    """Everything needed to continue a run after the last completed epoch."""
-
-    epoch: int
-    model_state: dict[str, torch.Tensor]
-    optimizer_state: dict[str, Any]
-    best_state: dict[str, torch.Tensor] | None
-    best_val_loss: float
-    best_epoch: int
-    bad_epochs: int
-    history: list[EpochStats]
-    torch_rng: torch.Tensor
-    shuffle_rng: torch.Tensor
-    weight_sum: dict[str, torch.Tensor] | None = None  # sum of the weights of every epoch so far
-
-
-@dataclass
-class TrainResult:
-    model: SparseMLP
-    history: list[EpochStats]
-    best_epoch: int
-    stopped_early: bool
-    pos_weight: list[float] | None
-    device: str
-    averaged_epochs: int = 0  # > 0: the model is the mean of epochs 1..averaged_epochs
-    train_loss: float | None = None  # of the kept weights
-    val_loss: float | None = None
-    sent_bytes_per_epoch: float = 0.0  # what each rank sent to the others (several ranks)
 
 
 def compute_pos_weight(setting: str | float | None, y: np.ndarray,
