@@ -29,7 +29,7 @@ test: install
 	$(BIN)/python -m pytest -q -m "not slow" -n auto
 
 test-slow: install
-	$(BIN)/python -m pytest -q -m slow
+	$(BIN)/python -m pytest -q -m slow -n auto
 
 lint: install
 	$(BIN)/ruff check .
