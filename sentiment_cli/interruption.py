@@ -2,9 +2,8 @@
 where stopping is safe.
 
 Until a command has something to clean up, a signal ends it at once: nothing has been
-published, the output's lock goes with the process, and a staging folder left behind is
-removed by the next run (bce-train: :func:`ending_at_once`; the other commands keep Python's
-defaults). Within :func:`deferred` (bce-train's shards, epochs and model folder, bce-eval's
+published or locked (bce-train: :func:`ending_at_once`; the other commands keep Python's
+defaults). Within :func:`deferred` (bce-train from the moment it locks its output, bce-eval's
 --report), the handler only notes the signal; the work looks at it with :func:`check` between
 chunks, batches and phases, and stops there with :class:`~sentiment_cli.errors.Interrupted`:
 the checkpoint of the last epoch is kept, shards and staging folders are removed, the lock is

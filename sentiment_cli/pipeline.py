@@ -70,8 +70,10 @@ def run_training(config: TrainConfig, progress: TrainProgress | None = None,
             check_training_memory(config.training, vocab_size=1, n_outputs=1,  # --hidden alone
                                   processes=world.local_size)
             stream = False
-            if world.main:
+            if world.main:  # from the lock on, a signal stops the run where it removes its files
+                held.enter_context(interruption.deferred())
                 output = _hold_output(config, held)
+                interruption.check()
                 stream = _streams(config, output, world)
                 if stream:  # before any rank makes its shard folder
                     remove_stale_shards(output)
@@ -257,11 +259,13 @@ def _features(config: TrainConfig, note: Callable[[str], None], world: World,
     with parallel.pool(_workers(config, world)) as executor:
         executor.submit(warm_up)  # the worker imports scikit-learn while pandas reads here
         data, val = read_rows(config, note)
+        interruption.check()
         read_seconds = time.perf_counter() - started
         texts = data.texts if val is None else [*data.texts, *val.texts]
         counted = executor.submit(count_terms, texts, config.vectorizer)
         _import_trainer(config.report)  # while the worker counts
         counts = counted.result()
+        interruption.check()
         split = split_off_validation(config, data, val, counts.counts, executor, note)
     x_train, x_val, vectorizer = training_matrices(counts, config.vectorizer, split.train_rows,
                                                    split.val_rows)

@@ -991,6 +991,27 @@ def test_a_signal_while_the_pool_starts_is_one_line(tmp_path: Path, signum: int)
         assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".")]
 
 
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_once_the_output_is_locked_leaves_not_even_the_lock(tmp_path: Path,
+                                                                     signum: int) -> None:
+    """From the lock on, a signal is noted and the run stops after the phase it lands in
+    (here: reading a large file in memory), removing the lock file it made."""
+    data = write_csv(tmp_path / "d.csv", ["review", "sentiment"], toy_rows(50_000))
+    proc = subprocess.Popen([command("bce-train"), str(data), "-o", str(tmp_path / "m"), "-q",
+                             "--no-stream"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            text=True)
+    lock = tmp_path / ".m.lock"
+    deadline = time.monotonic() + 60
+    while not lock.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.005)
+    assert lock.exists(), "the run never locked its output"
+    proc.send_signal(signum)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + signum, err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d.csv"]
+
+
 @pytest.mark.slow
 def test_fast_usage_errors_repeated_never_hang(toy: Path, tmp_path: Path) -> None:
     for _ in range(20):
