@@ -5,14 +5,12 @@
 
 As benchmarks/tune.py (the same datasets, splits and scoring: accuracy at logit 0 on the 10% of
 each training part that ``bce-train`` would hold out; test parts and SST-2's dev file are never
-read), with two techniques the package does not have yet, tried here before they are built in:
+read), with a technique the package does not have, tried here before it is built in:
 
-- ``input_dropout``: word dropout, each input value of a training batch zeroed with this
-  probability (and the rest scaled by 1 / (1 - p)), patched into the first layer's forward;
 - ``nb_scale``: Naive Bayes log-count ratios (Wang & Manning 2012): each column of the binary
   matrix scaled by r = log((p / |p|_1) / (q / |q|_1)), p and q the column sums over the positive
   and negative training rows plus ``nb_alpha`` (1), computed on the training rows only.
-Every other key is a TrainingConfig option.
+Every other key is a TrainingConfig option (``input_dropout`` is ``--input-dropout``).
 """
 
 from __future__ import annotations
@@ -25,7 +23,6 @@ from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
-import torch.nn.functional as F
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -38,19 +35,6 @@ from sentiment_cli.features import count_terms, fit_counts, select  # noqa: E402
 from sentiment_cli.model import module  # noqa: E402
 from sentiment_cli.split import related_groups, split_rows  # noqa: E402
 from sentiment_cli.training.loop import fit  # noqa: E402
-
-INPUT_DROPOUT = {"p": 0.0}
-_forward = module.SparseLinear.forward
-
-
-def _forward_with_input_dropout(self: module.SparseLinear, batch: module.SparseBatch):  # type: ignore[no-untyped-def]
-    if self.training and INPUT_DROPOUT["p"] > 0:
-        batch = module.SparseBatch(batch.indices, batch.offsets,
-                                   F.dropout(batch.values, INPUT_DROPOUT["p"], training=True))
-    return _forward(self, batch)
-
-
-module.SparseLinear.forward = _forward_with_input_dropout  # type: ignore[method-assign]
 
 
 def nb_ratios(x: sp.csr_matrix, y: np.ndarray, alpha: float) -> np.ndarray:
@@ -77,7 +61,6 @@ def run(shared: Path, work: Path, seeds: int, candidates: list[dict]) -> list[di
             y_train, y_val = data.y[train_rows], data.y[val_rows]
             for candidate in candidates:
                 training = dict(candidate)
-                INPUT_DROPOUT["p"] = training.pop("input_dropout", 0.0)
                 alpha = training.pop("nb_alpha", 1.0)
                 xt, xv = x_train, x_val
                 if training.pop("nb_scale", False):

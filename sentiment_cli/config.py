@@ -122,6 +122,9 @@ class TrainingConfig:
         accepts=sizes(1, MAX_HIDDEN, MAX_LAYERS))
     dropout: float = option(0.2, "Dropout after hidden layers.",
                             accepts=interval(0, 1, closed="left"))
+    input_dropout: float = option(
+        0.0, "Word dropout in training: each term of a row is left out with this probability.",
+        accepts=interval(0, 1, closed="left"))
     lr: float = option(0.02, "Adam learning rate.", accepts=interval(0, None, closed="neither"))
     weight_decay: float = option(0.0, "L2 penalty.", accepts=interval(0, None))
     batch_size: int = option(256, "Rows per step.", accepts=interval(1, None, integer=True))

@@ -152,6 +152,23 @@ def test_summing_duplicate_rows_equals_coalesce(width: int) -> None:
     assert torch.equal(rows, expected.indices()[0]) and torch.equal(summed, expected.values())
 
 
+def test_input_dropout_leaves_terms_out_in_training_only() -> None:
+    """With every term's weight 1 and no bias, the logit counts the terms: in training each
+    one counts 0 or 1 / (1 - p) = 2 times, drawn anew each step; in evaluation once."""
+    torch.manual_seed(0)
+    model = SparseMLP(ModelConfig(vocab_size=1000, hidden=[], dropout=0.0), input_dropout=0.5)
+    with torch.no_grad():
+        model.first.bag.weight.fill_(1.0)
+        model.first.bias.zero_()
+    batch = SparseBatch(torch.arange(1000), torch.tensor([0]), torch.ones(1000))
+    model.eval()
+    assert float(model(batch).detach()) == 1000.0
+    model.train()
+    counts = [float(model(batch).detach()) for _ in range(5)]
+    assert all(c % 2 == 0 and 850 < c < 1150 for c in counts), counts  # 2 x about 500 kept
+    assert len(set(counts)) > 1
+
+
 def test_predict_logits_in_batches_equals_one_pass() -> None:
     model = SparseMLP(ModelConfig(vocab_size=300, hidden=[8, 4], dropout=0.5))
     matrix = random_csr(25, 300, 0.05, seed=3)

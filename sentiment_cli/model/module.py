@@ -65,11 +65,16 @@ class SparseLinear(nn.Module):
 
 
 class SparseMLP(nn.Module):
-    """Bag of words -> [Linear -> ReLU -> Dropout]* -> Linear -> one logit per output."""
+    """Bag of words -> [Linear -> ReLU -> Dropout]* -> Linear -> one logit per output.
 
-    def __init__(self, config: ModelConfig) -> None:
+    ``input_dropout`` (training only, not part of the saved model): each term of a row is left
+    out with this probability and the rest scaled by 1 / (1 - p), as ``nn.Dropout`` does to a
+    dense input (word dropout, as in Iyyer et al. 2015's deep averaging networks)."""
+
+    def __init__(self, config: ModelConfig, input_dropout: float = 0.0) -> None:
         super().__init__()
         self.config = config
+        self.input_dropout = input_dropout
         sizes = [*config.hidden, config.n_outputs]
         self.first = SparseLinear(config.vocab_size, sizes[0])
         layers: list[nn.Module] = []
@@ -78,6 +83,9 @@ class SparseMLP(nn.Module):
         self.rest = nn.Sequential(*layers)
 
     def forward(self, batch: SparseBatch) -> torch.Tensor:
+        if self.training and self.input_dropout > 0:
+            values = nn.functional.dropout(batch.values, self.input_dropout, training=True)
+            batch = SparseBatch(batch.indices, batch.offsets, values)
         return self.rest(self.first(batch))
 
     def output_bias(self) -> nn.Parameter:

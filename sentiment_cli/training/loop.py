@@ -148,8 +148,8 @@ def _start(options: TrainingConfig, n_inputs: int, n_outputs: int,
     the checkpoint's (weights, optimiser moments and random generators as they were)."""
     torch.manual_seed(options.seed)
     shuffle_rng = torch.Generator().manual_seed(options.seed)
-    model = SparseMLP(ModelConfig(n_inputs, list(options.hidden), options.dropout,
-                                  n_outputs)).to(device)
+    model = SparseMLP(ModelConfig(n_inputs, list(options.hidden), options.dropout, n_outputs),
+                      input_dropout=options.input_dropout).to(device)
     # One Adam over all parameters: lazy (touched rows only) for the sparse first-layer table.
     optimizer = Adam(model.parameters(), lr=options.lr, weight_decay=options.weight_decay)
     criterion = nn.BCEWithLogitsLoss(
