@@ -10,6 +10,11 @@ read), with a technique the package does not have, tried here before it is built
 - ``nb_scale``: Naive Bayes log-count ratios (Wang & Manning 2012): each column of the binary
   matrix scaled by r = log((p / |p|_1) / (q / |q|_1)), p and q the column sums over the positive
   and negative training rows plus ``nb_alpha`` (1), computed on the training rows only.
+- ``linear_init``: the MLP (one hidden layer of an even size 2k) starts as the linear model
+  trained first with the default options: k hidden units compute ReLU(z), k compute ReLU(-z)
+  (z = the linear model's logit, each unit's first-layer column with 10% noise so that they
+  differ), and the output layer adds (1/k) ReLU(z) - (1/k) ReLU(-z) = z; it then trains with the
+  candidate's options. The seconds include the linear model's training.
 Every other key is a TrainingConfig option (``input_dropout`` is ``--input-dropout``).
 """
 
@@ -35,12 +40,43 @@ from sentiment_cli.features import count_terms, fit_counts, select  # noqa: E402
 from sentiment_cli.model import module  # noqa: E402
 from sentiment_cli.split import related_groups, split_rows  # noqa: E402
 from sentiment_cli.training.loop import fit  # noqa: E402
+from sentiment_cli.training.state import TrainState  # noqa: E402
 
 
 def nb_ratios(x: sp.csr_matrix, y: np.ndarray, alpha: float) -> np.ndarray:
     p = alpha + np.asarray(x[y > 0.5].sum(axis=0)).ravel()
     q = alpha + np.asarray(x[y <= 0.5].sum(axis=0)).ravel()
     return np.log((p / p.sum()) / (q / q.sum())).astype(np.float32)
+
+
+def from_linear(x_train: sp.csr_matrix, y_train: np.ndarray, x_val: sp.csr_matrix,
+                y_val: np.ndarray, options: TrainingConfig) -> TrainState:
+    """A new run's state whose MLP computes the linear model's logits (``linear_init``)."""
+    import math
+
+    import torch
+
+    from sentiment_cli.model.optim import Adam
+
+    linear = fit(x_train, y_train, x_val, y_val, TrainingConfig(seed=options.seed, device="cpu"))
+    w = linear.model.first.bag.weight.detach()[:, 0]
+    b = linear.model.first.bias.detach()[0]
+    (width,) = options.hidden
+    k = width // 2
+    torch.manual_seed(options.seed)
+    signs = torch.cat([torch.ones(k), -torch.ones(width - k)])
+    noise = 1 + 0.1 * torch.randn(len(w), width)
+    model = module.SparseMLP(module.ModelConfig(len(w), [width], options.dropout, 1))
+    with torch.no_grad():
+        model.first.bag.weight.copy_(w[:, None] * signs[None, :] * noise)
+        model.first.bias.copy_(b * signs)
+        model.rest[-1].weight.copy_((signs / k)[None, :])
+        model.rest[-1].bias.zero_()
+    optimizer = Adam(model.parameters(), lr=options.lr, weight_decay=options.weight_decay)
+    torch.manual_seed(options.seed)
+    shuffle = torch.Generator().manual_seed(options.seed).get_state()
+    return TrainState(0, model.state_dict(), optimizer.state_dict(), None, math.inf, 0, 0, [],
+                      torch.get_rng_state(), shuffle)
 
 
 def run(shared: Path, work: Path, seeds: int, candidates: list[dict]) -> list[dict]:
@@ -66,9 +102,11 @@ def run(shared: Path, work: Path, seeds: int, candidates: list[dict]) -> list[di
                 if training.pop("nb_scale", False):
                     scale = sp.diags(nb_ratios(x_train, y_train, alpha))
                     xt, xv = (x_train @ scale).tocsr(), (x_val @ scale).tocsr()
+                linear_init = training.pop("linear_init", False)
                 started = time.perf_counter()
-                result = fit(xt, y_train, xv, y_val,
-                             TrainingConfig(seed=seed, device="cpu", **training))
+                config = TrainingConfig(seed=seed, device="cpu", **training)
+                resume = from_linear(xt, y_train, xv, y_val, config) if linear_init else None
+                result = fit(xt, y_train, xv, y_val, config, resume=resume)
                 seconds = time.perf_counter() - started
                 logits = module.predict_logits(result.model, xv)[:, 0]
                 row = {"dataset": name, "seed": seed, "options": candidate,
