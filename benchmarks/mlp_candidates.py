@@ -32,13 +32,9 @@ import scipy.sparse as sp
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.splits import make_splits  # noqa: E402
-from benchmarks.tune import table  # noqa: E402
-from sentiment_cli.config import TrainingConfig, VectorizerConfig  # noqa: E402
-from sentiment_cli.data.reading import load_dataset  # noqa: E402
-from sentiment_cli.features import count_terms, fit_counts, select  # noqa: E402
+from benchmarks.tune import scored, table, validation_splits  # noqa: E402
+from sentiment_cli.config import TrainingConfig  # noqa: E402
 from sentiment_cli.model import module  # noqa: E402
-from sentiment_cli.split import related_groups, split_rows  # noqa: E402
 from sentiment_cli.training.loop import fit  # noqa: E402
 from sentiment_cli.training.state import TrainState  # noqa: E402
 
@@ -80,41 +76,22 @@ def from_linear(x_train: sp.csr_matrix, y_train: np.ndarray, x_val: sp.csr_matri
 
 
 def run(shared: Path, work: Path, seeds: int, candidates: list[dict]) -> list[dict]:
-    splits = make_splits(shared, work)
     results = []
-    for name in ("rt_polarity", "sst2", "uci_sentences"):
-        if name not in splits:
-            continue
-        data = load_dataset(splits[name][0])
-        options = VectorizerConfig()
-        counts = count_terms(data.texts, options)
-        groups = related_groups(counts.counts)
-        for seed in range(seeds):
-            train_rows, val_rows = split_rows(data.y, 0.1, seed, groups, data.source)
-            _, columns = fit_counts(counts, options, train_rows)
-            x_train = select(counts, train_rows, columns, options.binary)
-            x_val = select(counts, val_rows, columns, options.binary)
-            y_train, y_val = data.y[train_rows], data.y[val_rows]
-            for candidate in candidates:
-                training = dict(candidate)
-                alpha = training.pop("nb_alpha", 1.0)
-                xt, xv = x_train, x_val
-                if training.pop("nb_scale", False):
-                    scale = sp.diags(nb_ratios(x_train, y_train, alpha))
-                    xt, xv = (x_train @ scale).tocsr(), (x_val @ scale).tocsr()
-                linear_init = training.pop("linear_init", False)
-                started = time.perf_counter()
-                config = TrainingConfig(seed=seed, device="cpu", **training)
-                resume = from_linear(xt, y_train, xv, y_val, config) if linear_init else None
-                result = fit(xt, y_train, xv, y_val, config, resume=resume)
-                seconds = time.perf_counter() - started
-                logits = module.predict_logits(result.model, xv)[:, 0]
-                row = {"dataset": name, "seed": seed, "options": candidate,
-                       "val_accuracy": float(((logits > 0) == (y_val > 0.5)).mean()),
-                       "val_loss": result.history[result.best_epoch - 1].val_loss,
-                       "epochs": len(result.history), "seconds": seconds}
-                print(json.dumps(row), flush=True)
-                results.append(row)
+    for name, seed, (x_train, y_train, x_val, y_val) in validation_splits(shared, work, seeds):
+        for candidate in candidates:
+            training = dict(candidate)
+            alpha = training.pop("nb_alpha", 1.0)
+            xt, xv = x_train, x_val
+            if training.pop("nb_scale", False):
+                scale = sp.diags(nb_ratios(x_train, y_train, alpha))
+                xt, xv = (x_train @ scale).tocsr(), (x_val @ scale).tocsr()
+            linear_init = training.pop("linear_init", False)
+            started = time.perf_counter()
+            config = TrainingConfig(seed=seed, device="cpu", **training)
+            resume = from_linear(xt, y_train, xv, y_val, config) if linear_init else None
+            result = fit(xt, y_train, xv, y_val, config, resume=resume)
+            results.append(scored(name, seed, candidate, result, xv, y_val,
+                                  time.perf_counter() - started))
     return results
 
 

@@ -17,7 +17,9 @@ import json
 import statistics
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -43,9 +45,10 @@ CANDIDATES = [
 ]
 
 
-def tune(shared: Path, work: Path, seeds: int, candidates: list[dict]) -> list[dict]:
+def validation_splits(shared: Path, work: Path, seeds: int) -> Iterator[tuple[str, int, Any]]:
+    """(dataset, seed, (x_train, y_train, x_val, y_val)) for each training part and seed: the
+    rows split 90/10 as bce-train splits them, the vocabulary fitted on the 90."""
     splits = make_splits(shared, work)
-    results = []
     for name in ("rt_polarity", "sst2", "uci_sentences"):
         if name not in splits:
             continue
@@ -56,20 +59,33 @@ def tune(shared: Path, work: Path, seeds: int, candidates: list[dict]) -> list[d
         for seed in range(seeds):
             train_rows, val_rows = split_rows(data.y, 0.1, seed, groups, data.source)
             _, columns = fit_counts(counts, options, train_rows)
-            x_train = select(counts, train_rows, columns, options.binary)
-            x_val = select(counts, val_rows, columns, options.binary)
-            for candidate in candidates:
-                started = time.perf_counter()
-                result = fit(x_train, data.y[train_rows], x_val, data.y[val_rows],
-                             TrainingConfig(seed=seed, device="cpu", **candidate))
-                seconds = time.perf_counter() - started
-                logits = predict_logits(result.model, x_val)[:, 0]
-                row = {"dataset": name, "seed": seed, "options": candidate,
-                       "val_accuracy": float(((logits > 0) == (data.y[val_rows] > 0.5)).mean()),
-                       "val_loss": result.history[result.best_epoch - 1].val_loss,
-                       "epochs": len(result.history), "seconds": seconds}
-                print(json.dumps(row), flush=True)
-                results.append(row)
+            yield name, seed, (select(counts, train_rows, columns, options.binary),
+                               data.y[train_rows],
+                               select(counts, val_rows, columns, options.binary),
+                               data.y[val_rows])
+
+
+def scored(name: str, seed: int, candidate: dict, result: Any, x_val: Any, y_val: Any,
+           seconds: float) -> dict:
+    """One result row: validation accuracy at logit 0, the kept epoch's loss, epochs, time."""
+    logits = predict_logits(result.model, x_val)[:, 0]
+    row = {"dataset": name, "seed": seed, "options": candidate,
+           "val_accuracy": float(((logits > 0) == (y_val > 0.5)).mean()),
+           "val_loss": result.history[result.best_epoch - 1].val_loss,
+           "epochs": len(result.history), "seconds": seconds}
+    print(json.dumps(row), flush=True)
+    return row
+
+
+def tune(shared: Path, work: Path, seeds: int, candidates: list[dict]) -> list[dict]:
+    results = []
+    for name, seed, (x_train, y_train, x_val, y_val) in validation_splits(shared, work, seeds):
+        for candidate in candidates:
+            started = time.perf_counter()
+            result = fit(x_train, y_train, x_val, y_val,
+                         TrainingConfig(seed=seed, device="cpu", **candidate))
+            results.append(scored(name, seed, candidate, result, x_val, y_val,
+                                  time.perf_counter() - started))
     return results
 
 
