@@ -199,11 +199,14 @@ class TrainConfig:
         parse=parse_word, accepts=one_of("contained", "none"))
     vectorizer: VectorizerConfig = field(default_factory=VectorizerConfig)
     training: TrainingConfig = field(default_factory=TrainingConfig)
-    threshold: float | str = option(
-        0.5, "Decision threshold stored in the model: a number, or auto (best --threshold-metric "
-        "on validation).", parse=parse_threshold, show=lambda v: v if v == "auto" else f"{v:g}",
+    threshold: float | str | None = option(
+        None, "Decision threshold stored in the model: a number, or auto (best --threshold-metric "
+        "on validation).", parse=parse_threshold,
+        show=lambda v: "default" if v is None else v if v == "auto" else f"{v:g}",
+        default_help="0.5; for several label columns, auto when there are validation rows",
         resumable=True, accepts=Constraint("auto or a number in [0, 1]",
-                                           lambda v: v == "auto" or THRESHOLD.test(v)))
+                                           lambda v: v is None or v == "auto"
+                                           or THRESHOLD.test(v)))
     threshold_metric: str = option("f1", "f1 or accuracy, for --threshold auto.", parse=parse_word,
                                    resumable=True, accepts=one_of("f1", "accuracy"))
     calibrate: str = option(

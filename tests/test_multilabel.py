@@ -8,10 +8,13 @@ import json
 import random
 from pathlib import Path
 
+import numpy as np
 import pytest
 from conftest import assert_clean_error, run, write_csv
 
 from sentiment_cli.artifacts.bundle import load_bundle
+from sentiment_cli.config import TrainConfig
+from sentiment_cli.training.calibration import calibrate
 
 WORDS = {"joy": ["happy", "delighted", "glad"], "anger": ["furious", "angry", "mad"],
          "thanks": ["thanks", "grateful", "appreciate"]}
@@ -67,6 +70,18 @@ def test_eval_reports_per_label_and_averages(multilabel_model: Path, tmp_path: P
     assert {"micro_f1", "macro_f1", "subset_accuracy", "hamming_loss"} <= set(metrics)
     assert set(metrics["per_label"]) == set(WORDS)
     assert (tmp_path / "r" / "plots" / "per_label_f1.png").exists()
+
+
+def test_the_default_threshold_is_each_labels_own_for_several_labels_only() -> None:
+    rng = np.random.default_rng(0)
+    y = (rng.random((400, 3)) < [0.05, 0.2, 0.5]).astype(np.float32)
+    logits = (2 * y - 1) * 1.5 + rng.normal(0, 1.5, y.shape) - 1.0  # 0.5 is not the best cut
+    _, tuned = calibrate(TrainConfig(), logits, y, 3)
+    assert len(tuned) == 3 and all(t != 0.5 for t in tuned)
+    assert tuned == calibrate(TrainConfig(threshold="auto"), logits, y, 3)[1]
+    assert calibrate(TrainConfig(threshold=0.5), logits, y, 3)[1] == [0.5] * 3
+    assert calibrate(TrainConfig(), logits[:, :1], y[:, :1], 1)[1] == [0.5]  # binary: 0.5
+    assert calibrate(TrainConfig(), None, None, 3)[1] == [0.5] * 3  # no validation rows
 
 
 def test_per_label_thresholds_are_stored(multilabel_model: Path) -> None:

@@ -96,7 +96,8 @@ class RunRecord:
                 "val_max_rows": None if separate else c.val_max_rows,
                 "val_grouping": None if separate else c.val_grouping,
                 "val_data": None if c.val_data is None else str(c.val_data),
-                "threshold": str(c.threshold),  # "auto" or the number, a string as ever
+                # "auto" or the number, a string as ever; "default" when not given (calibrate)
+                "threshold": "default" if c.threshold is None else str(c.threshold),
                 "threshold_metric": c.threshold_metric,
                 "calibrate": c.calibrate,
                 "device_used": self.device,
