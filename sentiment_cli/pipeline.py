@@ -316,6 +316,7 @@ def _measure(config: TrainConfig, features: _Features, result: TrainResult, worl
     rows' targets and logits): the run's record, and the rows the report shows (validation,
     else training) with their logits."""
     from sentiment_cli.model.module import predict_logits
+
     data, train, val = features.split.data, features.split.train, features.split.val
     train_y, train_logits = scored
     val_logits = None if features.x_val is None else predict_logits(result.model, features.x_val)
