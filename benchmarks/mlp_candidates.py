@@ -15,6 +15,10 @@ read), with a technique the package does not have, tried here before it is built
   (z = the linear model's logit, each unit's first-layer column with 10% noise so that they
   differ), and the output layer adds (1/k) ReLU(z) - (1/k) ReLU(-z) = z; it then trains with the
   candidate's options. The seconds include the linear model's training.
+- ``wide``: the MLP plus a linear path (wide and deep, Cheng et al. 2016): the first layer
+  has one more column per output, added to the output without a nonlinearity (``WideMLP``).
+- ``tfidf``: the matrices through scikit-learn's ``TfidfTransformer(**value)`` fitted on the
+  training rows (e.g. ``{"use_idf": false, "norm": "l2"}``: rows scaled to unit length).
 Every other key is a TrainingConfig option (``input_dropout`` is ``--input-dropout``).
 """
 
@@ -28,6 +32,7 @@ from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
+import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -35,6 +40,7 @@ sys.path.insert(0, str(ROOT))
 from benchmarks.tune import scored, table, validation_splits  # noqa: E402
 from sentiment_cli.config import TrainingConfig  # noqa: E402
 from sentiment_cli.model import module  # noqa: E402
+from sentiment_cli.training import loop  # noqa: E402
 from sentiment_cli.training.loop import fit  # noqa: E402
 from sentiment_cli.training.state import TrainState  # noqa: E402
 
@@ -75,6 +81,23 @@ def from_linear(x_train: sp.csr_matrix, y_train: np.ndarray, x_val: sp.csr_matri
                       torch.get_rng_state(), shuffle)
 
 
+class WideMLP(module.SparseMLP):
+    """``wide``: the MLP plus a linear path (wide and deep, Cheng et al. 2016): the first layer
+    has one more column per output, added to the output without a nonlinearity."""
+
+    def __init__(self, config: module.ModelConfig, input_dropout: float = 0.0) -> None:
+        super().__init__(config, input_dropout)
+        self.first = module.SparseLinear(config.vocab_size, config.hidden[0] + config.n_outputs)
+
+    def forward(self, batch: module.SparseBatch) -> torch.Tensor:
+        if self.training and self.input_dropout > 0:
+            values = torch.nn.functional.dropout(batch.values, self.input_dropout, training=True)
+            batch = module.SparseBatch(batch.indices, batch.offsets, values)
+        first = self.first(batch)
+        outputs = self.config.n_outputs
+        return first[:, :outputs] + self.rest(first[:, outputs:])
+
+
 def run(shared: Path, work: Path, seeds: int, candidates: list[dict]) -> list[dict]:
     results = []
     for name, seed, (x_train, y_train, x_val, y_val) in validation_splits(shared, work, seeds):
@@ -85,7 +108,15 @@ def run(shared: Path, work: Path, seeds: int, candidates: list[dict]) -> list[di
             if training.pop("nb_scale", False):
                 scale = sp.diags(nb_ratios(x_train, y_train, alpha))
                 xt, xv = (x_train @ scale).tocsr(), (x_val @ scale).tocsr()
+            tfidf = training.pop("tfidf", None)
+            if tfidf is not None:
+                from sklearn.feature_extraction.text import TfidfTransformer
+
+                transform = TfidfTransformer(**tfidf).fit(xt)
+                xt = transform.transform(xt).astype(np.float32).tocsr()
+                xv = transform.transform(xv).astype(np.float32).tocsr()
             linear_init = training.pop("linear_init", False)
+            loop.SparseMLP = WideMLP if training.pop("wide", False) else module.SparseMLP
             started = time.perf_counter()
             config = TrainingConfig(seed=seed, device="cpu", **training)
             resume = from_linear(xt, y_train, xv, y_val, config) if linear_init else None

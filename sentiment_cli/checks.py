@@ -48,6 +48,12 @@ def _check_train(config: TrainConfig) -> None:
     if needs_val and config.val_split == 0 and config.val_data is None:
         raise DataError("--threshold auto and --calibrate temperature need validation rows; "
                         "use --val-split > 0 or --val-data FILE")
+    if config.autotune is not None and config.val_split == 0 and config.val_data is None:
+        raise DataError("--autotune needs validation rows to compare options on; use "
+                        "--val-split > 0 or --val-data FILE")
+    if config.autotune is not None and config.resume:
+        raise DataError("--resume cannot go on with an --autotune search; start again without "
+                        "--resume, or resume with the options it chose instead of --autotune")
     if config.stream:
         _check_stream(config)
     _check_vectorizer(config.vectorizer)

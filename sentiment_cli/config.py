@@ -30,12 +30,14 @@ from sentiment_cli.constraints import (
 from sentiment_cli.options import (
     option,
     option_of,
+    parse_duration,
     parse_ints,
     parse_ngram_range,
     parse_pos_weight,
     parse_stop_words,
     parse_threshold,
     parse_word,
+    show_duration,
     show_ints,
 )
 from sentiment_cli.tokens import SENTIMENT_TOKEN_PATTERN
@@ -45,6 +47,7 @@ MAX_NGRAM = 10  # word n-grams; a text of n tokens has n * MAX_NGRAM of them at 
 MAX_HIDDEN = 100_000
 MAX_LAYERS = 16
 MAX_SEED = 2**32 - 1  # what NumPy's and scikit-learn's seeding accept
+MAX_AUTOTUNE = 7 * 24 * 3600.0  # seconds: a week
 MAX_PREDICT_BATCH = 1_000_000  # texts held (and scored) at once
 DEVICE_PATTERN = re.compile(r"auto|cpu|cuda(:\d+)?")
 FORMATS = ("jsonl", "csv", "tsv", "label", "table")
@@ -225,6 +228,11 @@ class TrainConfig:
         accepts=optional(BOOLEAN))
     report: bool = option(True, "Write report.md and plots/ into the model folder.",
                           toggle=True, resumable=True, accepts=BOOLEAN)
+    autotune: float | None = option(
+        None, "Search the training options (hidden sizes, learning rate, dropouts, weight decay, "
+        "batch size) on the validation rows for this long, e.g. 90s, 5m or 1h; then train with "
+        "the best.", parse=parse_duration, show=show_duration,
+        accepts=optional(interval(0, MAX_AUTOTUNE, closed="right")))
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "label_columns", tuple(self.label_columns))

@@ -132,6 +132,26 @@ def parse_threshold(value: str) -> float | str:
         raise DataError(f"--threshold must be auto or a number in [0, 1], got {value!r}") from None
 
 
+_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600}
+
+
+def parse_duration(value: str) -> float | None:
+    """Seconds from 90, 90s, 1.5m or 2h; None from none."""
+    text = value.strip().lower()
+    if text in ("", "none"):
+        return None
+    unit = text[-1:] if text[-1:] in _UNITS else ""
+    try:
+        return float(text[: len(text) - len(unit)]) * _UNITS[unit]
+    except ValueError:
+        raise DataError(f"--autotune takes a duration like 90, 90s, 5m or 1h, got {value!r}"
+                        ) from None
+
+
+def show_duration(seconds: float | None) -> str:
+    return "none" if seconds is None else f"{seconds:g}s"
+
+
 def parse_word(value: str) -> str:
     return value.strip().lower()
 

@@ -41,6 +41,7 @@ from sentiment_cli.training.state import TrainResult
 
 if TYPE_CHECKING:
     from sentiment_cli.data.reading import Dataset
+    from sentiment_cli.training.autotune import Search
 
 # From this size on, one worker counts terms while this process imports torch: on two idle
 # cores that took 0.76-0.89x the wall time of one process, from 3,000 to 67,000 rows
@@ -63,6 +64,9 @@ def run_training(config: TrainConfig, progress: TrainProgress | None = None,
         output = config.model_folder
         with world.agreed():  # any rank's error here stops every rank, before any reading
             check(config)
+            if config.autotune is not None and world.size > 1:
+                raise DataError("--autotune searches in one process: run it without torchrun, "
+                                "then train under torchrun with the options it chose")
             config = replace(config, training=replace(config.training, device=(
                 distributed.rank_device(world, config.training.device))))
             if config.training.device.startswith("cuda"):
@@ -159,8 +163,16 @@ def _train(config: TrainConfig, output: Path, checkpoints: Path, progress: Train
          f"vocabulary of {x_train.shape[1]} terms")
     n_outputs = 1 if train.y.ndim == 1 else train.y.shape[1]
 
+    from sentiment_cli.training.autotune import described, searched, tune
     from sentiment_cli.training.loop import TrainingDiverged, fit
 
+    search = None
+    if config.autotune is not None:
+        with interruption.deferred():
+            search = tune(features.x_train, split.train, features.x_val, split.val,
+                          config.training, config.autotune, progress, note)
+        # trained, checkpointed and recorded as if these options had been given
+        config = replace(config, training=search.chosen, autotune=None)
     run = ckpt.Checkpoints(checkpoints, {
         **fingerprint(config), **digests, **streamed,
         "text_column": data.text_column,
@@ -194,11 +206,16 @@ def _train(config: TrainConfig, output: Path, checkpoints: Path, progress: Train
                 note(f"each of {world.size} ranks sent {result.sent_bytes_per_epoch / 1e6:.2f} MB "
                      f"per epoch to the others (the model's changes, every "
                      f"{AVERAGE_EVERY} steps)")
-            record = _measure_and_write(config, output, features, result, world, note)
+            record = _measure_and_write(config, output, features, result, world, note, search)
             if record is None:
                 return None  # rank 0 measures and writes
     except Interrupted as err:
-        raise run.interrupted(err) from None
+        stopped = run.interrupted(err)
+        if search is not None and run.last_saved:  # --resume refuses --autotune
+            stopped = Interrupted(err.signum, str(stopped).replace(
+                "the same command plus --resume", "--resume and, instead of --autotune, "
+                f"{described(searched(search.chosen))}"))
+        raise stopped from None
     laps["total"] = time.perf_counter() - started
     laps["finish"] = laps["total"] - laps["read"] - laps["vectorize"] - laps["train"]
     record.seconds = laps
@@ -273,8 +290,8 @@ def _features(config: TrainConfig, note: Callable[[str], None], world: World,
 
 
 def _measure_and_write(config: TrainConfig, output: Path, features: _Features,
-                       result: TrainResult, world: World,
-                       note: Callable[[str], None]) -> RunRecord | None:
+                       result: TrainResult, world: World, note: Callable[[str], None],
+                       search: Search | None = None) -> RunRecord | None:
     """Measure the trained model and write the model folder, on rank 0: its record (None on
     the other ranks, once they helped score the training rows)."""
     scored = _training_logits(features, result, world)
@@ -282,6 +299,7 @@ def _measure_and_write(config: TrainConfig, output: Path, features: _Features,
         return None
     interruption.check()
     record, shown, logits = _measure(config, features, result, world, scored)
+    record.autotune = search
     interruption.check()  # the last moment: the model folder is written whole
     terms = features.vectorizer["terms"]
 

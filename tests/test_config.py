@@ -32,7 +32,7 @@ BAD = {  # a value each constrained field refuses
                      "device": "gpu", "seed": -1, "average_epochs": 1},
     TrainConfig: {"text_column": "", "label_columns": ("",), "val_split": 1.0,
                   "val_max_rows": 1, "val_grouping": "random", "threshold": 2.0,
-                  "threshold_metric": "auc", "calibrate": "platt"},
+                  "threshold_metric": "auc", "calibrate": "platt", "autotune": 0.0},
     PredictConfig: {"output_format": "xml", "threshold": 1.5, "batch_size": 0,
                     "device": "tpu"},
     EvalConfig: {"threshold": -0.5},

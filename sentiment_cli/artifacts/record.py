@@ -26,6 +26,7 @@ from sentiment_cli.training.progress import EpochStats
 
 if TYPE_CHECKING:
     from sentiment_cli.model.module import SparseMLP
+    from sentiment_cli.training.autotune import Search
 
 HISTORY_FIELDS = ("epoch", "train_loss", "val_loss", "train_acc", "val_acc", "seconds")
 
@@ -74,6 +75,7 @@ class RunRecord:
     world_size: int = 1  # processes that trained (torchrun), and their backend
     backend: str | None = None
     sent_bytes_per_epoch: float = 0.0  # by each rank, exchanging the model's changes
+    autotune: Search | None = None  # the --autotune search that chose the training options
 
     def config_json(self) -> dict[str, Any]:
         c = self.config
@@ -105,6 +107,9 @@ class RunRecord:
                 "world_size": self.world_size,
                 "backend": self.backend,
                 "sent_bytes_per_epoch": round(self.sent_bytes_per_epoch),
+                # the search (its trials are in metrics.json); the options above are its choice
+                "autotune": None if self.autotune is None else {
+                    k: v for k, v in self.autotune.to_dict().items() if k != "trials"},
             },
             "data": {
                 "source": self.data.source,
@@ -132,6 +137,7 @@ class RunRecord:
             "pos_weight": self.pos_weight,
             "temperature": self.temperature,
             "dropped_rows": self.data.dropped_rows,
+            **({} if self.autotune is None else {"autotune": self.autotune.to_dict()}),
         }
 
     def history_csv(self) -> str:

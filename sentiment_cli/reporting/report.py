@@ -166,6 +166,20 @@ def _terms_section(terms: dict[str, list[tuple[str, float]]]) -> list[str]:
     return [*out, ""]
 
 
+def _trials_section(trials: list[dict], shown: int = 10) -> list[str]:
+    """The --autotune trials with the lowest validation loss, best first."""
+    keys = ["trial", "hidden", "lr", "dropout", "input_dropout", "weight_decay", "batch_size",
+            "val_loss", "val_accuracy", "epochs", "seconds"]
+    ranked = sorted(trials, key=lambda t: t["val_loss"])[:shown]
+    rows = [[",".join(map(str, t["hidden"])) or "none" if k == "hidden" else
+             "-" if k == "dropout" and not t["hidden"] else
+             _cell(t[k], ".3g") if k in ("lr", "weight_decay") else
+             _cell(t[k], ".2f" if k == "seconds" else ".4f") for k in keys] for t in ranked]
+    return [f"## Autotune: the best {len(ranked)} of {len(trials)} trials", "",
+            "Each trained on the training rows and scored on the validation rows; the first "
+            "row's options are the ones above.", "", *_table(keys, rows)]
+
+
 def _history_section(history: list[dict], best_epoch: int | None,
                      averaged_epochs: int = 0) -> list[str]:
     keys = ("train_loss", "val_loss", "train_acc", "val_acc", "seconds")
@@ -195,6 +209,7 @@ def write_report(
     options: dict | None = None,
     top_terms: dict[str, list[tuple[str, float]]] | None = None,
     extra_sections: dict[str, dict] | None = None,
+    trials: list[dict] | None = None,
 ) -> list[Path]:
     """Write ``folder/report.md`` and its PNG plots in ``folder/plots``; return the paths."""
     folder = Path(folder)
@@ -222,6 +237,8 @@ def write_report(
                   *_table(["option", "value"],
                           [[k, format(v, "g") if isinstance(v, float) else v]
                            for k, v in _flatten(options).items()])]
+    if trials:
+        lines += _trials_section(trials)
     lines += _metrics_section(metrics, labels, multilabel, dataset_name, extra_sections or {})
     if history:
         lines += _history_section(history, best_epoch, averaged_epochs)
@@ -261,4 +278,5 @@ def write_training_report(folder: Path, record: RunRecord, shown: Dataset, logit
         options=record.report_options(),
         top_terms=top_terms(model, terms, record.data.labels),
         extra_sections={"train": record.train_metrics} if validating else None,
+        trials=None if record.autotune is None else record.autotune.to_dict()["trials"],
     )
