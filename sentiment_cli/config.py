@@ -19,6 +19,7 @@ from pathlib import Path
 
 from sentiment_cli.constraints import (
     Constraint,
+    finite,
     interval,
     matches,
     one_of,
@@ -232,7 +233,8 @@ class TrainConfig:
         None, "Search the training options (hidden sizes, learning rate, dropouts, weight decay, "
         "batch size) on the validation rows for this long, e.g. 90s, 5m or 1h; then train with "
         "the best.", parse=parse_duration, show=show_duration,
-        accepts=optional(interval(0, MAX_AUTOTUNE, closed="right")))
+        accepts=Constraint("a duration over 0 s and at most a week (604800 s)",
+                           lambda v: v is None or (finite(v) and 0 < v <= MAX_AUTOTUNE)))
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "label_columns", tuple(self.label_columns))

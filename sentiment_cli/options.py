@@ -7,6 +7,7 @@ options themselves are the fields of config.py's dataclasses."""
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable, Iterator
 from dataclasses import MISSING, Field, dataclass, field, fields, is_dataclass
 from typing import Any
@@ -138,7 +139,7 @@ _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600}
 def parse_duration(value: str) -> float | None:
     """Seconds from 90, 90s, 1.5m or 2h; None from none."""
     text = value.strip().lower()
-    if text in ("", "none"):
+    if text == "none":  # as the --resume fingerprint writes "not given"
         return None
     unit = text[-1:] if text[-1:] in _UNITS else ""
     try:
@@ -149,7 +150,9 @@ def parse_duration(value: str) -> float | None:
 
 
 def show_duration(seconds: float | None) -> str:
-    return "none" if seconds is None else f"{seconds:g}s"
+    if seconds is None:
+        return "none"
+    return f"{seconds:g}s" if math.isfinite(seconds) else f"{seconds}"
 
 
 def parse_word(value: str) -> str:

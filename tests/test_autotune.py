@@ -101,7 +101,8 @@ def test_bce_train_autotune_records_the_choice_everywhere(tmp_path: Path) -> Non
 
 @pytest.mark.parametrize(("args", "needle"), [
     (["--autotune", "soon"], "--autotune takes a duration like 90, 90s, 5m or 1h, got 'soon'"),
-    (["--autotune", "0"], "--autotune must be"),
+    (["--autotune", "0"], "--autotune must be a duration over 0 s and at most a week"),
+    (["--autotune", ""], "--autotune takes a duration"),
     (["--autotune", "1m", "--val-split", "0"], "--autotune needs validation rows"),
     (["--autotune", "1m", "--resume"], "--resume cannot go on with an --autotune search"),
 ])
