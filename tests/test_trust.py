@@ -997,9 +997,12 @@ def test_a_signal_once_the_output_is_locked_leaves_not_even_the_lock(tmp_path: P
     """From the lock on, a signal is noted and the run stops after the phase it lands in
     (here: reading a large file in memory), removing the lock file it made."""
     data = write_csv(tmp_path / "d.csv", ["review", "sentiment"], toy_rows(50_000))
+    # SIGINT as a foreground job has it: under a shell's background job (a CI runner's, say) it
+    # is inherited ignored, and an ignored SIGINT stays ignored (test_robustness.py)
     proc = subprocess.Popen([command("bce-train"), str(data), "-o", str(tmp_path / "m"), "-q",
                              "--no-stream"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            text=True)
+                            text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     lock = tmp_path / ".m.lock"
     deadline = time.monotonic() + 60
     while not lock.exists() and proc.poll() is None and time.monotonic() < deadline:
