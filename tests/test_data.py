@@ -7,7 +7,7 @@ import pytest
 from conftest import SHARED_DATA, needs_shared, toy_rows, write_csv
 
 from sentiment_cli.data.files import read_table
-from sentiment_cli.data.labels import resolve_binary_labels
+from sentiment_cli.data.labels import is_class, resolve_binary_labels
 from sentiment_cli.data.reading import load_dataset
 from sentiment_cli.errors import DataError
 
@@ -95,6 +95,20 @@ def test_extra_label_value_is_dropped_with_drop_invalid(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="other than 'negative'/'positive' \\('neutral' \\(1\\)\\)"):
         load_dataset(path)
     assert load_dataset(path, drop_invalid=True).dropped_rows == 1
+
+
+def test_a_third_class_is_never_dropped_as_invalid_rows(tmp_path: Path) -> None:
+    """positive/negative/neutral: neutral is a class (10 rows and 1% of the rows or more), so
+    --drop-invalid refuses to train a binary model without it; two stray rows still drop."""
+    rows = [*toy_rows(40), *[(f"so so {i}", "neutral") for i in range(10)]]
+    path = write_csv(tmp_path / "three.csv", ["review", "sentiment"], rows)
+    for drop in (False, True):
+        with pytest.raises(DataError, match=r"has 3 classes .*'neutral' \(10\) is a class"):
+            load_dataset(path, drop_invalid=drop)
+    stray = write_csv(tmp_path / "stray.csv", ["review", "sentiment"],
+                      [*toy_rows(40), ("so so", "neutral"), ("meh", "neutral")])
+    assert load_dataset(stray, drop_invalid=True).dropped_rows == 2
+    assert not is_class(9, 100) and is_class(10, 100) and not is_class(99, 10_000)
 
 
 @pytest.mark.parametrize(

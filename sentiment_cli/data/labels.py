@@ -106,7 +106,7 @@ def pair_for_model(occurrences: dict[str, int], classes: Sequence[str],
     ('Positive', '1.0'), or else two values understood without help (0/1, no/yes, neg/pos...)
     when the model's are such a pair too: a negative/positive model scores a 0/1 file."""
     if positive_label is not None:
-        return binary_pair(occurrences, positive_label, column, where)
+        return binary_pair(occurrences, positive_label, column, where, extra_classes=True)
     counts, spelled, shown = _spellings(occurrences)
     model = (canonical_label(classes[0]), canonical_label(classes[1]))
     if not counts:
@@ -114,7 +114,7 @@ def pair_for_model(occurrences: dict[str, int], classes: Sequence[str],
     if set(model) <= set(counts):
         return model, [spelled[k].most_common(1)[0][0] for k in model]
     if model in KNOWN_LABEL_PAIRS and any(set(p) <= set(counts) for p in KNOWN_LABEL_PAIRS):
-        return binary_pair(occurrences, None, column, where)
+        return binary_pair(occurrences, None, column, where, extra_classes=True)
     raise DataError(
         f"{where}: column {column!r} holds {format_counts(shown)}, not the model's classes "
         f"{classes[0]!r} and {classes[1]!r}; pass --positive-label with the value that means "
@@ -122,10 +122,35 @@ def pair_for_model(occurrences: dict[str, int], classes: Sequence[str],
     )
 
 
+def is_class(rows: int, labeled_rows: int) -> bool:
+    """Whether a label value with this many rows is a class of its own rather than a stray
+    value (a typo, a placeholder) that --drop-invalid may skip: 10 rows and 1% of the labeled
+    rows at least."""
+    return rows >= max(10, 0.01 * labeled_rows)
+
+
 def binary_pair(occurrences: dict[str, int], positive_label: str | None, column: str,
-                where: str) -> tuple[tuple[str, str], list[str]]:
+                where: str, extra_classes: bool = False) -> tuple[tuple[str, str], list[str]]:
     """The (negative, positive) keys a label column's values (raw value -> rows, in order of
-    appearance) map to, and their names as the file spells them most often."""
+    appearance) map to, and their names as the file spells them most often. For training
+    (``extra_classes`` False) a third value that is a class (:func:`is_class`) is refused: its
+    rows are no stray values to skip. Scoring a model on a file may leave such rows out."""
+    pair, names = _binary_pair(occurrences, positive_label, column, where)
+    counts, _, shown = _spellings(occurrences)
+    classes = [k for k, n in counts.items() if k not in pair and is_class(n, counts.total())]
+    if classes and not extra_classes:
+        extra = format_counts(Counter({k: v for k, v in shown.items()
+                                       if canonical_label(k) in classes}))
+        raise DataError(
+            f"{where}: column {column!r} has {len(pair) + len(classes)} classes "
+            f"({format_counts(shown)}) and bce-train trains two: keep two in the file ({extra} "
+            f"is a class, not stray rows for --drop-invalid to skip), or make one 0/1 column "
+            f"per class for --label-columns")
+    return pair, names
+
+
+def _binary_pair(occurrences: dict[str, int], positive_label: str | None, column: str,
+                 where: str) -> tuple[tuple[str, str], list[str]]:
     counts, spelled, shown = _spellings(occurrences)
     if not counts:
         raise DataError(f"{where}: the label column {column!r} is empty in every row")
