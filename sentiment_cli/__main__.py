@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import sys
 
-from sentiment_cli.cli import evaluate, predict, train
+from sentiment_cli.cli import evaluate, info, predict, train
 
-COMMANDS = {"train": train.main, "predict": predict.main, "eval": evaluate.main}
+COMMANDS = {"train": train.main, "predict": predict.main, "eval": evaluate.main,
+            "info": info.main}
 
 
 def main() -> None:
     if len(sys.argv) < 2 or sys.argv[1] not in COMMANDS:
         sys.stderr.write(
-            "usage: python -m sentiment_cli {train,predict,eval} [OPTIONS] ...\n"
-            "       (the same as bce-train, bce-predict, bce-eval; add --help to any)\n"
+            "usage: python -m sentiment_cli {train,predict,eval,info} [OPTIONS] ...\n"
+            "       (the same as bce-train, bce-predict, bce-eval, bce-info; add --help to "
+            "any)\n"
         )
         raise SystemExit(0 if len(sys.argv) > 1 and sys.argv[1] in ("-h", "--help") else 2)
     command = sys.argv.pop(1)

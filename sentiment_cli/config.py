@@ -306,6 +306,13 @@ class EvalConfig:
         object.__setattr__(self, "label_columns", tuple(self.label_columns))
 
 
+@dataclass(frozen=True)
+class InfoConfig:
+    """One ``bce-info`` run."""
+
+    model: Path = option(**MODEL_FOLDER)
+
+
 # --- names and values ------------------------------------------------------------------------
 
 

@@ -13,6 +13,7 @@ from conftest import SAMPLE, command
 from sentiment_cli.checks import check
 from sentiment_cli.config import (
     EvalConfig,
+    InfoConfig,
     PredictConfig,
     TrainConfig,
     TrainingConfig,
@@ -89,7 +90,8 @@ def test_help_shows_the_defaults_of_the_config() -> None:
 
 @pytest.mark.parametrize(("cls", "name"), [(TrainConfig, "bce-train"),
                                             (PredictConfig, "bce-predict"),
-                                            (EvalConfig, "bce-eval")])
+                                            (EvalConfig, "bce-eval"),
+                                            (InfoConfig, "bce-info")])
 def test_each_command_line_option_is_a_config_field_stated_once(cls: type, name: str) -> None:
     out = subprocess.run([command(name), "--help"], capture_output=True, text=True,
                          check=True).stdout
@@ -97,7 +99,8 @@ def test_each_command_line_option_is_a_config_field_stated_once(cls: type, name:
     stated = {how.name(item.name) for item, how in options_of(cls)
               if how.cli and how.metavar is None}
     own = {"--help", "--json", "--quiet", "--positive-lines", "--negative-lines",
-           "--label-column", "--label-columns"}
+           "--label-column", "--label-columns",
+           "--version", "--install-completion", "--show-completion"}  # every command's
     assert stated <= in_help and in_help - stated <= own
     assert all(how.help for _, how in options_of(cls) if how.cli)
 

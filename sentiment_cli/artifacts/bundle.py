@@ -55,6 +55,7 @@ __all__ = ["CONFIG_FILE", "FORMAT_NAME", "FORMAT_VERSION", "VOCABULARY_FILE", "W
 CONFIG_FILE = "config.json"
 VOCABULARY_FILE = "vocabulary.json"
 WEIGHTS_FILE = "model.safetensors"
+METRICS_FILE = "metrics.json"
 REQUIRED_FILES = (CONFIG_FILE, VOCABULARY_FILE, WEIGHTS_FILE)
 
 
@@ -118,6 +119,8 @@ class Bundle:
     model_config: ModelConfig
     weights: dict[str, np.ndarray]
     spec: ModelSpec
+    metrics: dict[str, Any] | None = None  # metrics.json, when the folder has one
+    files: dict[str, int] = field(default_factory=dict)  # name -> bytes, as read (manifest)
     _model: SparseMLP | None = field(default=None, repr=False)
 
     @property
@@ -236,7 +239,13 @@ def _load(folder: Path, reader: FolderReader) -> Bundle:
     weights = _load_state(reader.read(WEIGHTS_FILE, weights_size), parameter_shapes(model))
     if isinstance(weights, str):
         raise damaged(folder, f"{WEIGHTS_FILE}: {weights}")
-    return Bundle(folder, config, vectorizer, model, weights, spec)
+    metrics = reader.read_json(METRICS_FILE) if reader.exists(METRICS_FILE) else None
+    files = ({name: entry.get("bytes", 0) for name, entry in reader.manifest.items()}
+             if reader.manifest is not None else
+             {name: reader.size(name) for name in (*REQUIRED_FILES, METRICS_FILE)
+              if reader.exists(name)})
+    return Bundle(folder, config, vectorizer, model, weights, spec,
+                  metrics if isinstance(metrics, dict) else None, files)
 
 
 def _load_state(data: bytes, expected: dict[str, tuple[int, ...]]) -> dict[str, np.ndarray] | str:

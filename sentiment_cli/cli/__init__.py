@@ -26,7 +26,7 @@ from sentiment_cli.text import printable
 F = TypeVar("F", bound=Callable[..., Any])
 
 _APP_SETTINGS: dict[str, Any] = {
-    "add_completion": False,
+    "add_completion": True,  # --install-completion and --show-completion
     "pretty_exceptions_enable": False,
     "rich_markup_mode": None,
     "context_settings": {"help_option_names": ["-h", "--help"]},
@@ -113,6 +113,32 @@ def _quiet_broken_pipe_code() -> int:
 def _quiet_broken_pipe() -> NoReturn:
     raise SystemExit(_quiet_broken_pipe_code())
 
+
+def version_line(prog: str) -> str:
+    """The command, this package's version and those it runs on (read from the installed
+    packages' metadata: nothing heavy is imported)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    from sentiment_cli import __version__
+
+    found = []
+    for package in ("torch", "scikit-learn"):
+        with contextlib.suppress(PackageNotFoundError):
+            found.append(f"{package} {version(package)}")
+    python = ".".join(map(str, sys.version_info[:3]))
+    return f"{prog} (sentiment-cli) {__version__}; {', '.join(found)}, Python {python}"
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        sys.stdout.write(version_line(Path(sys.argv[0]).name or "sentiment-cli") + "\n")
+        raise typer.Exit(0)
+
+
+VersionOption = Annotated[
+    bool, typer.Option("--version", help="Show the version and exit.", is_eager=True,
+                       callback=_print_version)
+]
 
 DebugOption = Annotated[
     bool, typer.Option("--debug", help="Show the Python traceback of an error.", hidden=True)

@@ -15,7 +15,7 @@ from typing import Annotated, Any
 import typer
 from typer.models import ArgumentInfo
 
-from sentiment_cli.cli import handle_errors
+from sentiment_cli.cli import VersionOption, handle_errors
 from sentiment_cli.options import Opt
 
 
@@ -75,6 +75,8 @@ def config_command(app: typer.Typer, config: type, help: str) -> Callable[[Calla
     def register(func: Callable[..., Any]) -> Callable[..., Any]:
         options = [_parameter(name, *spec) for name, spec in _hints(config).items()]
         own = list(inspect.signature(func, eval_str=True).parameters.values())[1:]
+        own.append(inspect.Parameter("version", inspect.Parameter.KEYWORD_ONLY,
+                                     annotation=VersionOption, default=False))
         positional = [p for p in options
                       if isinstance(typing.get_args(p.annotation)[1], ArgumentInfo)]
         signature = inspect.Signature(
@@ -83,6 +85,7 @@ def config_command(app: typer.Typer, config: type, help: str) -> Callable[[Calla
 
         @functools.wraps(func)
         def command(**given: Any) -> Any:
+            given.pop("version", None)  # answered by its callback, before the command runs
             return func({k: v for k, v in given.items() if k in names},
                         **{k: v for k, v in given.items() if k not in names})
 
