@@ -17,7 +17,13 @@ from sentiment_cli.artifacts.locking import FolderLock
 from sentiment_cli.config import EvalConfig
 from sentiment_cli.data.reading import load_dataset
 from sentiment_cli.errors import DataError
-from sentiment_cli.metrics import binary_metrics, calibration_bins, multilabel_metrics
+from sentiment_cli.metrics import (
+    binary_metrics,
+    calibration_bins,
+    class_probabilities,
+    multiclass_metrics,
+    multilabel_metrics,
+)
 from sentiment_cli.predict import Predictor
 from sentiment_cli.reporting.report import top_terms, write_report
 
@@ -44,16 +50,18 @@ def _evaluate(config: EvalConfig, report: Path | None) -> dict[str, Any]:
     predictor = Predictor(bundle, threshold=config.threshold)
     if bundle.multilabel and not label_columns:
         label_columns = list(bundle.spec.label_columns)
-    if bundle.multilabel and config.positive_label is not None:
-        raise DataError(f"--positive-label is for a binary model; {model_dir} is multi-label "
-                        f"(leave --positive-label out)")
+    multiclass = bundle.task == "multiclass"
+    if bundle.task != "binary" and config.positive_label is not None:
+        raise DataError(f"--positive-label is for a binary model; {model_dir} is "
+                        f"{bundle.task.replace('multi', 'multi-')} (leave --positive-label out)")
     data = load_dataset(data_path, text_column=config.text_column, label_columns=label_columns,
                         positive_label=config.positive_label, delimiter=config.delimiter,
                         encoding=config.encoding, drop_invalid=config.drop_invalid,
-                        classes=None if bundle.multilabel else bundle.labels)
+                        classes=None if bundle.task != "binary" else bundle.labels,
+                        class_names=bundle.labels if multiclass else None)
     if data.multilabel and not bundle.multilabel:
-        raise DataError(f"{data_path}: {model_dir} is a binary model and scores one label "
-                        f"column; name it with one --label-column")
+        raise DataError(f"{data_path}: {model_dir} is a {bundle.task} model and scores one "
+                        f"label column; name it with one --label-column")
     if bundle.multilabel and data.label_names != bundle.labels:
         raise DataError(
             f"{data_path}: label columns {data.label_names} do not match the model's "
@@ -66,6 +74,8 @@ def _evaluate(config: EvalConfig, report: Path | None) -> dict[str, Any]:
     prob = np.concatenate(parts)
     if bundle.multilabel:
         metrics = multilabel_metrics(data.y, prob, predictor.thresholds, bundle.labels)
+    elif multiclass:
+        metrics = multiclass_metrics(data.y, prob, bundle.labels)
     else:
         metrics = binary_metrics(data.y, prob[:, 0], float(predictor.thresholds[0]))
         metrics["calibration"] = calibration_bins(data.y, prob[:, 0])
@@ -100,7 +110,8 @@ def _write_eval_report(folder: Path, bundle: Bundle, data_path: str | os.PathLik
         dataset_name=Path(data_path).name,
         labels=bundle.labels,
         y_true=y,
-        prob=prob if bundle.multilabel else prob[:, 0],
+        prob=prob if bundle.multilabel else class_probabilities(prob)
+        if bundle.task == "multiclass" else prob[:, 0],
         metrics=metrics,
         options={"model": str(bundle.path), "data": str(data_path),
                  "threshold": [float(t) for t in metrics.get("thresholds", [])] or

@@ -26,7 +26,7 @@ def model_info(folder: str | Path) -> dict[str, Any]:
         "model": str(bundle.path),
         "task": config.get("task"),
         "labels": spec.labels,
-        "positive_label": None if spec.multilabel else spec.labels[-1],
+        "positive_label": spec.labels[-1] if config.get("task") == "binary" else None,
         "thresholds": spec.thresholds,
         "temperature": spec.temperature,
         "vocabulary": model.vocab_size,

@@ -194,6 +194,45 @@ def multilabel_metrics(
     }
 
 
+def class_probabilities(prob: np.ndarray) -> np.ndarray:
+    """A multi-class model's per-class sigmoids, normalised to sum to 1 per row (one-vs-rest,
+    as fastText's ``-loss ova`` reports them, made a distribution)."""
+    prob = np.asarray(prob, dtype=np.float64)
+    return prob / np.maximum(prob.sum(axis=1, keepdims=True), 1e-300)
+
+
+def multiclass_metrics(y_true: np.ndarray, prob: np.ndarray,
+                       label_names: list[str]) -> dict[str, Any]:
+    """Accuracy of the most probable class, per-class precision/recall/F1, macro and micro F1
+    (micro F1 is the accuracy when every row has one class), the log loss of the normalised
+    probabilities, and the K x K confusion matrix (rows: true class, columns: predicted)."""
+    truth = np.asarray(y_true).argmax(axis=1)
+    normalised = class_probabilities(prob)
+    predicted = normalised.argmax(axis=1)
+    k = len(label_names)
+    matrix = np.zeros((k, k), dtype=np.int64)
+    np.add.at(matrix, (truth, predicted), 1)
+    per_class = {}
+    for j, name in enumerate(label_names):
+        tp = int(matrix[j, j])
+        cm = {"tp": tp, "fp": int(matrix[:, j].sum()) - tp, "fn": int(matrix[j].sum()) - tp}
+        precision, recall, f1 = precision_recall_f1(cm)
+        per_class[name] = {"precision": precision, "recall": recall, "f1": f1,
+                           "support": int(matrix[j].sum())}
+    picked = normalised[np.arange(len(truth)), truth]
+    return {
+        "rows": len(truth),
+        "accuracy": float((predicted == truth).mean()) if len(truth) else 0.0,
+        "macro_precision": float(np.mean([m["precision"] for m in per_class.values()])),
+        "macro_recall": float(np.mean([m["recall"] for m in per_class.values()])),
+        "macro_f1": float(np.mean([m["f1"] for m in per_class.values()])),
+        "micro_f1": float((predicted == truth).mean()) if len(truth) else 0.0,
+        "log_loss": float(-np.mean(np.log(np.clip(picked, 1e-15, 1.0)))) if len(truth) else 0.0,
+        "per_label": per_class,
+        "confusion_matrix": matrix.tolist(),
+    }
+
+
 def best_threshold(y_true: np.ndarray, prob: np.ndarray, metric: str = "f1") -> float:
     """The probability threshold that maximises F1 (or accuracy) on these rows."""
     tps, fps, thresholds = _counts_by_threshold(y_true, prob)
@@ -209,9 +248,13 @@ def best_threshold(y_true: np.ndarray, prob: np.ndarray, metric: str = "f1") -> 
 
 
 def split_metrics(y: np.ndarray, logits: np.ndarray, temperature: float,
-                  thresholds: list[float], label_names: list[str]) -> dict[str, Any]:
-    """The metrics of one split's logits: binary ones for a 1-D ``y``, multi-label ones else."""
+                  thresholds: list[float], label_names: list[str],
+                  task: str = "binary") -> dict[str, Any]:
+    """The metrics of one split's logits: binary ones for a 1-D ``y``, multi-class or
+    multi-label ones else."""
     prob = sigmoid(logits / temperature)
+    if task == "multiclass":
+        return multiclass_metrics(y, prob, label_names)
     if y.ndim == 2:
         return multilabel_metrics(y, prob, np.asarray(thresholds), label_names)
     return binary_metrics(y, prob[:, 0], thresholds[0])

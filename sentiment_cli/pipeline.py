@@ -159,6 +159,10 @@ def _train(config: TrainConfig, output: Path, checkpoints: Path, progress: Train
     laps = {"read": read_seconds, "vectorize": time.perf_counter() - started - read_seconds}
     split, x_train = features.split, features.x_train
     data, train, val = split.data, split.train, split.val
+    if data.multiclass and config.threshold is not None:
+        raise DataError(f"--threshold is for binary and multi-label models; {data.source} has "
+                        f"{len(data.label_names)} classes, and a multi-class model predicts the "
+                        f"most probable one: leave --threshold out")
     note(f"{features.train_rows} training rows, {0 if val is None else len(val)} validation rows, "
          f"vocabulary of {x_train.shape[1]} terms")
     n_outputs = 1 if train.y.ndim == 1 else train.y.shape[1]
@@ -340,18 +344,19 @@ def _measure(config: TrainConfig, features: _Features, result: TrainResult, worl
     val_logits = None if features.x_val is None else predict_logits(result.model, features.x_val)
     n_outputs = train_logits.shape[1]
     temperature, thresholds = calibrate(config, val_logits, None if val is None else val.y,
-                                        n_outputs)
+                                        n_outputs, data.multiclass)
     train_metrics = {**split_metrics(train_y, train_logits, temperature, thresholds,
-                                     data.label_names), "loss": result.train_loss}
+                                     data.label_names, data.task), "loss": result.train_loss}
     val_metrics = None if val is None or val_logits is None else {
-        **split_metrics(val.y, val_logits, temperature, thresholds, data.label_names),
+        **split_metrics(val.y, val_logits, temperature, thresholds, data.label_names,
+                        data.task),
         "loss": result.val_loss}
     record = RunRecord(
         config=config,
         data=DataSummary(data.source, data.text_column, data.label_columns, data.label_names,
                          data.multilabel, len(data) + data.dropped_rows, data.dropped_rows,
                          features.train_rows, 0 if val is None else len(val),
-                         data.class_counts),
+                         data.class_counts, data.multiclass),
         vocabulary=features.x_train.shape[1], model=result.model.config.to_dict(),
         vectorizer=features.vectorizer["params"], history=result.history,
         best_epoch=result.best_epoch, averaged_epochs=result.averaged_epochs,

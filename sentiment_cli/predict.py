@@ -23,7 +23,7 @@ from sentiment_cli.data.reading import TEXT_COLUMN_NAMES, pick_column
 from sentiment_cli.device import resolve_device
 from sentiment_cli.errors import DataError
 from sentiment_cli.features import transform
-from sentiment_cli.metrics import sigmoid
+from sentiment_cli.metrics import class_probabilities, sigmoid
 from sentiment_cli.model.architecture import forward_numpy
 from sentiment_cli.parallel import ordered_map, pool
 
@@ -52,13 +52,16 @@ class Predictor:
                 self.device = resolved
                 bundle.model.to(resolved)
         n_outputs = bundle.model_config.n_outputs
+        if threshold is not None and bundle.task == "multiclass":
+            raise DataError(f"{bundle.path} is a multi-class model: it picks the most probable "
+                            f"class, with no threshold; leave --threshold out")
         self.thresholds = np.asarray(
             bundle.thresholds if threshold is None else [threshold] * n_outputs, dtype=np.float64
         )
 
     @property
-    def multilabel(self) -> bool:
-        return self.bundle.multilabel
+    def task(self) -> str:
+        return self.bundle.task
 
     def logits(self, texts: Sequence[str]) -> np.ndarray:
         matrix = transform(self.bundle.vectorizer, texts)
@@ -74,28 +77,41 @@ class Predictor:
 
     def score(self, texts: Sequence[str]) -> Scores:
         prob = self.probabilities(texts)
+        if self.task == "multiclass":  # the classes' probabilities, normalised; the most likely
+            prob = class_probabilities(prob)
+            return Scores(prob, prob.argmax(axis=1)[:, None] == np.arange(prob.shape[1]))
         return Scores(prob, prob >= self.thresholds[None, :])
 
     def rows(
         self, texts: Sequence[str], extra: Sequence[dict[str, Any]] | None = None
     ) -> list[dict[str, Any]]:
         """One output record per text, in input order."""
-        return records(texts, self.score(texts), self.bundle.labels, self.multilabel, extra)
+        return records(texts, self.score(texts), self.bundle.labels, self.task, extra)
 
 
 def records(
     texts: Sequence[str],
     scores: Scores,
     labels: list[str],
-    multilabel: bool,
+    task: str,
     extra: Sequence[dict[str, Any]] | None = None,
 ) -> list[dict[str, Any]]:
+    """One output record per text: binary, the label and the positive class's probability;
+    multi-class, the most probable class, its probability and every class's; multi-label, the
+    labels at their thresholds and every label's probability."""
     out: list[dict[str, Any]] = []
     prob = scores.probabilities
     for i, text in enumerate(texts):
         record: dict[str, Any] = dict(extra[i]) if extra is not None else {}
         record["text"] = text
-        if multilabel:
+        if task == "multiclass":
+            best = int(np.argmax(scores.chosen[i]))
+            record["label"] = labels[best]
+            record["probability"] = round(float(prob[i, best]), 6)
+            record["probabilities"] = {
+                name: round(float(prob[i, j]), 6) for j, name in enumerate(labels)
+            }
+        elif task == "multilabel":
             record["labels"] = [name for j, name in enumerate(labels) if scores.chosen[i, j]]
             record["probabilities"] = {
                 name: round(float(prob[i, j]), 6) for j, name in enumerate(labels)

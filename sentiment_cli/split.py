@@ -104,6 +104,10 @@ def split_rows(
     if binary:
         positives = np.bincount(groups, weights=(y > 0.5).astype(float), minlength=n_groups)
         strata = (2 * positives >= sizes).astype(np.int64)
+    elif _one_hot(y):  # multi-class: each group's most common class
+        votes = np.zeros((n_groups, y.shape[1]))
+        np.add.at(votes, groups, y)
+        strata = votes.argmax(axis=1)
     else:
         strata = np.zeros(n_groups, dtype=np.int64)
     order = np.random.default_rng(seed).permutation(n_groups)
@@ -127,15 +131,21 @@ def split_rows(
     return np.flatnonzero(~in_val), np.flatnonzero(in_val)
 
 
+def _one_hot(y: np.ndarray) -> bool:
+    """Multi-class targets: one 1 per row."""
+    return y.ndim == 2 and bool((y.sum(axis=1) == 1).all())
+
+
 def _plain_split(y: np.ndarray, n_val: int, seed: int,
                  binary: bool) -> tuple[np.ndarray, np.ndarray]:
     from sklearn.model_selection import train_test_split
 
     strata = None
-    if binary:
-        _, counts = np.unique(y, return_counts=True)
-        if counts.min() >= 2:
-            strata = y
+    if binary or _one_hot(y):
+        classes = y if binary else y.argmax(axis=1)
+        _, counts = np.unique(classes, return_counts=True)
+        if counts.min() >= 2 and min(n_val, len(y) - n_val) >= len(counts):
+            strata = classes
     train_rows, val_rows = train_test_split(np.arange(len(y)), test_size=n_val,
                                             random_state=seed, shuffle=True, stratify=strata)
     return np.sort(train_rows), np.sort(val_rows)

@@ -39,7 +39,7 @@ from sentiment_cli import interruption
 from sentiment_cli.checks import stream_unsupported
 from sentiment_cli.config import TrainConfig
 from sentiment_cli.data.files import read_header, read_table_chunks
-from sentiment_cli.data.labels import binary_pair, map_binary
+from sentiment_cli.data.labels import binary_pair, format_counts, map_binary, multiclass_keys
 from sentiment_cli.data.reading import (
     TEXT_COLUMN_NAMES,
     Dataset,
@@ -155,6 +155,12 @@ def _label_pass(config: TrainConfig, path: Path, columns: _Columns, read: dict[s
     if total == 0:
         raise DataError(f"{path} has a header but no data rows")
     pair = names = None
+    several = None if columns.multilabel or config.positive_label is not None else (
+        multiclass_keys(dict(occurrences)))
+    if several is not None:
+        raise DataError(f"{where}: column {columns.labels[0]!r} has {len(several)} classes "
+                        f"({format_counts(Counter(occurrences))}); multi-class training reads "
+                        f"the file in memory, not in chunks: leave --stream out (--no-stream)")
     if not columns.multilabel:
         pair, names = binary_pair(dict(occurrences), config.positive_label, columns.labels[0],
                                   where)

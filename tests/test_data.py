@@ -7,7 +7,7 @@ import pytest
 from conftest import SHARED_DATA, needs_shared, toy_rows, write_csv
 
 from sentiment_cli.data.files import read_table
-from sentiment_cli.data.labels import is_class, resolve_binary_labels
+from sentiment_cli.data.labels import is_class, resolve_binary_labels, resolve_classes
 from sentiment_cli.data.reading import load_dataset
 from sentiment_cli.errors import DataError
 
@@ -97,18 +97,41 @@ def test_extra_label_value_is_dropped_with_drop_invalid(tmp_path: Path) -> None:
     assert load_dataset(path, drop_invalid=True).dropped_rows == 1
 
 
-def test_a_third_class_is_never_dropped_as_invalid_rows(tmp_path: Path) -> None:
-    """positive/negative/neutral: neutral is a class (10 rows and 1% of the rows or more), so
-    --drop-invalid refuses to train a binary model without it; two stray rows still drop."""
-    rows = [*toy_rows(40), *[(f"so so {i}", "neutral") for i in range(10)]]
+def test_three_classes_make_a_multiclass_dataset_and_stray_values_stay_invalid(
+        tmp_path: Path) -> None:
+    """positive/negative/neutral: neutral is a class (10 rows and 0.1% of the rows or more),
+    so the file is multi-class, never a binary one with a class dropped; two stray rows are
+    still invalid (an error naming them, or skipped with --drop-invalid)."""
+    rows = [*toy_rows(40), *[(f"so so {i}", "Neutral") for i in range(10)]]
     path = write_csv(tmp_path / "three.csv", ["review", "sentiment"], rows)
-    for drop in (False, True):
-        with pytest.raises(DataError, match=r"has 3 classes .*'neutral' \(10\) is a class"):
-            load_dataset(path, drop_invalid=drop)
+    data = load_dataset(path)
+    assert data.task == "multiclass" and data.label_names == ["negative", "Neutral", "positive"]
+    assert data.y.shape == (50, 3) and (data.y.sum(axis=1) == 1).all()
+    assert data.class_counts == {"negative": 20, "Neutral": 10, "positive": 20}
+    assert data.y[-1].tolist() == [0, 1, 0]
+    with pytest.raises(DataError, match=r"has 3 classes .*leave --positive-label out"):
+        load_dataset(path, positive_label="positive")
     stray = write_csv(tmp_path / "stray.csv", ["review", "sentiment"],
-                      [*toy_rows(40), ("so so", "neutral"), ("meh", "neutral")])
+                      [*rows, ("hm", "meh"), ("uh", "meh")])
+    with pytest.raises(DataError, match=r"labels other than 'negative'/'Neutral'/'positive' "
+                                        r"\('meh' \(2\)\) .* rows 51, 52"):
+        load_dataset(stray)
     assert load_dataset(stray, drop_invalid=True).dropped_rows == 2
-    assert not is_class(9, 100) and is_class(10, 100) and not is_class(99, 10_000)
+    binary = write_csv(tmp_path / "two.csv", ["review", "sentiment"],
+                       [*toy_rows(40), ("so so", "neutral"), ("meh", "neutral")])
+    assert load_dataset(binary, drop_invalid=True).task == "binary"
+    assert not is_class(9, 100) and is_class(10, 100) and not is_class(199, 200_000)
+
+
+def test_classes_are_ordered_and_mapped_onto_a_models(tmp_path: Path) -> None:
+    rows = [(f"t {i}", str(1 + i % 5)) for i in range(100)]
+    path = write_csv(tmp_path / "stars.csv", ["text", "label"], rows)
+    assert load_dataset(path).label_names == ["1", "2", "3", "4", "5"]
+    other = write_csv(tmp_path / "two_stars.csv", ["text", "label"], [("a", "5"), ("b", "2.0")])
+    scored = load_dataset(other, class_names=["1", "2", "3", "4", "5"])
+    assert scored.y.tolist() == [[0, 0, 0, 0, 1], [0, 1, 0, 0, 0]]
+    with pytest.raises(DataError, match="1001 classes, more than 1000"):
+        resolve_classes(["a"], [str(i) for i in range(1001)], "label", "f.csv")
 
 
 @pytest.mark.parametrize(

@@ -276,21 +276,3 @@ def test_bundle_errors_do_not_execute_anything(tmp_path: Path) -> None:
     with pytest.raises(BundleError, match="not 'sentiment-cli-model'"):
         load_bundle(tmp_path)
     assert np.isfinite(1.0)
-
-
-@pytest.mark.parametrize("stream", ["--no-stream", "--stream"])
-def test_drop_invalid_never_trains_a_third_class_away(tmp_path: Path, stream: str) -> None:
-    """Following the old error's advice (--drop-invalid) on a negative/neutral/positive file
-    trained a binary model with the neutral rows thrown away; now it is one line, nothing
-    written, and a binary model scored on such a file may still leave those rows out."""
-    rows = [*toy_rows(60), *[(f"it was a film {i}", "neutral") for i in range(30)]]
-    path = write_csv(tmp_path / "three.csv", ["review", "sentiment"], rows)
-    result = run("bce-train", str(path), "-o", str(tmp_path / "m"), "--drop-invalid", stream)
-    assert_clean_error(result, 2, "has 3 classes", "'neutral' (30) is a class", "--label-columns")
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["three.csv"]
-    binary = write_csv(tmp_path / "two.csv", ["review", "sentiment"], toy_rows(60))
-    assert run("bce-train", str(binary), "-o", str(tmp_path / "m"), "-q", "--epochs", "2"
-               ).returncode == 0
-    scored = run("bce-eval", str(tmp_path / "m"), str(path), "--drop-invalid", "--json")
-    assert scored.returncode == 0, scored.stderr
-    assert json.loads(scored.stdout)["rows"] == 60

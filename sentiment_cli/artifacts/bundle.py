@@ -140,6 +140,11 @@ class Bundle:
         return self.spec.multilabel
 
     @property
+    def task(self) -> str:
+        return "multilabel" if self.spec.multilabel else (
+            "multiclass" if self.spec.multiclass else "binary")
+
+    @property
     def model(self) -> SparseMLP:
         if self._model is None:
             import torch

@@ -45,10 +45,11 @@ class DataSummary:
     train_rows: int
     val_rows: int
     class_counts: dict[str, int]
+    multiclass: bool = False  # labels: the classes, one output each
 
     @property
     def task(self) -> str:
-        return "multilabel" if self.multilabel else "binary"
+        return "multilabel" if self.multilabel else "multiclass" if self.multiclass else "binary"
 
 
 @dataclass
@@ -86,7 +87,7 @@ class RunRecord:
             "created": self.created,
             "task": self.data.task,
             "labels": self.data.labels,
-            "positive_label": None if self.data.multilabel else self.data.labels[-1],
+            "positive_label": None if self.data.task != "binary" else self.data.labels[-1],
             "thresholds": self.thresholds,
             "temperature": self.temperature,
             "model": self.model,

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sentiment_cli.config import TrainingConfig, VectorizerConfig
+from sentiment_cli.data.labels import MAX_CLASSES, canonical_label
 from sentiment_cli.model.architecture import ModelConfig
 from sentiment_cli.options import option_of
 from sentiment_cli.text import has_control
@@ -45,6 +46,7 @@ class ModelSpec:
 
     format_version: int
     multilabel: bool
+    multiclass: bool
     labels: list[str]
     thresholds: list[float]
     temperature: float
@@ -160,12 +162,15 @@ def parse_config(config: Any) -> ModelSpec:
     version = integer(version, "format_version", 1, FORMAT_VERSION)
     # The first, binary-only writer did not record the task; format 2 always does.
     task = config.get("task", "binary") if version == 1 else _field(config, "task", "")
-    if task not in ("binary", "multilabel"):
-        raise ConfigProblem(f"task must be binary or multilabel, got {_show(task)}")
-    multilabel = task == "multilabel"
-    labels = _strings(_field(config, "labels", ""), "labels", 1 if multilabel else 2,
-                      MAX_LABELS if multilabel else 2)
-    n_outputs = len(labels) if multilabel else 1
+    if task not in ("binary", "multilabel", "multiclass"):
+        raise ConfigProblem(f"task must be binary, multilabel or multiclass, got {_show(task)}")
+    multilabel, multiclass = task == "multilabel", task == "multiclass"
+    fewest, most = {"binary": (2, 2), "multilabel": (1, MAX_LABELS),
+                    "multiclass": (3, MAX_CLASSES)}[task]
+    labels = _strings(_field(config, "labels", ""), "labels", fewest, most)
+    if multiclass and len({canonical_label(name) for name in labels}) != len(labels):
+        raise ConfigProblem("labels must be distinct classes")
+    n_outputs = 1 if task == "binary" else len(labels)
     thresholds = _field(config, "thresholds", "")
     if not isinstance(thresholds, list) or len(thresholds) != n_outputs:
         raise ConfigProblem(f"thresholds must be a list of {n_outputs} numbers, one per output")
@@ -180,6 +185,7 @@ def parse_config(config: Any) -> ModelSpec:
     return ModelSpec(
         format_version=version,
         multilabel=multilabel,
+        multiclass=multiclass,
         labels=labels,
         thresholds=[number(t, "thresholds", 0.0, 1.0) for t in thresholds],
         temperature=number(_field(config, "temperature", ""), "temperature", low, high,

@@ -34,15 +34,15 @@ def predict(given: dict[str, Any], debug: DebugOption = False) -> None:
     if reads_stdin and sys.stdin.isatty():
         stdin_hint()
     batches = input_batches(config, sys.stdin.buffer)
-    labels, multilabel = predictor.bundle.labels, predictor.multilabel
+    labels, task = predictor.bundle.labels, predictor.task
     scored = score_stream(predictor, batches, jobs)
     with contextlib.closing(scored):
         if fmt == "table":
             out = Stdout()
             for chunk, extra, scores in scored:
-                print_records_table(records(chunk, scores, labels, multilabel, extra), out)
+                print_records_table(records(chunk, scores, labels, task, extra), out)
             return
-        writer = RowWriter(sys.stdout, fmt, labels, multilabel)
+        writer = RowWriter(sys.stdout, fmt, labels, task)
         for chunk, extra, scores in scored:
             writer.write(chunk, scores, extra)
 

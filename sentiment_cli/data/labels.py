@@ -122,11 +122,55 @@ def pair_for_model(occurrences: dict[str, int], classes: Sequence[str],
     )
 
 
+MAX_CLASSES = 1000
+
+
+def _class_order(key: str) -> tuple[int, float, str]:
+    """Numbers in numeric order (stars 1 to 5, -1 0 1), then words alphabetically."""
+    try:
+        return 0, float(key), key
+    except ValueError:
+        return 1, 0.0, key
+
+
+def multiclass_keys(occurrences: dict[str, int]) -> list[str] | None:
+    """The class keys of a label column (raw value -> rows) with three classes or more
+    (:func:`is_class`), in order; None for fewer."""
+    counts, _, _ = _spellings(occurrences)
+    keys = [k for k, n in counts.items() if is_class(n, counts.total())]
+    return sorted(keys, key=_class_order) if len(keys) >= 3 else None
+
+
+def resolve_classes(values: Sequence[str], keys: Sequence[str], column: str, where: str,
+                    ) -> tuple[np.ndarray, list[str], np.ndarray]:
+    """One-hot (rows, classes) targets of a multi-class column over the class ``keys`` (from
+    :func:`multiclass_keys`, or a model's classes), the classes' names as the file spells them
+    most often, and the valid mask (a value of no class is invalid)."""
+    if len(keys) > MAX_CLASSES:
+        raise DataError(f"{where}: column {column!r} has {len(keys)} classes, more than "
+                        f"{MAX_CLASSES}: is it an id or free-text column? name the label column "
+                        f"with --label-column")
+    first_seen: dict[str, int] = {}
+    codes = np.fromiter((first_seen.setdefault(v, len(first_seen)) for v in values),
+                        dtype=np.int64, count=len(values))
+    occurrences = dict(zip(first_seen, np.bincount(codes, minlength=len(first_seen)).tolist(),
+                           strict=True))
+    _, spelled, _ = _spellings(occurrences)
+    position = {key: j for j, key in enumerate(keys)}
+    column_of = np.array([position.get(canonical_label(v), -1) for v in first_seen],
+                         dtype=np.int64)[codes]
+    valid = column_of >= 0
+    y = np.zeros((len(values), len(keys)), dtype=np.float32)
+    y[np.flatnonzero(valid), column_of[valid]] = 1.0
+    names = [spelled[k].most_common(1)[0][0] if k in spelled else k for k in keys]
+    return y, names, valid
+
+
 def is_class(rows: int, labeled_rows: int) -> bool:
     """Whether a label value with this many rows is a class of its own rather than a stray
-    value (a typo, a placeholder) that --drop-invalid may skip: 10 rows and 1% of the labeled
-    rows at least."""
-    return rows >= max(10, 0.01 * labeled_rows)
+    value (a typo, a placeholder) that --drop-invalid may skip: 10 rows and 0.1% of the labeled
+    rows at least (so up to 1,000 classes)."""
+    return rows >= max(10, 0.001 * labeled_rows)
 
 
 def binary_pair(occurrences: dict[str, int], positive_label: str | None, column: str,
@@ -143,9 +187,9 @@ def binary_pair(occurrences: dict[str, int], positive_label: str | None, column:
                                        if canonical_label(k) in classes}))
         raise DataError(
             f"{where}: column {column!r} has {len(pair) + len(classes)} classes "
-            f"({format_counts(shown)}) and bce-train trains two: keep two in the file ({extra} "
-            f"is a class, not stray rows for --drop-invalid to skip), or make one 0/1 column "
-            f"per class for --label-columns")
+            f"({format_counts(shown)}) and a binary model two: leave --positive-label out to "
+            f"train a multi-class model ({extra} is a class, not stray rows for --drop-invalid "
+            f"to skip)")
     return pair, names
 
 

@@ -19,7 +19,9 @@ from sentiment_cli.data.files import read_table
 from sentiment_cli.data.labels import (
     canonical_label,
     format_counts,
+    multiclass_keys,
     resolve_binary_labels,
+    resolve_classes,
     rows_text,
 )
 from sentiment_cli.errors import DataError
@@ -46,6 +48,11 @@ class Dataset:
     dropped_rows: int = 0
     multilabel: bool = False
     class_counts: dict[str, int] = field(default_factory=dict)
+    multiclass: bool = False  # one-hot (n, classes) targets of one label column
+
+    @property
+    def task(self) -> str:
+        return "multilabel" if self.multilabel else "multiclass" if self.multiclass else "binary"
 
     @property
     def positive_label(self) -> str:
@@ -137,8 +144,9 @@ def checked_rows(frame: pd.DataFrame, text_col: str, label_cols: list[str], bina
         if not drop_invalid and not label_ok.all():
             bad = ~label_ok
             counts = Counter(v.strip() for v in frame[column].to_numpy()[bad])
+            known = "/".join(map(repr, names)) if len(names) <= 6 else f"its {len(names)} classes"
             what = (f"{counts['']} blank label(s)" if set(counts) == {""} else
-                    f"labels other than {names[0]!r}/{names[1]!r} ({format_counts(counts)})")
+                    f"labels other than {known} ({format_counts(counts)})")
             raise DataError(
                 f"{where}: {what} in column {column!r} at rows {rows_text(bad, offset=offset)} "
                 f"(row 1 = first data row); fix them or pass --drop-invalid to skip such rows")
@@ -180,12 +188,16 @@ def load_dataset(
     encoding: str | None = None,
     drop_invalid: bool = False,
     classes: Sequence[str] | None = None,
+    class_names: Sequence[str] | None = None,
 ) -> Dataset:
     """Read a labeled file into a :class:`Dataset`.
 
-    One label column gives the binary case; several give multi-label with one 0/1 target each.
-    ``classes``, a binary model's [negative, positive] names, maps the labels onto that model's
-    classes (:func:`~sentiment_cli.data.labels.pair_for_model`), as evaluation does.
+    One label column gives the binary case, or multi-class when it holds three classes or more
+    (:func:`~sentiment_cli.data.labels.multiclass_keys`; not with ``positive_label``); several
+    give multi-label with one 0/1 target each. ``classes``, a binary model's [negative,
+    positive] names, maps the labels onto that model's classes
+    (:func:`~sentiment_cli.data.labels.pair_for_model`), as evaluation does; ``class_names``,
+    a multi-class model's (or training file's) classes, maps them onto those.
     Rows with a blank text or an unusable label are an error naming the rows, or, with
     ``drop_invalid``, skipped and counted.
     """
@@ -197,8 +209,15 @@ def load_dataset(
                   if weight_column else None)
     label_cols = label_columns_of(frame, label_columns, text_col, weight_col, path)
     multilabel = len(label_cols) > 1
+    keys = None
+    if not multilabel and positive_label is None:
+        keys = ([canonical_label(c) for c in class_names] if class_names is not None else
+                None if classes is not None else
+                multiclass_keys(Counter(frame[label_cols[0]].tolist())))
 
     def binary(values: list[str]) -> tuple[np.ndarray, list[str], np.ndarray]:
+        if keys is not None:
+            return resolve_classes(values, keys, label_cols[0], where)
         return resolve_binary_labels(values, positive_label, label_cols[0], where, classes)
 
     texts, y, names, valid = checked_rows(frame, text_col, label_cols, binary, drop_invalid,
@@ -215,7 +234,7 @@ def load_dataset(
         weights = weights[valid] if weights is not None else None
         if len(texts) == 0:
             raise DataError(f"{where}: no usable rows remain after dropping {dropped} invalid rows")
-    if multilabel:
+    if multilabel or keys is not None:
         counts = {name: int(y[:, j].sum()) for j, name in enumerate(names)}
     else:
         counts = {names[0]: int((y == 0).sum()), names[1]: int((y == 1).sum())}
@@ -235,4 +254,5 @@ def load_dataset(
         dropped_rows=dropped,
         multilabel=multilabel,
         class_counts=counts,
+        multiclass=keys is not None,
     )

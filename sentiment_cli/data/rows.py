@@ -35,8 +35,11 @@ def read_rows(config: TrainConfig,
             note(f"skipped {data.dropped_rows} invalid rows of {config.data} (--drop-invalid)")
     val: Dataset | None = None
     if config.val_data is not None:
-        positive = None if data.multilabel else data.positive_label
-        val = load_dataset(config.val_data, positive_label=positive, **read)
+        if data.multiclass:  # onto the training file's classes
+            val = load_dataset(config.val_data, class_names=data.label_names, **read)
+        else:
+            positive = None if data.multilabel else data.positive_label
+            val = load_dataset(config.val_data, positive_label=positive, **read)
         if val.label_names != data.label_names and not data.multilabel:
             note(f"validation labels {val.label_names} differ in spelling from {data.label_names}")
     return data, val
@@ -52,6 +55,7 @@ def subset(data: Dataset, rows: np.ndarray) -> Dataset:
         label_columns=data.label_columns,
         weights=None if data.weights is None else data.weights[rows],
         multilabel=data.multilabel,
+        multiclass=data.multiclass,
     )
 
 

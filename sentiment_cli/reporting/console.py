@@ -142,7 +142,12 @@ def print_train_summary(summary: dict[str, Any]) -> None:
     for name, part in (("train", summary["train"]), ("validation", val)):
         if part is None:
             continue
-        if "accuracy" in part:
+        if "per_label" in part and "accuracy" in part:  # multi-class
+            lines.append(
+                f"{name:>10}: accuracy {part['accuracy']:.4f}  macro_f1 {part['macro_f1']:.4f}  "
+                f"log_loss {part['log_loss']:.4f}"
+            )
+        elif "accuracy" in part:
             lines.append(
                 f"{name:>10}: accuracy {part['accuracy']:.4f}  loss {_fmt(part.get('loss'))}  "
                 f"f1 {part['f1']:.4f}  roc_auc {_fmt(part['roc_auc'])}"
@@ -160,7 +165,9 @@ def print_eval(metrics: dict[str, Any]) -> None:
     table = Table(title=_cell(f"{metrics['model']} on {metrics['data']}"), show_header=True)
     table.add_column("metric")
     table.add_column("value", justify="right")
-    if "accuracy" in metrics:
+    if "per_label" in metrics and "accuracy" in metrics:
+        _print_multiclass(metrics, table, out)
+    elif "accuracy" in metrics:
         for key in ("rows", "accuracy", "precision", "recall", "f1", "roc_auc", "log_loss",
                     "ece", "brier", "threshold"):
             value = metrics[key]
@@ -191,6 +198,28 @@ def print_eval(metrics: dict[str, Any]) -> None:
             per.add_row(_cell(name), _fmt(m["precision"]), _fmt(m["recall"]), _fmt(m["f1"]),
                         _fmt(m["roc_auc"]), str(m["support"]))
         out.print(per)
+
+
+def _print_multiclass(metrics: dict[str, Any], table: Table, out: Console) -> None:
+    for key in ("rows", "accuracy", "macro_f1", "micro_f1", "macro_precision", "macro_recall",
+                "log_loss"):
+        value = metrics[key]
+        table.add_row(key, str(value) if isinstance(value, int) else _fmt(value))
+    out.print(table)
+    per = Table(title="per class")
+    for column in ("class", "precision", "recall", "f1", "support"):
+        per.add_column(column, justify="left" if column == "class" else "right")
+    for name, m in metrics["per_label"].items():
+        per.add_row(_cell(name), _fmt(m["precision"]), _fmt(m["recall"]), _fmt(m["f1"]),
+                    str(m["support"]))
+    out.print(per)
+    matrix = Table(title="confusion matrix (rows: true, columns: predicted)")
+    matrix.add_column("")
+    for name in metrics["labels"]:
+        matrix.add_column(_cell(name), justify="right")
+    for name, row in zip(metrics["labels"], metrics["confusion_matrix"], strict=True):
+        matrix.add_row(_cell(name), *map(str, row))
+    out.print(matrix)
 
 
 def print_records_table(records: list[dict[str, Any]], out: Console) -> None:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from sentiment_cli.metrics import sigmoid
+from sentiment_cli.metrics import class_probabilities, sigmoid
 from sentiment_cli.reporting.plots import draw_plots, history_value
 
 if TYPE_CHECKING:
@@ -117,6 +117,8 @@ BINARY_KEYS = ("rows", "accuracy", "precision", "recall", "f1", "roc_auc", "log_
                "brier", "loss", "threshold")
 MULTILABEL_KEYS = ("rows", "subset_accuracy", "hamming_loss", "micro_precision", "micro_recall",
                    "micro_f1", "macro_precision", "macro_recall", "macro_f1", "log_loss", "loss")
+MULTICLASS_KEYS = ("rows", "accuracy", "macro_precision", "macro_recall", "macro_f1",
+                   "micro_f1", "log_loss", "loss")
 METRIC_NAMES = {"roc_auc": "ROC-AUC", "ece": "calibration error (ECE)", "brier": "Brier score",
                 "hamming_loss": "Hamming loss", "loss": "loss (training objective)"}
 
@@ -124,6 +126,8 @@ METRIC_NAMES = {"roc_auc": "ROC-AUC", "ece": "calibration error (ECE)", "brier":
 def _metrics_section(metrics: dict, labels: list[str], multilabel: bool, dataset: str,
                      extra: dict[str, dict]) -> list[str]:
     sections = {dataset: metrics, **{k: v for k, v in extra.items() if v}}
+    if isinstance(metrics.get("confusion_matrix"), list):
+        return _multiclass_section(metrics, labels, dataset, sections)
     rows = [[METRIC_NAMES.get(key, key.replace("_", " ").replace("f1", "F1")),
              *(s.get(key) for s in sections.values())]
             for key in (MULTILABEL_KEYS if multilabel else BINARY_KEYS)
@@ -143,6 +147,23 @@ def _metrics_section(metrics: dict, labels: list[str], multilabel: bool, dataset
                 "(rows: true label, columns: predicted label):", ""]
         out += _table(["true / predicted", *labels[:2]],
                       [[labels[0], cm["tn"], cm["fp"]], [labels[1], cm["fn"], cm["tp"]]])
+    return out
+
+
+def _multiclass_section(metrics: dict, labels: list[str], dataset: str,
+                        sections: dict[str, dict]) -> list[str]:
+    rows = [[METRIC_NAMES.get(key, key.replace("_", " ").replace("f1", "F1")),
+             *(s.get(key) for s in sections.values())]
+            for key in MULTICLASS_KEYS if any(s.get(key) is not None for s in sections.values())]
+    out = ["## Metrics", "", *_table(["metric", *sections], rows)]
+    out += _table(["class", "support", "precision", "recall", "F1"],
+                  [[k, v["support"], v["precision"], v["recall"], v["f1"]]
+                   for k, v in metrics["per_label"].items()])
+    out += [f"Confusion matrix on {dataset}, the most probable class predicted (rows: true "
+            "class, columns: predicted):", ""]
+    out += _table(["true / predicted", *labels],
+                  [[name, *row] for name, row in zip(labels, metrics["confusion_matrix"],
+                                                     strict=True)])
     return out
 
 
@@ -270,7 +291,8 @@ def write_training_report(folder: Path, record: RunRecord, shown: Dataset, logit
         dataset_name=shown_name,
         labels=record.data.labels,
         y_true=shown.y,
-        prob=prob if record.data.multilabel else prob[:, 0],
+        prob=prob if record.data.multilabel else class_probabilities(prob)
+        if record.data.task == "multiclass" else prob[:, 0],
         metrics=record.val_metrics if record.val_metrics is not None else record.train_metrics,
         history=[asdict(h) for h in record.history],
         best_epoch=record.best_epoch,

@@ -18,13 +18,14 @@ class RowWriter:
     dict, and the same JSON).
     """
 
-    def __init__(self, stream: TextIO, fmt: str, labels: list[str], multilabel: bool) -> None:
+    def __init__(self, stream: TextIO, fmt: str, labels: list[str], task: str) -> None:
         if fmt not in ("jsonl", "csv", "tsv", "label"):  # config.FORMATS, less table
             raise ValueError(f"RowWriter cannot write {fmt!r}")
         self.stream = stream
         self.fmt = fmt
         self.labels = labels
-        self.multilabel = multilabel
+        self.task = task
+        self.multilabel = task == "multilabel"
         self._json_labels = [encode_basestring(name) for name in labels]
         self._csv: Any = None
 
@@ -40,8 +41,8 @@ class RowWriter:
 
     def _write_jsonl(self, texts: Sequence[str], scores: Scores,
                      extra: Sequence[dict[str, Any]] | None) -> None:
-        if self.multilabel or extra is not None:
-            rows = records(texts, scores, self.labels, self.multilabel, extra)
+        if self.task != "binary" or extra is not None:
+            rows = records(texts, scores, self.labels, self.task, extra)
             self.stream.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
             return
         names = self._json_labels
@@ -56,6 +57,8 @@ class RowWriter:
         if self.multilabel:
             lines = (",".join(n for n, c in zip(self.labels, row, strict=True) if c)
                      for row in scores.chosen)
+        elif self.task == "multiclass":
+            lines = (self.labels[int(j)] for j in scores.chosen.argmax(axis=1))
         else:
             lines = (self.labels[int(c)] for c in scores.chosen[:, 0])
         self.stream.write("".join(line + "\n" for line in lines))
@@ -65,6 +68,8 @@ class RowWriter:
         extra_keys = list(extra[0]) if extra else []
         if self.multilabel:
             header = [*extra_keys, "text", "labels", *self.labels]
+        elif self.task == "multiclass":  # the class, its probability, then every class's
+            header = [*extra_keys, "text", "label", "probability", *self.labels]
         else:
             header = [*extra_keys, "text", "label", "probability"]
         prob = scores.probabilities
@@ -75,6 +80,10 @@ class RowWriter:
                 chosen = ";".join(n for n, c in zip(self.labels, scores.chosen[i], strict=True)
                                   if c)
                 rows.append([*before, text, chosen, *(round(float(p), 6) for p in prob[i])])
+            elif self.task == "multiclass":
+                best = int(scores.chosen[i].argmax())
+                rows.append([*before, text, self.labels[best], round(float(prob[i, best]), 6),
+                             *(round(float(p), 6) for p in prob[i])])
             else:
                 label = self.labels[int(scores.chosen[i, 0])]
                 rows.append([*before, text, label, round(float(prob[i, 0]), 6)])

@@ -52,15 +52,16 @@ def tune_thresholds(prob: np.ndarray, y: np.ndarray, metric: str = "f1") -> list
 
 
 def calibrate(config: TrainConfig, val_logits: np.ndarray | None, val_y: np.ndarray | None,
-              n_outputs: int) -> tuple[float, list[float]]:
+              n_outputs: int, multiclass: bool = False) -> tuple[float, list[float]]:
     """The temperature (``--calibrate``) and the thresholds (``--threshold``) fitted on the
     validation rows' logits; 1.0 and the given threshold without validation rows. Without
     --threshold: 0.5 for one output; for several (multi-label), each label's own (auto): on
     GoEmotions that took validation macro-F1 from 0.13 to 0.22
-    (benchmarks/results/mlp_candidates.md)."""
+    (benchmarks/results/mlp_candidates.md). Multi-class models choose the most probable class:
+    their thresholds are 0.5 and unused."""
     threshold = config.threshold
-    if threshold is None:
-        threshold = "auto" if n_outputs > 1 else 0.5
+    if threshold is None or multiclass:  # multi-class: the most probable class, no threshold
+        threshold = 0.5 if multiclass or n_outputs == 1 else "auto"
     temperature = 1.0
     if config.calibrate != "none" and val_logits is not None and val_y is not None:
         temperature = fit_temperature(val_logits, val_y)

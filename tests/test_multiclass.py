@@ -1,0 +1,132 @@
+"""Multi-class: a label column with three classes or more, one sigmoid per class under
+BCEWithLogitsLoss (one-vs-rest), the most probable class predicted."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import SHARED_DATA, assert_clean_error, needs_shared, run, write_csv
+
+from sentiment_cli.metrics import multiclass_metrics
+
+WORDS = {"negative": ["awful", "hate", "terrible", "boring", "worst"],
+         "neutral": ["okay", "average", "fine", "plain", "ordinary"],
+         "positive": ["great", "love", "excellent", "wonderful", "perfect"]}
+
+
+def three_class_rows(n: int = 150, seed: int = 0) -> list[tuple[str, str]]:
+    rng = random.Random(seed)
+    filler = ["the", "phone", "movie", "food", "it", "was", "and", "really", "service"]
+    rows = []
+    for i in range(n):
+        label = list(WORDS)[i % 3]
+        words = rng.sample(WORDS[label], 2) + rng.sample(filler, 4)
+        rng.shuffle(words)
+        rows.append((" ".join(words), label))
+    return rows
+
+
+@pytest.fixture(scope="module")
+def three_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("three")
+    data = write_csv(folder / "three.csv", ["review", "sentiment"], three_class_rows())
+    result = run("bce-train", str(data), "-o", str(folder / "m"), "--epochs", "8", "--json")
+    assert result.returncode == 0, result.stderr
+    return folder / "m"
+
+
+def test_bce_train_writes_a_multiclass_model(three_model: Path) -> None:
+    config = json.loads((three_model / "config.json").read_text())
+    assert config["task"] == "multiclass" and config["positive_label"] is None
+    assert config["labels"] == ["negative", "neutral", "positive"]
+    assert config["model"]["n_outputs"] == 3
+    metrics = json.loads((three_model / "metrics.json").read_text())
+    assert metrics["validation"]["accuracy"] >= 0.8
+    assert len(metrics["validation"]["confusion_matrix"]) == 3
+    report = (three_model / "report.md").read_text()
+    assert "| true / predicted | negative | neutral | positive |" in report
+
+
+def test_bce_predict_gives_the_most_probable_class_and_every_probability(
+        three_model: Path) -> None:
+    texts = ["a wonderful perfect film", "an ordinary average day", "boring and awful"]
+    result = run("bce-predict", str(three_model), *texts, "-F", "jsonl")
+    assert result.returncode == 0, result.stderr
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [r["label"] for r in rows] == ["positive", "neutral", "negative"]
+    for row in rows:
+        probabilities = row["probabilities"]
+        assert list(probabilities) == ["negative", "neutral", "positive"]
+        assert abs(sum(probabilities.values()) - 1) < 1e-5
+        assert row["probability"] == max(probabilities.values()) == probabilities[row["label"]]
+    table = run("bce-predict", str(three_model), *texts, "-F", "csv").stdout
+    parsed = list(csv.reader(io.StringIO(table)))
+    assert parsed[0] == ["text", "label", "probability", "negative", "neutral", "positive"]
+    assert [r[1] for r in parsed[1:]] == ["positive", "neutral", "negative"]
+    assert run("bce-predict", str(three_model), *texts, "-F", "label").stdout.split() == \
+        ["positive", "neutral", "negative"]
+    assert_clean_error(run("bce-predict", str(three_model), "x", "--threshold", "0.3"), 2,
+                       "multi-class model", "leave --threshold out")
+
+
+def test_bce_eval_measures_a_multiclass_model(three_model: Path, tmp_path: Path) -> None:
+    data = write_csv(tmp_path / "new.csv", ["review", "sentiment"], three_class_rows(60, 1))
+    result = run("bce-eval", str(three_model), str(data), "--json")
+    assert result.returncode == 0, result.stderr
+    metrics = json.loads(result.stdout)
+    assert metrics["rows"] == 60 and metrics["accuracy"] >= 0.8
+    assert sum(map(sum, metrics["confusion_matrix"])) == 60
+    assert set(metrics["per_label"]) == {"negative", "neutral", "positive"}
+    table = run("bce-eval", str(three_model), str(data))
+    assert "per class" in table.stdout and "confusion matrix" in table.stdout
+    info = json.loads(run("bce-info", str(three_model), "--json").stdout)
+    assert info["task"] == "multiclass" and info["positive_label"] is None
+
+
+def test_multiclass_metrics_by_hand() -> None:
+    y = np.eye(3)[[0, 1, 2, 2]]
+    prob = np.array([[0.9, 0.1, 0.1], [0.2, 0.6, 0.3], [0.1, 0.7, 0.2], [0.1, 0.1, 0.9]])
+    m = multiclass_metrics(y, prob, ["a", "b", "c"])
+    assert m["accuracy"] == 0.75 and m["confusion_matrix"] == [[1, 0, 0], [0, 1, 0], [0, 1, 1]]
+    assert m["per_label"]["b"] == {"precision": 0.5, "recall": 1.0, "f1": 2 / 3, "support": 1}
+    normalised = prob / prob.sum(axis=1, keepdims=True)
+    assert m["log_loss"] == pytest.approx(-np.mean(np.log(normalised[[0, 1, 2, 3], [0, 1, 2, 2]])))
+
+
+def test_multiclass_refusals_are_one_line(tmp_path: Path) -> None:
+    data = write_csv(tmp_path / "three.csv", ["review", "sentiment"], three_class_rows(60))
+    assert_clean_error(run("bce-train", str(data), "-o", str(tmp_path / "m"), "--stream"), 2,
+                       "has 3 classes", "leave --stream out")
+    assert_clean_error(run("bce-train", str(data), "-o", str(tmp_path / "m"),
+                           "--positive-label", "positive"), 2, "leave --positive-label out")
+    assert_clean_error(run("bce-train", str(data), "-o", str(tmp_path / "m"),
+                           "--threshold", "auto"), 2, "leave --threshold out")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["three.csv"]
+
+
+@needs_shared
+def test_real_reviews_with_a_neutral_class(tmp_path: Path) -> None:
+    """rt_polarity's reviews plus GoEmotions' neutral comments: three classes of real text."""
+    with open(SHARED_DATA / "rt_polarity.csv", encoding="utf-8", newline="") as handle:
+        reviews = list(csv.DictReader(handle))
+    with open(SHARED_DATA / "goemotions_multilabel.csv", encoding="utf-8", newline="") as handle:
+        neutral = [r["text"] for r in csv.DictReader(handle) if r["neutral"] == "1"][:600]
+    by_label: dict[str, list[str]] = {}
+    for row in reviews:
+        by_label.setdefault(row["sentiment"], []).append(row["review"])
+    rows = [(t, name) for name, texts in by_label.items() for t in texts[:600]]
+    rows += [(t, "neutral") for t in neutral]
+    random.Random(0).shuffle(rows)
+    data = write_csv(tmp_path / "three.csv", ["text", "label"], rows[:1500])
+    held = write_csv(tmp_path / "held.csv", ["text", "label"], rows[1500:])
+    result = run("bce-train", str(data), "-o", str(tmp_path / "m"), "-q")
+    assert result.returncode == 0, result.stderr
+    metrics = json.loads(run("bce-eval", str(tmp_path / "m"), str(held), "--json").stdout)
+    assert metrics["rows"] == 300 and len(metrics["per_label"]) == 3
+    assert metrics["accuracy"] > 0.6  # a third by chance
