@@ -123,6 +123,14 @@ def test_three_classes_make_a_multiclass_dataset_and_stray_values_stay_invalid(
     assert not is_class(9, 100) and is_class(10, 100) and not is_class(199, 200_000)
 
 
+def test_an_id_column_as_labels_is_one_line_not_an_offer_to_drop_rows(tmp_path: Path) -> None:
+    path = write_csv(tmp_path / "ids.csv", ["text", "label"],
+                     [(f"text {i}", str(i)) for i in range(300)])
+    for drop in (False, True):
+        with pytest.raises(DataError, match=r"300 distinct values in 300 rows .* label column"):
+            load_dataset(path, drop_invalid=drop)
+
+
 def test_classes_are_ordered_and_mapped_onto_a_models(tmp_path: Path) -> None:
     rows = [(f"t {i}", str(1 + i % 5)) for i in range(100)]
     path = write_csv(tmp_path / "stars.csv", ["text", "label"], rows)

@@ -179,8 +179,10 @@ def binary_pair(occurrences: dict[str, int], positive_label: str | None, column:
     appearance) map to, and their names as the file spells them most often. For training
     (``extra_classes`` False) a third value that is a class (:func:`is_class`) is refused: its
     rows are no stray values to skip. Scoring a model on a file may leave such rows out."""
-    pair, names = _binary_pair(occurrences, positive_label, column, where)
     counts, _, shown = _spellings(occurrences)
+    if len(counts) > 2 and positive_label is None and not extra_classes:
+        _check_label_like(counts, shown, column, where)
+    pair, names = _binary_pair(occurrences, positive_label, column, where)
     classes = [k for k, n in counts.items() if k not in pair and is_class(n, counts.total())]
     if classes and not extra_classes:
         extra = format_counts(Counter({k: v for k, v in shown.items()
@@ -191,6 +193,18 @@ def binary_pair(occurrences: dict[str, int], positive_label: str | None, column:
             f"train a multi-class model ({extra} is a class, not stray rows for --drop-invalid "
             f"to skip)")
     return pair, names
+
+
+def _check_label_like(counts: Counter[str], shown: Counter[str], column: str,
+                      where: str) -> None:
+    """A column with more distinct values than half its rows (an id, a free-text column) is
+    no label column: one line saying so, not an offer to skip most rows as invalid."""
+    total = counts.total()
+    if len(counts) <= 20 or 2 * len(counts) <= total:
+        return
+    raise DataError(
+        f"{where}: column {column!r} has {len(counts):,} distinct values in {total:,} rows "
+        f"({format_counts(shown)}): is it the label column? name it with --label-column")
 
 
 def _binary_pair(occurrences: dict[str, int], positive_label: str | None, column: str,
