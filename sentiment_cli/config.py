@@ -272,6 +272,9 @@ class PredictConfig:
     device: str = option("cpu", "cpu, auto, cuda or cuda:N.", parse=parse_word, accepts=DEVICE)
     jobs: int = option(0, "Worker processes for long inputs (0: one per core; 1: none).",
                        flags=("--jobs", "-j"))
+    top_k: int | None = option(
+        None, "Multi-class models: also list the K most probable classes (fastText's -k).",
+        flags=("--top-k", "-k"), accepts=optional(interval(1, 1000, integer=True)))
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "texts", tuple(self.texts))

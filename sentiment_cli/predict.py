@@ -43,8 +43,12 @@ class Predictor:
     """Texts -> positive-class probabilities (temperature applied) -> labels at the thresholds."""
 
     def __init__(self, bundle: Bundle, threshold: float | None = None,
-                 device: str = "cpu") -> None:
+                 device: str = "cpu", top_k: int | None = None) -> None:
         self.bundle = bundle
+        if top_k is not None and bundle.task != "multiclass":
+            raise DataError(f"--top-k lists the most probable classes of a multi-class model; "
+                            f"{bundle.path} is a {bundle.task} model (leave --top-k out)")
+        self.top_k = None if top_k is None else min(top_k, len(bundle.labels))
         self.device = None
         if device.strip().lower() != "cpu":
             resolved = resolve_device(device)
@@ -86,7 +90,13 @@ class Predictor:
         self, texts: Sequence[str], extra: Sequence[dict[str, Any]] | None = None
     ) -> list[dict[str, Any]]:
         """One output record per text, in input order."""
-        return records(texts, self.score(texts), self.bundle.labels, self.task, extra)
+        return records(texts, self.score(texts), self.bundle.labels, self.task, extra,
+                       self.top_k)
+
+
+def top_classes(prob: np.ndarray, k: int) -> np.ndarray:
+    """The columns of the ``k`` most probable classes of each row, most probable first."""
+    return np.argsort(-prob, axis=1, kind="stable")[:, :k]
 
 
 def records(
@@ -95,10 +105,12 @@ def records(
     labels: list[str],
     task: str,
     extra: Sequence[dict[str, Any]] | None = None,
+    top_k: int | None = None,
 ) -> list[dict[str, Any]]:
     """One output record per text: binary, the label and the positive class's probability;
-    multi-class, the most probable class, its probability and every class's; multi-label, the
-    labels at their thresholds and every label's probability."""
+    multi-class, the most probable class, its probability and every class's (and with
+    ``top_k``, the k most probable as ``top``); multi-label, the labels at their thresholds and
+    every label's probability."""
     out: list[dict[str, Any]] = []
     prob = scores.probabilities
     for i, text in enumerate(texts):
@@ -111,6 +123,9 @@ def records(
             record["probabilities"] = {
                 name: round(float(prob[i, j]), 6) for j, name in enumerate(labels)
             }
+            if top_k is not None:
+                record["top"] = [{"label": labels[j], "probability": round(float(prob[i, j]), 6)}
+                                 for j in top_classes(prob[i : i + 1], top_k)[0]]
         elif task == "multilabel":
             record["labels"] = [name for j, name in enumerate(labels) if scores.chosen[i, j]]
             record["probabilities"] = {

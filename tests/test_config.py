@@ -35,7 +35,7 @@ BAD = {  # a value each constrained field refuses
                   "val_max_rows": 1, "val_grouping": "random", "threshold": 2.0,
                   "threshold_metric": "auc", "calibrate": "platt", "autotune": 0.0},
     PredictConfig: {"output_format": "xml", "threshold": 1.5, "batch_size": 0,
-                    "device": "tpu"},
+                    "device": "tpu", "top_k": 0},
     EvalConfig: {"threshold": -0.5},
 }
 REQUIRED = {PredictConfig: {"model": Path("m")}, EvalConfig: {"model": Path("m"),

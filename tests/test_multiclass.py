@@ -75,6 +75,24 @@ def test_bce_predict_gives_the_most_probable_class_and_every_probability(
                        "multi-class model", "leave --threshold out")
 
 
+def test_top_k_lists_the_most_probable_classes(three_model: Path, sample_model: Path) -> None:
+    texts = ["a wonderful perfect film", "an ordinary average day"]
+    result = run("bce-predict", str(three_model), *texts, "--top-k", "2")
+    assert result.returncode == 0, result.stderr
+    for row in map(json.loads, result.stdout.splitlines()):
+        ranked = sorted(row["probabilities"].items(), key=lambda kv: -kv[1])[:2]
+        assert [(t["label"], t["probability"]) for t in row["top"]] == ranked
+        assert row["top"][0]["label"] == row["label"]
+    parsed = list(csv.reader(io.StringIO(
+        run("bce-predict", str(three_model), *texts, "-k", "3", "-F", "csv").stdout)))
+    assert parsed[0][-4:] == ["label_2", "probability_2", "label_3", "probability_3"]
+    assert len({parsed[1][1], parsed[1][-4], parsed[1][-2]}) == 3  # three distinct classes
+    labels = run("bce-predict", str(three_model), *texts, "-k", "9", "-F", "label").stdout
+    assert [len(line.split(",")) for line in labels.splitlines()] == [3, 3]  # all there are
+    assert_clean_error(run("bce-predict", str(sample_model), "x", "-k", "2"), 2,
+                       "--top-k", "binary model")
+
+
 def test_bce_eval_measures_a_multiclass_model(three_model: Path, tmp_path: Path) -> None:
     data = write_csv(tmp_path / "new.csv", ["review", "sentiment"], three_class_rows(60, 1))
     result = run("bce-eval", str(three_model), str(data), "--json")

@@ -29,7 +29,7 @@ def predict(given: dict[str, Any], debug: DebugOption = False) -> None:
     jobs = config.jobs or available_cores()
     fmt = config.output_format or ("table" if sys.stdout.isatty() else "jsonl")
     predictor = Predictor(load_bundle(config.model), threshold=config.threshold,
-                          device=config.device)
+                          device=config.device, top_k=config.top_k)
     reads_stdin = config.input_file is None and config.texts in ((), ("-",))
     if reads_stdin and sys.stdin.isatty():
         stdin_hint()
@@ -40,9 +40,10 @@ def predict(given: dict[str, Any], debug: DebugOption = False) -> None:
         if fmt == "table":
             out = Stdout()
             for chunk, extra, scores in scored:
-                print_records_table(records(chunk, scores, labels, task, extra), out)
+                print_records_table(records(chunk, scores, labels, task, extra,
+                                                  predictor.top_k), out)
             return
-        writer = RowWriter(sys.stdout, fmt, labels, task)
+        writer = RowWriter(sys.stdout, fmt, labels, task, predictor.top_k)
         for chunk, extra, scores in scored:
             writer.write(chunk, scores, extra)
 

@@ -229,12 +229,17 @@ def print_records_table(records: list[dict[str, Any]], out: Console) -> None:
     table.add_column("labels" if multilabel else "label")
     if not multilabel:
         table.add_column("probability", justify="right")
+    top = "top" in records[0]
+    if top:
+        table.add_column(f"top {len(records[0]['top'])}")
     for record in records:
         text = _cell(record["text"], newlines=True)
         if multilabel:
             table.add_row(text, _cell(", ".join(record["labels"]) or "-"))
         else:
-            table.add_row(text, _cell(record["label"]), f"{record['probability']:.4f}")
+            best = [_cell(", ".join(f"{t['label']} {t['probability']:.2f}"
+                                    for t in record["top"]))] if top else []
+            table.add_row(text, _cell(record["label"]), f"{record['probability']:.4f}", *best)
     out.print(table)
 
 

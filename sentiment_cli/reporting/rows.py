@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from json.encoder import encode_basestring  # type: ignore[attr-defined]
 from typing import Any, TextIO
 
-from sentiment_cli.predict import Scores, records
+from sentiment_cli.predict import Scores, records, top_classes
 
 
 class RowWriter:
@@ -18,13 +18,14 @@ class RowWriter:
     dict, and the same JSON).
     """
 
-    def __init__(self, stream: TextIO, fmt: str, labels: list[str], task: str) -> None:
+    def __init__(self, stream: TextIO, fmt: str, labels: list[str], task: str,
+                 top_k: int | None = None) -> None:
         if fmt not in ("jsonl", "csv", "tsv", "label"):  # config.FORMATS, less table
             raise ValueError(f"RowWriter cannot write {fmt!r}")
         self.stream = stream
         self.fmt = fmt
         self.labels = labels
-        self.task = task
+        self.task, self.top_k = task, top_k
         self.multilabel = task == "multilabel"
         self._json_labels = [encode_basestring(name) for name in labels]
         self._csv: Any = None
@@ -42,7 +43,7 @@ class RowWriter:
     def _write_jsonl(self, texts: Sequence[str], scores: Scores,
                      extra: Sequence[dict[str, Any]] | None) -> None:
         if self.task != "binary" or extra is not None:
-            rows = records(texts, scores, self.labels, self.task, extra)
+            rows = records(texts, scores, self.labels, self.task, extra, self.top_k)
             self.stream.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
             return
         names = self._json_labels
@@ -57,8 +58,9 @@ class RowWriter:
         if self.multilabel:
             lines = (",".join(n for n, c in zip(self.labels, row, strict=True) if c)
                      for row in scores.chosen)
-        elif self.task == "multiclass":
-            lines = (self.labels[int(j)] for j in scores.chosen.argmax(axis=1))
+        elif self.task == "multiclass":  # the class, or the k best, most probable first
+            best = top_classes(scores.probabilities, self.top_k or 1)
+            lines = (",".join(self.labels[int(j)] for j in row) for row in best)
         else:
             lines = (self.labels[int(c)] for c in scores.chosen[:, 0])
         self.stream.write("".join(line + "\n" for line in lines))
@@ -70,6 +72,9 @@ class RowWriter:
             header = [*extra_keys, "text", "labels", *self.labels]
         elif self.task == "multiclass":  # the class, its probability, then every class's
             header = [*extra_keys, "text", "label", "probability", *self.labels]
+            ranks = range(2, (self.top_k or 1) + 1)  # then the next best classes
+            header += [f"{name}_{r}" for r in ranks for name in ("label", "probability")]
+            best = top_classes(scores.probabilities, self.top_k or 1)
         else:
             header = [*extra_keys, "text", "label", "probability"]
         prob = scores.probabilities
@@ -81,9 +86,11 @@ class RowWriter:
                                   if c)
                 rows.append([*before, text, chosen, *(round(float(p), 6) for p in prob[i])])
             elif self.task == "multiclass":
-                best = int(scores.chosen[i].argmax())
-                rows.append([*before, text, self.labels[best], round(float(prob[i, best]), 6),
-                             *(round(float(p), 6) for p in prob[i])])
+                first = int(best[i, 0])
+                rows.append([*before, text, self.labels[first], round(float(prob[i, first]), 6),
+                             *(round(float(p), 6) for p in prob[i]),
+                             *(v for j in best[i, 1:] for v in (self.labels[int(j)],
+                                                                 round(float(prob[i, j]), 6)))])
             else:
                 label = self.labels[int(scores.chosen[i, 0])]
                 rows.append([*before, text, label, round(float(prob[i, 0]), 6)])
