@@ -51,6 +51,8 @@ def test_bce_train_writes_a_multiclass_model(three_model: Path) -> None:
     assert len(metrics["validation"]["confusion_matrix"]) == 3
     report = (three_model / "report.md").read_text()
     assert "| true / predicted | negative | neutral | positive |" in report
+    assert "![Confusion matrix](plots/confusion_matrix.png)" in report
+    assert (three_model / "plots" / "confusion_matrix.png").stat().st_size > 1000
 
 
 def test_bce_predict_gives_the_most_probable_class_and_every_probability(

@@ -155,6 +155,27 @@ def _plot_confusion(path: Path, dataset: str, labels: list[str], cm: dict[str, i
                    title=f"{dataset}: confusion matrix at threshold {threshold:.2f}")
 
 
+MAX_MATRIX_CLASSES = 30  # beyond this a K x K picture is unreadable; report.md has the table
+
+
+def _plot_class_confusion(path: Path, dataset: str, labels: list[str],
+                          matrix: list[list[int]]) -> Path:
+    """A multi-class confusion matrix, shaded by each true class's share (its recall)."""
+    counts = np.asarray(matrix)
+    k = len(labels)
+    fig, ax = _figure(height=max(FIGSIZE[1], 0.35 * k + 1.6), fit_labels=True)
+    share = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
+    ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
+    if k <= 12:  # room for the counts
+        for (i, j), count in np.ndenumerate(counts):
+            ax.text(j, i, str(count), ha="center", va="center", fontsize=9,
+                    color="white" if share[i, j] > 0.5 else "black")
+    ax.grid(False)
+    return _finish(fig, ax, path, None, xticks=range(k), xticklabels=labels, yticks=range(k),
+                   yticklabels=labels, xlabel="predicted class", ylabel="true class",
+                   title=f"{dataset}: confusion matrix (shade: share of the true class)")
+
+
 def _plot_per_label_f1(path: Path, dataset: str, metrics: dict) -> Path:
     items = sorted(metrics["per_label"].items(), key=lambda kv: kv[1]["f1"])
     fig, ax = _figure(height=max(FIGSIZE[1], 0.3 * len(items) + 1.4),  # room for many labels
@@ -194,6 +215,14 @@ def _plot_jobs(
     if "per_label" in metrics:
         jobs.append(("F1 per label", _plot_per_label_f1,
                      {**common, "path": folder / "per_label_f1.png", "metrics": metrics}))
+        matrix = metrics.get("confusion_matrix")
+        if isinstance(matrix, list) and len(labels) <= MAX_MATRIX_CLASSES:  # multi-class
+            jobs.append(("Confusion matrix", _plot_class_confusion,
+                         {**common, "path": folder / "confusion_matrix.png", "labels": labels,
+                          "matrix": matrix}))
+        elif isinstance(matrix, list):
+            notes.append(f"The confusion matrix is not drawn for more than "
+                         f"{MAX_MATRIX_CLASSES} classes: its table is above.")
     elif len(y):
         threshold = float(metrics.get("threshold", 0.5))
         cm = metrics.get("confusion_matrix") or m.confusion(y, p >= threshold)
