@@ -25,6 +25,23 @@ def fit_temperature(logits: np.ndarray, y: np.ndarray) -> float:
     return float(np.exp(golden_section_min(loss, np.log(0.05), np.log(20.0))))
 
 
+def fit_class_temperature(logits: np.ndarray, y: np.ndarray) -> float:
+    """For a multi-class model: the T minimising the log loss of the probabilities it reports,
+    sigmoid(logits / T) normalised over the classes, at each row's true class (one-hot ``y``).
+    Dividing every logit by one T keeps each row's order of classes, so the prediction does not
+    change."""
+    logits = np.asarray(logits, dtype=np.float64)
+    truth = np.asarray(y).argmax(axis=1)
+    rows = np.arange(len(truth))
+
+    def loss(log_t: float) -> float:
+        prob = sigmoid(logits / np.exp(log_t))
+        prob = prob[rows, truth] / np.maximum(prob.sum(axis=1), 1e-300)
+        return float(-np.mean(np.log(np.clip(prob, 1e-15, 1.0))))
+
+    return float(np.exp(golden_section_min(loss, np.log(0.05), np.log(20.0))))
+
+
 def golden_section_min(f: Callable[[float], float], lo: float, hi: float,
                        tol: float = 1e-6) -> float:
     """The minimiser of a unimodal ``f`` on [lo, hi], to within ``tol``."""
@@ -64,7 +81,8 @@ def calibrate(config: TrainConfig, val_logits: np.ndarray | None, val_y: np.ndar
         threshold = 0.5 if multiclass or n_outputs == 1 else "auto"
     temperature = 1.0
     if config.calibrate != "none" and val_logits is not None and val_y is not None:
-        temperature = fit_temperature(val_logits, val_y)
+        fit = fit_class_temperature if multiclass else fit_temperature
+        temperature = fit(val_logits, val_y)
     if threshold == "auto" and val_logits is not None and val_y is not None:
         thresholds = tune_thresholds(sigmoid(val_logits / temperature), val_y,
                                      config.threshold_metric)
