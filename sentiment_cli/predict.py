@@ -39,16 +39,21 @@ class Scores:
     chosen: np.ndarray  # (n, outputs) bool
 
 
+def checked_top_k(bundle: Bundle, top_k: int | None) -> int | None:
+    """--top-k for this model: multi-class only, at most its number of classes."""
+    if top_k is not None and bundle.task != "multiclass":
+        raise DataError(f"--top-k lists the most probable classes of a multi-class model; "
+                        f"{bundle.path} is a {bundle.task} model (leave --top-k out)")
+    return None if top_k is None else min(top_k, len(bundle.labels))
+
+
 class Predictor:
     """Texts -> positive-class probabilities (temperature applied) -> labels at the thresholds."""
 
     def __init__(self, bundle: Bundle, threshold: float | None = None,
                  device: str = "cpu", top_k: int | None = None) -> None:
         self.bundle = bundle
-        if top_k is not None and bundle.task != "multiclass":
-            raise DataError(f"--top-k lists the most probable classes of a multi-class model; "
-                            f"{bundle.path} is a {bundle.task} model (leave --top-k out)")
-        self.top_k = None if top_k is None else min(top_k, len(bundle.labels))
+        self.top_k = checked_top_k(bundle, top_k)
         self.device = None
         if device.strip().lower() != "cpu":
             resolved = resolve_device(device)
