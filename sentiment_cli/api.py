@@ -81,10 +81,11 @@ class Model:
         return self._bundle.config
 
     def predict(self, texts: str | Sequence[str], top_k: int | None = None,
-                ) -> list[dict[str, Any]]:
+                explain: int | None = None) -> list[dict[str, Any]]:
         """One record per text, as ``bce-predict --format jsonl`` writes them: ``label`` and
         ``probability`` (multi-class: also ``probabilities``, and ``top`` with ``top_k``;
-        multi-label: ``labels`` and ``probabilities``)."""
+        multi-label: ``labels`` and ``probabilities``); with ``explain`` (as ``--explain``),
+        ``logit``, ``bias`` and the ``explanation`` terms."""
         texts = [texts] if isinstance(texts, str) else list(texts)
         bad = next((t for t in texts if not isinstance(t, str)), None)
         if bad is not None:
@@ -93,7 +94,14 @@ class Model:
 
         if top_k is not None and not (isinstance(top_k, int) and top_k >= 1):
             raise DataError(f"top_k must be a whole number from 1, got {top_k!r}")
+        if explain is not None and not (isinstance(explain, int) and explain >= 0):
+            raise DataError(f"explain must be a whole number from 0 (every term), got "
+                            f"{explain!r}")
+        if explain is not None and self.task == "multilabel":
+            raise DataError(f"--explain explains one output per text; {self._bundle.path} is "
+                            f"a multi-label model (leave explain out)")
         self._predictor.top_k = checked_top_k(self._bundle, top_k)
+        self._predictor.explain = explain
         return self._predictor.rows(texts)
 
     def __repr__(self) -> str:

@@ -272,6 +272,10 @@ class PredictConfig:
     device: str = option("cpu", "cpu, auto, cuda or cuda:N.", parse=parse_word, accepts=DEVICE)
     jobs: int = option(0, "Worker processes for long inputs (0: one per core; 1: none).",
                        flags=("--jobs", "-j"))
+    explain: int | None = option(
+        None, "Add each text's logit, bias and its N terms with the largest contribution to "
+        "the logit (0: all); README says how they are computed.",
+        accepts=optional(interval(0, 100_000, integer=True)))
     top_k: int | None = option(
         None, "Multi-class models: also list the K most probable classes (fastText's -k).",
         flags=("--top-k", "-k"), accepts=optional(interval(1, 1000, integer=True)))

@@ -37,6 +37,7 @@ class Scores:
 
     probabilities: np.ndarray  # (n, outputs)
     chosen: np.ndarray  # (n, outputs) bool
+    explanations: list[dict[str, Any]] | None = None  # with --explain: see explain.py
 
 
 def checked_top_k(bundle: Bundle, top_k: int | None) -> int | None:
@@ -51,9 +52,15 @@ class Predictor:
     """Texts -> positive-class probabilities (temperature applied) -> labels at the thresholds."""
 
     def __init__(self, bundle: Bundle, threshold: float | None = None,
-                 device: str = "cpu", top_k: int | None = None) -> None:
+                 device: str = "cpu", top_k: int | None = None,
+                 explain: int | None = None) -> None:
         self.bundle = bundle
         self.top_k = checked_top_k(bundle, top_k)
+        if explain is not None and bundle.task == "multilabel":
+            raise DataError(f"--explain explains one output per text; {bundle.path} is a "
+                            f"multi-label model (leave --explain out)")
+        self.explain = explain
+        self._terms: np.ndarray | None = None
         self.device = None
         if device.strip().lower() != "cpu":
             resolved = resolve_device(device)
@@ -88,8 +95,23 @@ class Predictor:
         prob = self.probabilities(texts)
         if self.task == "multiclass":  # the classes' probabilities, normalised; the most likely
             prob = class_probabilities(prob)
-            return Scores(prob, prob.argmax(axis=1)[:, None] == np.arange(prob.shape[1]))
-        return Scores(prob, prob >= self.thresholds[None, :])
+            scores = Scores(prob, prob.argmax(axis=1)[:, None] == np.arange(prob.shape[1]))
+        else:
+            scores = Scores(prob, prob >= self.thresholds[None, :])
+        if self.explain is not None:
+            scores.explanations = self._explained(texts, scores)
+        return scores
+
+    def _explained(self, texts: Sequence[str], scores: Scores) -> list[dict[str, Any]]:
+        from sentiment_cli.explain import explain_rows
+
+        if self._terms is None:
+            self._terms = self.bundle.vectorizer.get_feature_names_out()
+        outputs = scores.chosen.argmax(axis=1) if self.task == "multiclass" else \
+            np.zeros(len(texts), dtype=np.int64)
+        return explain_rows(self.bundle.weights, self.bundle.model_config,
+                            transform(self.bundle.vectorizer, texts), outputs, self._terms,
+                            self.bundle.temperature, self.explain or 0)
 
     def rows(
         self, texts: Sequence[str], extra: Sequence[dict[str, Any]] | None = None
@@ -139,6 +161,8 @@ def records(
         else:
             record["label"] = labels[1] if scores.chosen[i, 0] else labels[0]
             record["probability"] = round(float(prob[i, 0]), 6)
+        if scores.explanations is not None:
+            record.update(scores.explanations[i])
         out.append(record)
     return out
 

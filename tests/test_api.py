@@ -44,6 +44,9 @@ def test_train_from_a_dataframe_with_options_and_predict(tmp_path: Path) -> None
     assert [r["text"] for r in rows] == ["a wonderful phone", "it broke, refund"]
     assert all(0 <= r["probability"] <= 1 for r in rows)
     assert model.predict("one text")[0]["text"] == "one text"
+    why = model.predict("a wonderful phone", explain=2)[0]
+    assert len(why["explanation"]) == 2 and {"logit", "bias"} <= set(why)
+    assert "explanation" not in model.predict("a wonderful phone")[0]
 
 
 def test_errors_are_the_commands_own(tmp_path: Path) -> None:

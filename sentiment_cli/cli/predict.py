@@ -29,7 +29,7 @@ def predict(given: dict[str, Any], debug: DebugOption = False) -> None:
     jobs = config.jobs or available_cores()
     fmt = config.output_format or ("table" if sys.stdout.isatty() else "jsonl")
     predictor = Predictor(load_bundle(config.model), threshold=config.threshold,
-                          device=config.device, top_k=config.top_k)
+                          device=config.device, top_k=config.top_k, explain=config.explain)
     reads_stdin = config.input_file is None and config.texts in ((), ("-",))
     if reads_stdin and sys.stdin.isatty():
         stdin_hint()

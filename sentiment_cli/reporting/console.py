@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from sentiment_cli.explain import shown
 from sentiment_cli.text import printable
 from sentiment_cli.training.progress import EpochStats, TrainProgress
 
@@ -229,9 +230,11 @@ def print_records_table(records: list[dict[str, Any]], out: Console) -> None:
     table.add_column("labels" if multilabel else "label")
     if not multilabel:
         table.add_column("probability", justify="right")
-    top = "top" in records[0]
+    top, explained = "top" in records[0], "explanation" in records[0]
     if top:
         table.add_column(f"top {len(records[0]['top'])}")
+    if explained:
+        table.add_column("explanation", overflow="fold", ratio=2)
     for record in records:
         text = _cell(record["text"], newlines=True)
         if multilabel:
@@ -239,7 +242,9 @@ def print_records_table(records: list[dict[str, Any]], out: Console) -> None:
         else:
             best = [_cell(", ".join(f"{t['label']} {t['probability']:.2f}"
                                     for t in record["top"]))] if top else []
-            table.add_row(text, _cell(record["label"]), f"{record['probability']:.4f}", *best)
+            why = [_cell(shown(record["explanation"]))] if explained else []
+            table.add_row(text, _cell(record["label"]), f"{record['probability']:.4f}", *best,
+                          *why)
     out.print(table)
 
 

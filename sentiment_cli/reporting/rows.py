@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from json.encoder import encode_basestring  # type: ignore[attr-defined]
 from typing import Any, TextIO
 
+from sentiment_cli.explain import shown
 from sentiment_cli.predict import Scores, records, top_classes
 
 
@@ -42,7 +43,7 @@ class RowWriter:
 
     def _write_jsonl(self, texts: Sequence[str], scores: Scores,
                      extra: Sequence[dict[str, Any]] | None) -> None:
-        if self.task != "binary" or extra is not None:
+        if self.task != "binary" or extra is not None or scores.explanations is not None:
             rows = records(texts, scores, self.labels, self.task, extra, self.top_k)
             self.stream.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
             return
@@ -68,6 +69,7 @@ class RowWriter:
     def _write_table(self, texts: Sequence[str], scores: Scores,
                      extra: Sequence[dict[str, Any]] | None) -> None:
         extra_keys = list(extra[0]) if extra else []
+        explained = scores.explanations is not None
         if self.multilabel:
             header = [*extra_keys, "text", "labels", *self.labels]
         elif self.task == "multiclass":  # the class, its probability, then every class's
@@ -77,6 +79,8 @@ class RowWriter:
             best = top_classes(scores.probabilities, self.top_k or 1)
         else:
             header = [*extra_keys, "text", "label", "probability"]
+        if explained:
+            header += ["logit", "bias", "explanation"]
         prob = scores.probabilities
         rows = []
         for i, text in enumerate(texts):
@@ -94,6 +98,9 @@ class RowWriter:
             else:
                 label = self.labels[int(scores.chosen[i, 0])]
                 rows.append([*before, text, label, round(float(prob[i, 0]), 6)])
+        if explained:
+            for row, found in zip(rows, scores.explanations or [], strict=True):
+                row += [found["logit"], found["bias"], shown(found["explanation"])]
         if self.fmt == "tsv":
             self._write_tsv(header, rows)
             return
