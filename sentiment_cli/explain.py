@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from sentiment_cli.model.architecture import ModelConfig, forward_numpy
+from sentiment_cli.model.architecture import ModelConfig, after_first_layer, forward_numpy
 
 
 def explain_rows(weights: dict[str, np.ndarray], config: ModelConfig, matrix: sp.csr_matrix,
@@ -38,13 +38,11 @@ def explain_rows(weights: dict[str, np.ndarray], config: ModelConfig, matrix: sp
         if not config.hidden:
             bias = float(weights["first.bias"][j])
             contributions = weights["first.bag.weight"][columns, j] * values
-        else:
+        else:  # the first layer is linear: taking term i out subtracts its row of weights
             bias = float(empty[j])
-            without = sp.csr_matrix(np.repeat(part.toarray(), len(columns), axis=0))
-            without[np.arange(len(columns)), columns] = 0.0
-            without.eliminate_zeros()
-            contributions = logit - forward_numpy(weights, config, without.tocsr())[:, j] \
-                if len(columns) else np.zeros(0)
+            first = weights["first.bag.weight"][columns] * values[:, None]  # (terms, hidden)
+            pre = part @ weights["first.bag.weight"] + weights["first.bias"]
+            contributions = logit - after_first_layer(weights, config, pre - first)[:, j]
         order = np.argsort(-np.abs(contributions), kind="stable")
         if n:
             order = order[:n]

@@ -66,7 +66,13 @@ def forward_numpy(
     weights: dict[str, np.ndarray], config: ModelConfig, matrix: sp.csr_matrix
 ) -> np.ndarray:
     """Logits (rows, outputs) of the model on CSR rows: the same function as SparseMLP.eval()."""
-    hidden = matrix @ weights["first.bag.weight"] + weights["first.bias"]
+    return after_first_layer(weights, config,
+                             matrix @ weights["first.bag.weight"] + weights["first.bias"])
+
+
+def after_first_layer(weights: dict[str, np.ndarray], config: ModelConfig,
+                      hidden: np.ndarray) -> np.ndarray:
+    """Logits from the first layer's outputs (before its ReLU): the rest of the forward pass."""
     for name in _dense_layer_names(config):
         hidden = np.maximum(hidden, 0.0) @ weights[f"{name}.weight"].T + weights[f"{name}.bias"]
     return np.asarray(hidden, dtype=np.float32)
