@@ -10,7 +10,7 @@ import random
 from pathlib import Path
 
 import pytest
-from conftest import SAMPLE, assert_clean_error, run, write_csv
+from conftest import SAMPLE, SHARED_DATA, assert_clean_error, needs_shared, run, write_csv
 
 from sentiment_cli.data.reading import load_dataset
 
@@ -59,3 +59,17 @@ def test_explain_refusals(tmp_path: Path) -> None:
                        "multi-label model")
     assert_clean_error(run("bce-predict", str(tmp_path / "m"), "x", "--explain", "-1"), 2,
                        "--explain must be")
+
+
+@needs_shared
+def test_exact_on_real_reviews(tmp_path: Path) -> None:
+    """rt_polarity: a linear model's bias and contributions add up to each review's logit."""
+    data = SHARED_DATA / "rt_polarity.csv"
+    assert run("bce-train", str(data), "-o", str(tmp_path / "m"), "-q", "--no-report"
+               ).returncode == 0
+    texts = load_dataset(data).texts[::500]
+    rows = run("bce-predict", str(tmp_path / "m"), *texts, "--explain", "0").stdout
+    for row in map(json.loads, rows.splitlines()):
+        total = row["bias"] + sum(e["contribution"] for e in row["explanation"])
+        assert total == pytest.approx(row["logit"], abs=1e-4)
+    assert len(rows.splitlines()) == len(texts) > 20
