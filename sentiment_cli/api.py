@@ -19,7 +19,6 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from sentiment_cli.artifacts.bundle import Bundle
-    from sentiment_cli.predict import Predictor
 
 # the options a caller may give: bce-train's, by their field names (lr, hidden, ngram_range...)
 _OPTIONS = {item.name for item, how in options_of(TrainConfig)} - {"data", "line_files", "output"}
@@ -62,8 +61,11 @@ def train(data: str | Path | pd.DataFrame, output: str | Path | None = None, *,
 class Model:
     """A loaded model folder (see :func:`load_model`)."""
 
-    def __init__(self, bundle: Bundle, predictor: Predictor) -> None:
-        self._bundle, self._predictor = bundle, predictor
+    def __init__(self, bundle: Bundle, device: str = "cpu") -> None:
+        from sentiment_cli.predict import Predictor
+
+        self._bundle, self._device = bundle, device
+        self._predictor = Predictor(bundle, device=device)  # checks the device once
 
     @property
     def labels(self) -> list[str]:
@@ -86,23 +88,18 @@ class Model:
         ``probability`` (multi-class: also ``probabilities``, and ``top`` with ``top_k``;
         multi-label: ``labels`` and ``probabilities``); with ``explain`` (as ``--explain``),
         ``logit``, ``bias`` and the ``explanation`` terms."""
+        from sentiment_cli.predict import Predictor
+
         texts = [texts] if isinstance(texts, str) else list(texts)
         bad = next((t for t in texts if not isinstance(t, str)), None)
         if bad is not None:
             raise DataError(f"predict() takes texts (str), got {type(bad).__name__}")
-        from sentiment_cli.predict import checked_top_k
-
-        if top_k is not None and not (isinstance(top_k, int) and top_k >= 1):
-            raise DataError(f"top_k must be a whole number from 1, got {top_k!r}")
-        if explain is not None and not (isinstance(explain, int) and explain >= 0):
-            raise DataError(f"explain must be a whole number from 0 (every term), got "
-                            f"{explain!r}")
-        if explain is not None and self.task == "multilabel":
-            raise DataError(f"--explain explains one output per text; {self._bundle.path} is "
-                            f"a multi-label model (leave explain out)")
-        self._predictor.top_k = checked_top_k(self._bundle, top_k)
-        self._predictor.explain = explain
-        return self._predictor.rows(texts)
+        for name, value, low in (("top_k", top_k, 1), ("explain", explain, 0)):
+            if value is not None and not (isinstance(value, int) and value >= low):
+                raise DataError(f"{name} must be a whole number from {low}, got {value!r}")
+        predictor = self._predictor if top_k is None and explain is None else Predictor(
+            self._bundle, device=self._device, top_k=top_k, explain=explain)
+        return predictor.rows(texts)
 
     def __repr__(self) -> str:
         return f"Model({str(self._bundle.path)!r}, task={self.task!r}, labels={self.labels!r})"
@@ -112,10 +109,8 @@ def load_model(path: str | Path, device: str = "cpu") -> Model:
     """Load a model folder written by ``bce-train``, checked as ``bce-predict`` checks it (every
     file against its manifest, config.json field by field; never code)."""
     from sentiment_cli.artifacts.bundle import load_bundle
-    from sentiment_cli.predict import Predictor
 
-    bundle = load_bundle(path)
-    return Model(bundle, Predictor(bundle, device=device))
+    return Model(load_bundle(path), device)
 
 
 __all__ = ["Model", "load_model", "train"]

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sentiment_cli.config import EvalConfig, PredictConfig, TrainConfig, VectorizerConfig, df_value
 from sentiment_cli.data.files import check_delimiter, check_encoding, check_path
@@ -14,6 +15,9 @@ from sentiment_cli.errors import DataError
 from sentiment_cli.options import check_fields
 from sentiment_cli.parallel import available_cores
 from sentiment_cli.tokens import BUILTIN_PATTERNS, BoundedTokenizer
+
+if TYPE_CHECKING:
+    from sentiment_cli.data.reading import Dataset
 
 
 def check(config: TrainConfig | PredictConfig | EvalConfig) -> None:
@@ -102,3 +106,11 @@ def _check_predict(config: PredictConfig) -> None:
                          (config.delimiter, "--delimiter")):
         if given and config.input_file is None:
             raise DataError(f"{named} applies to --input FILE only")
+
+
+def check_read(config: TrainConfig, data: Dataset) -> None:
+    """What bce-train's options ask of the data, checked once it is read (before training)."""
+    if data.multiclass and config.threshold is not None:
+        raise DataError(f"--threshold is for binary and multi-label models; {data.source} has "
+                        f"{len(data.label_names)} classes, and a multi-class model predicts the "
+                        f"most probable one: leave --threshold out")

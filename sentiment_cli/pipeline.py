@@ -19,7 +19,7 @@ from sentiment_cli.artifacts.bundle import versions
 from sentiment_cli.artifacts.folders import check_target, remove_owned
 from sentiment_cli.artifacts.locking import FolderLock
 from sentiment_cli.artifacts.record import DataSummary, RunRecord, write_model_folder
-from sentiment_cli.checks import check
+from sentiment_cli.checks import check, check_read
 from sentiment_cli.config import TrainConfig
 from sentiment_cli.data.rows import read_rows
 from sentiment_cli.device import resolve_device
@@ -159,24 +159,14 @@ def _train(config: TrainConfig, output: Path, checkpoints: Path, progress: Train
     laps = {"read": read_seconds, "vectorize": time.perf_counter() - started - read_seconds}
     split, x_train = features.split, features.x_train
     data, train, val = split.data, split.train, split.val
-    if data.multiclass and config.threshold is not None:
-        raise DataError(f"--threshold is for binary and multi-label models; {data.source} has "
-                        f"{len(data.label_names)} classes, and a multi-class model predicts the "
-                        f"most probable one: leave --threshold out")
+    check_read(config, data)
     note(f"{features.train_rows} training rows, {0 if val is None else len(val)} validation rows, "
          f"vocabulary of {x_train.shape[1]} terms")
     n_outputs = 1 if train.y.ndim == 1 else train.y.shape[1]
 
-    from sentiment_cli.training.autotune import described, searched, tune
     from sentiment_cli.training.loop import TrainingDiverged, fit
 
-    search = None
-    if config.autotune is not None:
-        with interruption.deferred():
-            search = tune(features.x_train, split.train, features.x_val, split.val,
-                          config.training, config.autotune, progress, note)
-        # trained, checkpointed and recorded as if these options had been given
-        config = replace(config, training=search.chosen, autotune=None)
+    config, search, resume_with = _autotuned(config, features, progress, note)
     run = ckpt.Checkpoints(checkpoints, {
         **fingerprint(config), **digests, **streamed,
         "text_column": data.text_column,
@@ -214,16 +204,28 @@ def _train(config: TrainConfig, output: Path, checkpoints: Path, progress: Train
             if record is None:
                 return None  # rank 0 measures and writes
     except Interrupted as err:
-        stopped = run.interrupted(err)
-        if search is not None and run.last_saved:  # --resume refuses --autotune
-            stopped = Interrupted(err.signum, str(stopped).replace(
-                "the same command plus --resume", "--resume and, instead of --autotune, "
-                f"{described(searched(search.chosen))}"))
-        raise stopped from None
+        raise run.interrupted(err, resume_with) from None
     laps["total"] = time.perf_counter() - started
     laps["finish"] = laps["total"] - laps["read"] - laps["vectorize"] - laps["train"]
     record.seconds = laps
     return record
+
+
+def _autotuned(config: TrainConfig, features: _Features, progress: TrainProgress | None,
+               note: Callable[[str], None]) -> tuple[TrainConfig, Search | None, str]:
+    """The run's config with ``--autotune``'s chosen training options, to be trained,
+    checkpointed and recorded as if given; the search; and how an interrupted run is resumed
+    (--resume refuses --autotune: with the chosen options instead)."""
+    if config.autotune is None:
+        return config, None, "the same command plus --resume"
+    from sentiment_cli.training.autotune import described, searched, tune
+
+    split = features.split
+    with interruption.deferred():
+        search = tune(features.x_train, split.train, features.x_val, split.val,
+                      config.training, config.autotune, progress, note)
+    return (replace(config, training=search.chosen, autotune=None), search,
+            f"--resume and, instead of --autotune, {described(searched(search.chosen))}")
 
 
 def _features_everywhere(config: TrainConfig, note: Callable[[str], None], world: World,

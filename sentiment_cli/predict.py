@@ -12,7 +12,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import numpy as np
 
@@ -26,6 +26,9 @@ from sentiment_cli.features import transform
 from sentiment_cli.metrics import class_probabilities, sigmoid
 from sentiment_cli.model.architecture import forward_numpy
 from sentiment_cli.parallel import ordered_map, pool
+
+if TYPE_CHECKING:
+    import scipy.sparse as sp
 
 __all__ = ["Predictor", "Scores", "batched", "input_batches", "read_lines", "records",
            "score_stream"]
@@ -80,7 +83,9 @@ class Predictor:
         return self.bundle.task
 
     def logits(self, texts: Sequence[str]) -> np.ndarray:
-        matrix = transform(self.bundle.vectorizer, texts)
+        return self._logits(transform(self.bundle.vectorizer, texts))
+
+    def _logits(self, matrix: sp.csr_matrix) -> np.ndarray:
         if self.device is None:
             return forward_numpy(self.bundle.weights, self.bundle.model_config, matrix)
         from sentiment_cli.model.module import predict_logits
@@ -92,26 +97,26 @@ class Predictor:
         return sigmoid(self.logits(texts) / self.bundle.temperature)
 
     def score(self, texts: Sequence[str]) -> Scores:
-        prob = self.probabilities(texts)
+        matrix = transform(self.bundle.vectorizer, texts)  # once, for scores and explanations
+        prob = sigmoid(self._logits(matrix) / self.bundle.temperature)
         if self.task == "multiclass":  # the classes' probabilities, normalised; the most likely
             prob = class_probabilities(prob)
             scores = Scores(prob, prob.argmax(axis=1)[:, None] == np.arange(prob.shape[1]))
         else:
             scores = Scores(prob, prob >= self.thresholds[None, :])
         if self.explain is not None:
-            scores.explanations = self._explained(texts, scores)
+            scores.explanations = self._explained(matrix, scores)
         return scores
 
-    def _explained(self, texts: Sequence[str], scores: Scores) -> list[dict[str, Any]]:
+    def _explained(self, matrix: sp.csr_matrix, scores: Scores) -> list[dict[str, Any]]:
         from sentiment_cli.explain import explain_rows
 
         if self._terms is None:
             self._terms = self.bundle.vectorizer.get_feature_names_out()
         outputs = scores.chosen.argmax(axis=1) if self.task == "multiclass" else \
-            np.zeros(len(texts), dtype=np.int64)
-        return explain_rows(self.bundle.weights, self.bundle.model_config,
-                            transform(self.bundle.vectorizer, texts), outputs, self._terms,
-                            self.bundle.temperature, self.explain or 0)
+            np.zeros(matrix.shape[0], dtype=np.int64)
+        return explain_rows(self.bundle.weights, self.bundle.model_config, matrix, outputs,
+                            self._terms, self.bundle.temperature, self.explain or 0)
 
     def rows(
         self, texts: Sequence[str], extra: Sequence[dict[str, Any]] | None = None

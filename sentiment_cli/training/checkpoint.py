@@ -277,11 +277,12 @@ class Checkpoints:
         save_checkpoint(self.folder, state, self.fingerprint, self.job)
         self.last_saved = state.epoch
 
-    def interrupted(self, err: Interrupted) -> Interrupted:
-        """The interruption as the user should read it: how to resume, or that nothing was
-        kept."""
+    def interrupted(self, err: Interrupted,
+                    resume_with: str = "the same command plus --resume") -> Interrupted:
+        """The interruption as the user should read it: how to resume (``resume_with``), or
+        that nothing was kept."""
         if self.last_saved:
             return Interrupted(err.signum, f"interrupted; epoch {self.last_saved} is saved in "
-                               f"{self.folder}: continue with the same command plus --resume")
+                               f"{self.folder}: continue with {resume_with}")
         return Interrupted(err.signum, "interrupted before the first epoch ended; nothing was "
                            "saved")
