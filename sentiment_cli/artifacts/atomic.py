@@ -20,9 +20,9 @@ import hashlib
 import json
 import os
 import re
-import secrets
 import shutil
 import stat
+import tempfile
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -39,6 +39,7 @@ from sentiment_cli.artifacts.folders import (
     parse_json,
     plausible,
     remove_owned,
+    umask,
 )
 from sentiment_cli.errors import DataError
 
@@ -73,9 +74,9 @@ def _fsync_tree(folder: Path) -> None:
 def _clear_stale_staging(target: Path, kind: str) -> None:
     """Temporary folders of this target left by a killed writer, when they hold nothing but
     this tool's files. The caller holds the target's lock: no live writer has one."""
-    # exactly the names _new_staging and publish give: .NAME.tmp-PID-HEX8, .NAME.old-PID (and
+    # exactly the names _new_staging and publish give: .NAME.tmp-PID-XXXXXXXX, .NAME.old-PID (and
     # .NAME.tmp-PID of earlier versions)
-    name = re.compile(rf"\.{re.escape(target.name)}\.(?:tmp-\d+(?:-[0-9a-f]{{8}})?|old-\d+)")
+    name = re.compile(rf"\.{re.escape(target.name)}\.(?:tmp-\d+(?:-[a-z0-9_]{{8}})?|old-\d+)")
     for stale in target.parent.iterdir():
         if (name.fullmatch(stale.name) and stale.is_dir() and not stale.is_symlink()
                 and plausible(entries(stale)[0], kind)):
@@ -83,15 +84,11 @@ def _clear_stale_staging(target: Path, kind: str) -> None:
 
 
 def _new_staging(target: Path) -> Path:
-    """A new empty folder beside ``target`` (made with the umask's permissions, as the target
-    would be)."""
-    while True:
-        staging = target.parent / f".{target.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}"
-        try:
-            staging.mkdir()
-        except FileExistsError:
-            continue
-        return staging
+    """A new empty folder beside ``target``, with the umask's permissions as the target would
+    have (``mkdtemp`` makes it private)."""
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-{os.getpid()}-", dir=target.parent))
+    os.chmod(staging, 0o777 & ~umask())
+    return staging
 
 
 def publish(target: Path, fill: Callable[[Path], None], kind: str, replace: bool) -> list[str]:

@@ -29,7 +29,7 @@ import numpy as np
 
 from sentiment_cli import __version__
 from sentiment_cli.artifacts.atomic import FolderChanged, FolderReader, folder_identity
-from sentiment_cli.artifacts.folders import MANIFEST_FILE
+from sentiment_cli.artifacts.folders import MANIFEST_FILE, umask
 from sentiment_cli.artifacts.schema import (
     FORMAT_NAME,
     FORMAT_VERSION,
@@ -91,21 +91,7 @@ def save_tensors(tensors: dict[str, Any], path: Path,
     from safetensors.torch import save_file
 
     save_file(tensors, str(path), metadata=metadata)
-    os.chmod(path, 0o666 & ~_umask())
-
-
-def _umask() -> int:
-    """This process's umask, read without changing it (Linux), else by setting it back."""
-    try:
-        with open("/proc/self/status", encoding="ascii") as status:
-            for line in status:
-                if line.startswith("Umask:"):
-                    return int(line.split()[1], 8)
-    except (OSError, ValueError, IndexError):
-        pass
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
+    os.chmod(path, 0o666 & ~umask())
 
 
 @dataclass

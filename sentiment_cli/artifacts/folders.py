@@ -318,3 +318,15 @@ def remove_owned(folder: Path, kind: str) -> list[str]:
     return []
 
 
+def umask() -> int:
+    """This process's umask, read without changing it (Linux), else by setting it back."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask

@@ -225,18 +225,11 @@ def fit(
                     w_tensor if w_tensor is None or positions is None else w_tensor[positions],
                     options.batch_size, device, progress, ranks)
             ranks.epoch_end()
-            loss_sum, weight_sum, n_right, n_answers = world.sum(sums.tolist())
-            train_loss, train_acc = loss_sum / max(weight_sum, 1e-12), n_right / n_answers
-            val_loss = val_acc = None
-            if val is not None:
-                val_loss, val_acc, _ = evaluate_loss(model, val.x, val.y, val.w, pos_weight,
-                                                     device, world)
-            if not math.isfinite(train_loss) or not math.isfinite(val_loss or 0.0):
+            stats = _measure(sums, model, val, pos_weight, device, world, epoch, started)
+            if not math.isfinite(stats.train_loss) or not math.isfinite(stats.val_loss or 0.0):
                 raise TrainingDiverged(epoch, options.lr, state.best_state, state.history)
-            monitored = train_loss if val_loss is None else val_loss
+            monitored = stats.train_loss if stats.val_loss is None else stats.val_loss
             is_best = _end_epoch(state, model, epoch, monitored, epoch_mean)
-            stats = EpochStats(epoch, train_loss, val_loss, train_acc, val_acc,
-                               time.perf_counter() - started)
             state.history.append(stats)
             progress.epoch_end(stats, is_best)
             stopped_early = val is not None and state.bad_epochs >= options.patience
@@ -246,16 +239,30 @@ def fit(
                 checkpoint(replace(state, model_state=_snapshot(model),
                                    history=list(state.history)))
         averaged, losses = _keep(model, state, train, val, pos_weight, device, world)
-        model.to("cpu").eval()
-        if options.pos_weight == "balanced" and pos_weight is not None:
-            _shift_to_prior(model, pos_weight)
-        train_loss, val_loss = (None, None) if losses is None else losses
-        return TrainResult(
-            model=model, history=state.history, best_epoch=state.best_epoch,
-            stopped_early=stopped_early and state.epoch < options.epochs,
-            pos_weight=None if pos_weight is None else pos_weight.tolist(), device=str(device),
-            averaged_epochs=averaged, train_loss=train_loss, val_loss=val_loss,
-            sent_bytes_per_epoch=ranks.bytes_per_epoch)
+    model.to("cpu").eval()
+    if options.pos_weight == "balanced" and pos_weight is not None:
+        _shift_to_prior(model, pos_weight)
+    train_loss, val_loss = (None, None) if losses is None else losses
+    return TrainResult(
+        model=model, history=state.history, best_epoch=state.best_epoch,
+        stopped_early=stopped_early and state.epoch < options.epochs,
+        pos_weight=None if pos_weight is None else pos_weight.tolist(), device=str(device),
+        averaged_epochs=averaged, train_loss=train_loss, val_loss=val_loss,
+        sent_bytes_per_epoch=ranks.bytes_per_epoch)
+
+
+def _measure(sums: np.ndarray, model: SparseMLP, val: _Split | None,
+             pos_weight: torch.Tensor | None, device: torch.device, world: World, epoch: int,
+             started: float) -> EpochStats:
+    """The epoch's figures: training loss and accuracy summed over the ranks' batches, and the
+    validation rows' (None without them)."""
+    loss_sum, weight_sum, n_right, n_answers = world.sum(sums.tolist())
+    val_loss = val_acc = None
+    if val is not None:
+        val_loss, val_acc, _ = evaluate_loss(model, val.x, val.y, val.w, pos_weight, device,
+                                             world)
+    return EpochStats(epoch, loss_sum / max(weight_sum, 1e-12), val_loss, n_right / n_answers,
+                      val_acc, time.perf_counter() - started)
 
 
 def _end_epoch(state: TrainState, model: SparseMLP, epoch: int, monitored: float,
