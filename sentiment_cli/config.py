@@ -71,6 +71,7 @@ ENCODING = dict(help="Text encoding of the input (default UTF-8, BOM allowed); e
 OVERRIDE_THRESHOLD = dict(help="Override the model's stored threshold.",
                           accepts=optional(THRESHOLD))
 MODEL_FOLDER = dict(help="Model folder written by bce-train.", metavar="MODEL")
+DATA_HELP = "Labeled CSV/TSV or JSON Lines file (gzip, bz2, xz or zstd by content too)."
 
 
 # --- the options ------------------------------------------------------------------------------
@@ -161,7 +162,7 @@ class TrainConfig:
     """One ``bce-train`` run: where the rows come from, how they are read and split, the
     features, the training, the decision rule, and the model folder."""
 
-    data: Path | None = option(None, "Labeled CSV/TSV file.", metavar="DATA")
+    data: Path | None = option(None, DATA_HELP, metavar="DATA")
     output: Path | None = option(
         None, "Model folder to write.", flags=("--output", "-o"), resumable=True,
         default_help="models/<data stem>")
@@ -255,7 +256,7 @@ class PredictConfig:
     model: Path = option(**MODEL_FOLDER)
     texts: tuple[str, ...] = option(
         (), "Texts to score; none or '-' reads one text per line from stdin.", metavar="TEXT")
-    input_file: Path | None = option(None, "CSV/TSV file to score a column of.",
+    input_file: Path | None = option(None, "CSV/TSV or JSON Lines file to score a column of.",
                                      flags=("--input", "-i"))
     text_column: str | None = option(None, **TEXT_COLUMN)
     keep_columns: bool = option(False, "Copy the --input file's other columns into the output.",
@@ -292,7 +293,7 @@ class EvalConfig:
     """One ``bce-eval`` run."""
 
     model: Path = option(**MODEL_FOLDER)
-    data: Path = option(help="Labeled CSV/TSV file.", metavar="DATA")
+    data: Path = option(help=DATA_HELP, metavar="DATA")
     text_column: str | None = option(None, **TEXT_COLUMN)
     label_columns: tuple[str, ...] = option((), "Label column(s).",
                                             flags=("--label-column", "-l"))

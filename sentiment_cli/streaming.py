@@ -215,7 +215,7 @@ def _count_pass(config: TrainConfig, path: Path, columns: _Columns, read: dict[s
     for frame in read_table_chunks(path, columns=[columns.text, *columns.labels], **read):
         texts, y, _, valid = checked_rows(frame, columns.text, list(columns.labels),
                                           plan.binary, config.drop_invalid, where, offset)
-        counted.dropped += int((~valid).sum())
+        counted.dropped += int((~valid).sum()) + frame.attrs.get("malformed", 0)
         rows_in_data = np.arange(offset, offset + len(frame))
         offset += len(frame)
         valid &= world.owns(rows_in_data)
@@ -286,7 +286,8 @@ def stream_rows(config: TrainConfig, folder: Path, note: Callable[[str], None],
     path = Path(config.data)
     where = str(path)
     progress = progress or TrainProgress()
-    read = dict(delimiter=config.delimiter, encoding=config.encoding, chunk_rows=CHUNK_ROWS)
+    read = dict(delimiter=config.delimiter, encoding=config.encoding, chunk_rows=CHUNK_ROWS,
+                skip_malformed=config.drop_invalid)
 
     started = time.perf_counter()
     with world.agreed():
@@ -314,8 +315,10 @@ def stream_rows(config: TrainConfig, folder: Path, note: Callable[[str], None],
     vocabulary, n_terms = world.from_main(partial(_merged_vocabulary, parts or [], n_train,
                                                   config))
     del parts  # rank 0: every rank's terms
+    skipped = f", {counted.dropped:,} invalid rows skipped (--drop-invalid)" if counted.dropped \
+        else ""
     note(f"pass 1/2: {n_train:,} training rows, {n_terms:,} terms counted, "
-         f"{len(vocabulary):,} kept ({time.perf_counter() - started:.1f} s)")
+         f"{len(vocabulary):,} kept{skipped} ({time.perf_counter() - started:.1f} s)")
     return _assembled(config, path, columns, plan, counted, vocabulary, n_train, folder, note,
                       progress, world, started)
 

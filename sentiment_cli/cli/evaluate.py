@@ -15,7 +15,8 @@ from sentiment_cli.options import build
 app = new_app()
 
 
-@config_command(app, EvalConfig, help="Evaluate a model folder on a labeled CSV/TSV file.")
+@config_command(app, EvalConfig,
+                help="Evaluate a model folder on a labeled CSV/TSV or JSON Lines file.")
 def evaluate(
     given: dict[str, Any],
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object on stdout.")] = False,

@@ -20,7 +20,8 @@ app = new_app()
 
 
 @config_command(app, TrainConfig,
-                help="Train a text classifier from a labeled CSV/TSV file into a model folder.")
+                help="Train a text classifier from a labeled CSV/TSV or JSON Lines file into a "
+                "model folder.")
 def train(
     given: dict[str, Any],
     positive_lines: Annotated[
@@ -57,7 +58,8 @@ def train(
         raise DataError("--positive-lines and --negative-lines go together")
     line_files = None if positive_lines is None else (positive_lines, negative_lines)
     if given["data"] is None and line_files is None:
-        raise DataError("give the labeled CSV/TSV file to train on (see bce-train --help)")
+        raise DataError("give the labeled CSV/TSV or JSON Lines file to train on (see "
+                        "bce-train --help)")
     config = build(TrainConfig, {**given, "label_columns": tuple(labels),
                                  "line_files": line_files})
     if job_identity() is None:  # a refusal before torch loads; under torchrun the ranks check

@@ -7,18 +7,25 @@ from __future__ import annotations
 import codecs
 import csv
 import os
-from collections.abc import Iterator, Sequence
+import warnings
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from sentiment_cli.data.formats import (
+    compression_of,
+    decode_error,
+    head,
+    is_json_lines,
+    json_line_frames,
+)
 from sentiment_cli.errors import DataError
 
 if TYPE_CHECKING:
     import pandas as pd
 
 DEFAULT_ENCODING = "utf-8-sig"  # UTF-8, with or without a byte-order mark
-_SNIFF_BYTES = 64 * 1024
 
 
 def check_encoding(encoding: str | None, line_by_line: bool = False) -> str:
@@ -76,21 +83,10 @@ def _check_path(path: Path) -> None:
         raise DataError(f"{path} is empty; it needs a header row and at least one data row")
 
 
-def decode_error(path: Path, encoding: str, err: UnicodeDecodeError) -> DataError:
-    bad = err.object[err.start : err.start + 1]
-    shown = f"byte 0x{bad[0]:02x}" if bad else "a byte"
-    name = "UTF-8" if encoding.replace("-", "").lower().startswith("utf8") else encoding
-    return DataError(
-        f"{path} is not valid {name} text ({shown}); if it was saved as latin-1 or cp1252 "
-        f"(common for older review files), pass --encoding latin-1 (or --encoding cp1252)"
-    )
-
-
-def sniff_delimiter(path: Path, encoding: str = DEFAULT_ENCODING) -> str:
+def sniff_delimiter(path: Path, encoding: str = DEFAULT_ENCODING,
+                    compression: str | None = None) -> str:
     """Guess the delimiter from the header line: tab, comma, semicolon or pipe."""
-    with open(path, "rb") as handle:
-        head = handle.read(_SNIFF_BYTES)
-    first_line = head.split(b"\n", 1)[0].decode(encoding, errors="replace")
+    first_line = head(path, compression).split(b"\n", 1)[0].decode(encoding, errors="replace")
     counts = {sep: first_line.count(sep) for sep in ("\t", ",", ";", "|")}
     best = max(counts, key=lambda sep: counts[sep])
     if counts[best] == 0:
@@ -98,23 +94,16 @@ def sniff_delimiter(path: Path, encoding: str = DEFAULT_ENCODING) -> str:
     return best
 
 
-def read_table(
-    path: str | os.PathLike[str],
-    delimiter: str | None = None,
-    encoding: str | None = None,
-) -> pd.DataFrame:
-    """Read a CSV/TSV file as strings, with no value turned into NaN.
+def read_table(path: str | os.PathLike[str], delimiter: str | None = None,
+               encoding: str | None = None, skip_malformed: bool = False) -> pd.DataFrame:
+    """Read a CSV/TSV or JSON Lines file (compressed or not) as strings, with no value turned
+    into NaN. ``skip_malformed``: rows with a field too many (JSON Lines: lines that are no
+    object) are skipped, and counted in ``frame.attrs['malformed']``.
 
     Tab-separated files are read without quote handling (the TSV convention, and what GLUE-style
     corpora need: a review that starts with a quote must not swallow the following lines).
     """
-    import pandas as pd
-
-    path = Path(path)
-    arguments = _csv_arguments(path, delimiter, encoding)
-    with _reading_errors(path, arguments):
-        frame = pd.read_csv(path, **arguments)
-    frame.columns = [str(c).strip() for c in frame.columns]
+    (frame,) = _frames(Path(path), delimiter, encoding, None, skip_malformed)
     if len(frame) == 0:
         raise DataError(f"{path} has a header ({', '.join(frame.columns)}) but no data rows")
     return frame
@@ -122,40 +111,76 @@ def read_table(
 
 def read_table_chunks(path: str | os.PathLike[str], delimiter: str | None = None,
                       encoding: str | None = None, chunk_rows: int = 50_000,
-                      columns: Sequence[str] | None = None) -> Iterator[pd.DataFrame]:
+                      columns: Sequence[str] | None = None,
+                      skip_malformed: bool = False) -> Iterator[pd.DataFrame]:
     """:func:`read_table` a chunk of ``chunk_rows`` rows at a time, for files larger than
     memory; each chunk keeps only ``columns`` (as named in the header after stripping), when
     given. Every column is parsed all the same: pandas' ``usecols`` would let a row with a
     field too many through, shifted, where reading the whole file refuses it."""
-    import pandas as pd
-
-    path = Path(path)
-    arguments = _csv_arguments(path, delimiter, encoding)
-    with _reading_errors(path, arguments), \
-            pd.read_csv(path, chunksize=chunk_rows, **arguments) as chunks:
-        for frame in chunks:
-            frame.columns = [str(c).strip() for c in frame.columns]
-            yield frame if columns is None else frame[list(columns)]
+    for frame in _frames(Path(path), delimiter, encoding, chunk_rows, skip_malformed):
+        if columns is not None:
+            frame, malformed = frame[list(columns)], frame.attrs["malformed"]
+            frame.attrs["malformed"] = malformed
+        yield frame
 
 
 def read_header(path: str | os.PathLike[str], delimiter: str | None = None,
                 encoding: str | None = None) -> list[str]:
-    """The column names of a CSV/TSV file (stripped), read from its header alone."""
+    """The column names of a data file (stripped), read from its header (JSON Lines: its first
+    object) alone."""
+    (frame,) = _frames(Path(path), delimiter, encoding, 0, False)
+    return list(frame.columns)
+
+
+def _frames(path: Path, delimiter: str | None, encoding: str | None, chunk_rows: int | None,
+            skip_malformed: bool) -> Iterator[pd.DataFrame]:
+    """The file's rows as frames of strings: all at once (``chunk_rows`` None), in chunks, or
+    the header alone (0)."""
     import pandas as pd
 
-    path = Path(path)
     arguments = _csv_arguments(path, delimiter, encoding)
+    if arguments.pop("json_lines"):
+        yield from json_line_frames(path, arguments["encoding"], arguments["compression"],
+                                    chunk_rows or None, skip_malformed, chunk_rows == 0)
+        return
+    if chunk_rows == 0:
+        arguments["nrows"] = 0
+    elif chunk_rows is not None:
+        arguments["chunksize"] = chunk_rows
+    arguments["on_bad_lines"] = "warn" if skip_malformed else "error"
     with _reading_errors(path, arguments):
-        frame = pd.read_csv(path, nrows=0, **arguments)
-    return [str(c).strip() for c in frame.columns]
+        if not chunk_rows:
+            yield _counted(lambda: pd.read_csv(path, **arguments))
+            return
+        with pd.read_csv(path, **arguments) as chunks:
+            while (frame := _counted(lambda: next(chunks, None))) is not None:
+                yield frame
+
+
+def _counted(read: Callable[[], pd.DataFrame | None]) -> pd.DataFrame | None:
+    """``read()``'s frame, columns stripped, with the rows pandas skipped as malformed counted
+    in ``attrs['malformed']`` (it tells of them only as warnings)."""
+    import pandas as pd
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", pd.errors.ParserWarning)
+        frame = read()
+    if frame is not None:
+        frame.columns = [str(c).strip() for c in frame.columns]
+        frame.attrs["malformed"] = sum(str(w.message).count("Skipping line") for w in caught)
+    return frame
 
 
 def _csv_arguments(path: Path, delimiter: str | None, encoding: str | None) -> dict[str, Any]:
-    """pandas.read_csv's arguments for a data file: checked, delimiter sniffed."""
+    """pandas.read_csv's arguments for a data file: checked, compression and format told by its
+    content, delimiter sniffed."""
     check_path(path)
     encoding = check_encoding(encoding)
     try:
-        sep = check_delimiter(delimiter) or sniff_delimiter(path, encoding)
+        compression = compression_of(path)
+        json_lines = is_json_lines(head(path, compression, 4096))
+        sep = check_delimiter(delimiter) or (
+            "," if json_lines else sniff_delimiter(path, encoding, compression))
     except OSError as err:
         raise DataError(f"{path}: cannot read ({err.strerror})") from None
     except UnicodeError as err:
@@ -163,7 +188,7 @@ def _csv_arguments(path: Path, delimiter: str | None, encoding: str | None) -> d
                         f"--encoding") from None
     return dict(sep=sep, encoding=encoding, dtype=str, keep_default_na=False, na_filter=False,
                 quoting=csv.QUOTE_NONE if sep == "\t" else csv.QUOTE_MINIMAL, engine="c",
-                skip_blank_lines=True)
+                skip_blank_lines=True, compression=compression, json_lines=json_lines)
 
 
 @contextmanager
@@ -185,7 +210,8 @@ def _reading_errors(path: Path, arguments: dict[str, Any]) -> Iterator[None]:
         detail = str(err).strip().splitlines()[-1]
         raise DataError(
             f"{path} is not a well-formed {'TSV' if sep == chr(9) else 'CSV'} file ({detail}); "
-            f"check its quoting, or give the right --delimiter"
+            f"check its quoting, or give the right --delimiter (--drop-invalid skips such rows "
+            f"when training or evaluating)"
         ) from None
     except OSError as err:
         raise DataError(f"{path}: cannot read ({err.strerror or err})") from None

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from sentiment_cli.data.files import check_encoding, check_path, decode_error
+from sentiment_cli.data.files import check_encoding, check_path
+from sentiment_cli.data.formats import decode_error
 from sentiment_cli.data.reading import Dataset
 from sentiment_cli.errors import DataError
 

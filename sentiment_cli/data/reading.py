@@ -202,7 +202,7 @@ def load_dataset(
     ``drop_invalid``, skipped and counted.
     """
     path = Path(path)
-    frame = read_table(path, delimiter=delimiter, encoding=encoding)
+    frame = read_table(path, delimiter=delimiter, encoding=encoding, skip_malformed=drop_invalid)
     where = str(path)
     text_col = pick_column(frame, text_column, TEXT_COLUMN_NAMES, "text", "--text-column", path)
     weight_col = (pick_column(frame, weight_column, (), "weight", "--weight-column", path)
@@ -228,8 +228,8 @@ def load_dataset(
         raise DataError(f"{where}: the label {strange[0]!r} holds control or "
                         f"line-break characters; clean the {what} first")
     weights = _weights(frame, weight_col, where) if weight_col else None
-    dropped = int((~valid).sum())
-    if dropped:
+    dropped = int((~valid).sum()) + frame.attrs.get("malformed", 0)
+    if not valid.all():
         texts, y = texts[valid], y[valid]
         weights = weights[valid] if weights is not None else None
         if len(texts) == 0:
