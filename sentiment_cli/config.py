@@ -71,7 +71,7 @@ ENCODING = dict(help="Text encoding of the input (default UTF-8, BOM allowed); e
 OVERRIDE_THRESHOLD = dict(help="Override the model's stored threshold.",
                           accepts=optional(THRESHOLD))
 MODEL_FOLDER = dict(help="Model folder written by bce-train.", metavar="MODEL")
-DATA_HELP = "Labeled CSV/TSV or JSON Lines file (gzip, bz2, xz or zstd by content too)."
+DATA_HELP = "Labeled CSV/TSV, JSON Lines or Parquet file (gzip, bz2, xz or zstd too)."
 
 
 # --- the options ------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ import bz2
 import gzip
 import json
 import lzma
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -130,3 +131,47 @@ def test_the_train_command_skips_malformed_rows_only_when_asked(tmp_path: Path) 
                    "--epochs", "1", "--drop-invalid", *extra)
         assert kept.returncode == 0, kept.stderr
         assert "1 invalid rows" in kept.stderr + kept.stdout
+
+
+def test_zstd_and_parquet_read_as_the_same_rows(tmp_path: Path) -> None:
+    zstandard = pytest.importorskip("zstandard")
+    pytest.importorskip("pyarrow")
+    frame = read_table(SAMPLE)
+    packed = tmp_path / "reviews.csv"
+    packed.write_bytes(zstandard.ZstdCompressor().compress(SAMPLE.read_bytes()))
+    assert read_table(packed).equals(frame)
+    table = frame.assign(stars=[i % 5 + 0.5 for i in range(len(frame))], none=None)
+    parquet = tmp_path / "reviews.data"
+    table.to_parquet(parquet)
+    read = read_table(parquet)
+    assert list(read.columns) == ["review", "sentiment", "stars", "none"]
+    assert read[["review", "sentiment"]].values.tolist() == frame.values.tolist()
+    assert read["stars"].tolist()[:2] == ["0.5", "1.5"] and set(read["none"]) == {""}
+    chunks = list(read_table_chunks(parquet, chunk_rows=100, columns=["review"]))
+    assert sum(len(c) for c in chunks) == len(frame) and list(chunks[0].columns) == ["review"]
+    assert read_header(parquet) == list(read.columns)
+    assert load_dataset(parquet).texts == load_dataset(SAMPLE).texts
+
+
+def test_without_the_optional_readers_one_line_says_what_to_install(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("pyarrow")
+    parquet = tmp_path / "p.parquet"
+    read_table(SAMPLE).to_parquet(parquet)
+    packed = tmp_path / "p.csv.zst"
+    packed.write_bytes(b"\x28\xb5\x2f\xfd" + b"\0" * 20)
+    monkeypatch.setitem(sys.modules, "pyarrow.parquet", None)
+    monkeypatch.setitem(sys.modules, "zstandard", None)
+    with pytest.raises(DataError, match="install pyarrow"):
+        read_table(parquet)
+    with pytest.raises(DataError, match="install zstandard"):
+        read_table(packed)
+
+
+def test_a_damaged_parquet_file_is_one_clear_error(tmp_path: Path) -> None:
+    pytest.importorskip("pyarrow")
+    parquet = tmp_path / "p.parquet"
+    read_table(SAMPLE).to_parquet(parquet)
+    parquet.write_bytes(parquet.read_bytes()[:500])
+    with pytest.raises(DataError, match="cannot read it as Parquet"):
+        read_table(parquet)

@@ -18,7 +18,9 @@ from sentiment_cli.data.formats import (
     decode_error,
     head,
     is_json_lines,
+    is_parquet,
     json_line_frames,
+    parquet_frames,
 )
 from sentiment_cli.errors import DataError
 
@@ -139,6 +141,9 @@ def _frames(path: Path, delimiter: str | None, encoding: str | None, chunk_rows:
     import pandas as pd
 
     arguments = _csv_arguments(path, delimiter, encoding)
+    if arguments.pop("parquet"):
+        yield from parquet_frames(path, chunk_rows or None, chunk_rows == 0)
+        return
     if arguments.pop("json_lines"):
         yield from json_line_frames(path, arguments["encoding"], arguments["compression"],
                                     chunk_rows or None, skip_malformed, chunk_rows == 0)
@@ -177,10 +182,11 @@ def _csv_arguments(path: Path, delimiter: str | None, encoding: str | None) -> d
     check_path(path)
     encoding = check_encoding(encoding)
     try:
-        compression = compression_of(path)
-        json_lines = is_json_lines(head(path, compression, 4096))
+        parquet = is_parquet(path)
+        compression = None if parquet else compression_of(path)
+        json_lines = not parquet and is_json_lines(head(path, compression, 4096))
         sep = check_delimiter(delimiter) or (
-            "," if json_lines else sniff_delimiter(path, encoding, compression))
+            "," if json_lines or parquet else sniff_delimiter(path, encoding, compression))
     except OSError as err:
         raise DataError(f"{path}: cannot read ({err.strerror})") from None
     except UnicodeError as err:
@@ -188,7 +194,8 @@ def _csv_arguments(path: Path, delimiter: str | None, encoding: str | None) -> d
                         f"--encoding") from None
     return dict(sep=sep, encoding=encoding, dtype=str, keep_default_na=False, na_filter=False,
                 quoting=csv.QUOTE_NONE if sep == "\t" else csv.QUOTE_MINIMAL, engine="c",
-                skip_blank_lines=True, compression=compression, json_lines=json_lines)
+                skip_blank_lines=True, compression=compression, json_lines=json_lines,
+                parquet=parquet)
 
 
 @contextmanager

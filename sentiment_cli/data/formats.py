@@ -8,6 +8,9 @@ as in CSV), extra keys are ignored. Values are read as text: a string as it is, 
 written in Python (``1``, ``0.5``), ``true``/``false``, null as blank, a list or an object as
 its JSON (a column of them is unusable as a label, and reads as such). A line that is not an
 object is refused, or skipped with ``--drop-invalid``.
+
+A Parquet file (its first bytes ``PAR1``; read with the optional pyarrow) gives its columns, with
+values as text by the same rules as JSON Lines.
 """
 
 from __future__ import annotations
@@ -28,6 +31,46 @@ if TYPE_CHECKING:
 
 _MAGIC = ((b"\x1f\x8b", "gzip"), (b"BZh", "bz2"), (b"\xfd7zXZ\x00", "xz"),
           (b"\x28\xb5\x2f\xfd", "zstd"))
+
+
+def is_parquet(path: Path) -> bool:
+    with open(path, "rb") as handle:
+        return handle.read(4) == b"PAR1"
+
+
+def parquet_frames(path: Path, chunk_rows: int | None = None,
+                   header_only: bool = False) -> Iterator[pd.DataFrame]:
+    """A Parquet file's rows as frames of strings, ``chunk_rows`` at a time (all in one
+    without), or its columns alone (``header_only``)."""
+    import pandas as pd
+
+    try:
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise DataError(f"{path} is a Parquet file; install pyarrow (pip install pyarrow, or "
+                        f"the project's [formats] extra) or save it as CSV") from None
+    try:
+        with pq.ParquetFile(path) as parquet:
+            keys = [str(name).strip() for name in parquet.schema_arrow.names]
+            if header_only:
+                yield _frame(pd, [], keys, 0)
+                return
+            frames = 0
+            batches = [parquet.read()] if chunk_rows is None else \
+                parquet.iter_batches(batch_size=chunk_rows)
+            for batch in batches:
+                columns = [[_cell(v) for v in column.to_pylist()] for column in batch.columns]
+                frame = pd.DataFrame(dict(zip(range(len(keys)), columns, strict=True)),
+                                     dtype=object)
+                frame.columns = keys
+                frame.attrs["malformed"] = 0
+                frames += 1
+                yield frame
+            if frames == 0:
+                yield _frame(pd, [], keys, 0)
+    except (OSError, ValueError) as err:  # pyarrow's errors derive from these
+        raise DataError(f"{path}: cannot read it as Parquet ({err}); check that it was written "
+                        f"whole") from None
 
 
 def compression_of(path: Path) -> str | None:
@@ -151,4 +194,6 @@ def _cell(value: Any) -> str:
         return "true" if value else "false"
     if isinstance(value, int | float):
         return str(value)
-    return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, list | dict):
+        return json.dumps(value, ensure_ascii=False, default=str)
+    return str(value)  # e.g. a date from Parquet
