@@ -106,6 +106,9 @@ def _check_predict(config: PredictConfig) -> None:
                          (config.delimiter, "--delimiter")):
         if given and config.input_file is None:
             raise DataError(f"{named} applies to --input FILE only")
+    if config.skip_header and (config.input_file is not None or config.texts not in ((), ("-",))):
+        raise DataError("--skip-header applies to texts on stdin only (--input FILE has its "
+                        "header read as column names; texts given as arguments have none)")
 
 
 def check_read(config: TrainConfig, data: Dataset) -> None:

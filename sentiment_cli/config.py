@@ -100,6 +100,10 @@ class VectorizerConfig:
     binary: bool = option(True, "Presence (1) instead of counts.", toggle=True, accepts=BOOLEAN)
     lowercase: bool = option(True, "Lowercase the texts before tokenising.", toggle=True,
                              accepts=BOOLEAN)
+    fold_apostrophes: bool = option(
+        True, "Read look-alike apostrophes (\u2019 \u2018 \u02bc \u2032 \u00b4 ` \uff07) as ' "
+        "before tokenising: don\u2019t is don't.", toggle=True,
+        accepts=BOOLEAN)
     stop_words: str | None = option(None, "'english' (negations are kept) or none.",
                                     parse=parse_stop_words, accepts=one_of(None, "english"))
     token_pattern: str = option(
@@ -259,8 +263,11 @@ class PredictConfig:
     input_file: Path | None = option(None, "CSV/TSV or JSON Lines file to score a column of.",
                                      flags=("--input", "-i"))
     text_column: str | None = option(None, **TEXT_COLUMN)
-    keep_columns: bool = option(False, "Copy the --input file's other columns into the output.",
+    keep_columns: bool = option(False, "Put the --input file's columns, as they are, before the "
+                                "prediction's (ours prefixed predicted_ on a clash).",
                                 accepts=BOOLEAN)
+    skip_header: bool = option(False, "Skip the first line of stdin: a header, as from "
+                               "cut -f2 file.tsv.", accepts=BOOLEAN)
     output_format: str | None = option(
         None, "jsonl, csv, tsv, label or table.", flags=("--format", "-F"), parse=parse_word,
         default_help="table on a terminal, jsonl otherwise",

@@ -52,3 +52,13 @@ class Interrupted(BaseException):
         super().__init__(message)
         self.signum = signum
         self.exit_code = 128 + signum
+
+
+def disk_full(err: BaseException) -> bool:
+    """Whether ``err`` says the disk (or the quota) is full: an OSError, or a library's error
+    that carries its message (safetensors raises its own)."""
+    import errno
+
+    if isinstance(err, OSError):
+        return err.errno in (errno.ENOSPC, errno.EDQUOT)
+    return "No space left on device" in str(err) or "Disk quota exceeded" in str(err)

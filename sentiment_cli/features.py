@@ -15,7 +15,7 @@ import numpy as np
 
 from sentiment_cli.config import VectorizerConfig, df_value
 from sentiment_cli.errors import BundleError, DataError, damaged
-from sentiment_cli.tokens import BUILTIN_PATTERNS, BoundedTokenizer
+from sentiment_cli.tokens import BUILTIN_PATTERNS, BoundedTokenizer, Preprocessor
 
 if TYPE_CHECKING:
     import scipy.sparse as sp
@@ -58,8 +58,14 @@ def build_vectorizer(options: VectorizerConfig) -> CountVectorizer:
         lowercase=options.lowercase,
         stop_words=english_stop_words() if options.stop_words == "english" else None,
         dtype=np.float32,
+        **_preprocessing(options.lowercase, options.fold_apostrophes),
         **_tokenizing(options.token_pattern),
     )
+
+
+def _preprocessing(lowercase: bool, fold_apostrophes: bool) -> dict[str, Any]:
+    """CountVectorizer's preprocessing arguments: its own unless apostrophes are folded."""
+    return {"preprocessor": Preprocessor(lowercase)} if fold_apostrophes else {}
 
 
 _EMPTY_VOCABULARY = (
@@ -242,6 +248,8 @@ def vectorizer_from_json(payload: dict[str, Any], folder: Path | None = None) ->
             stop_words=params.get("stop_word_list"),
             vocabulary=vocabulary,
             dtype=np.float32,
+            # folders written before the option existed read their texts as they were
+            **_preprocessing(bool(params["lowercase"]), params.get("fold_apostrophes") is True),
             **_tokenizing(str(params["token_pattern"]), folder),
         )
         # Validate once now, so a broken vocabulary fails at load time, not mid-stream.

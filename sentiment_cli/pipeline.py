@@ -24,7 +24,13 @@ from sentiment_cli.config import TrainConfig
 from sentiment_cli.data.rows import read_rows
 from sentiment_cli.device import resolve_device
 from sentiment_cli.distributed import World
-from sentiment_cli.errors import DataError, Interrupted, SentimentError, TrainingError
+from sentiment_cli.errors import (
+    DataError,
+    Interrupted,
+    SentimentError,
+    TrainingError,
+    disk_full,
+)
 from sentiment_cli.features import count_terms, training_matrices, warm_up
 from sentiment_cli.memory import check_training_memory
 from sentiment_cli.metrics import split_metrics
@@ -205,6 +211,10 @@ def _train(config: TrainConfig, output: Path, checkpoints: Path, progress: Train
                 return None  # rank 0 measures and writes
     except Interrupted as err:
         raise run.interrupted(err, resume_with) from None
+    except Exception as err:  # a checkpoint or the model folder, written on a full disk
+        if disk_full(err):
+            raise run.out_of_space(output, resume_with) from None
+        raise
     laps["total"] = time.perf_counter() - started
     laps["finish"] = laps["total"] - laps["read"] - laps["vectorize"] - laps["train"]
     record.seconds = laps

@@ -8,7 +8,7 @@ torch; ``--device cuda`` runs the torch module instead.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
@@ -146,8 +146,7 @@ def records(
     out: list[dict[str, Any]] = []
     prob = scores.probabilities
     for i, text in enumerate(texts):
-        record: dict[str, Any] = dict(extra[i]) if extra is not None else {}
-        record["text"] = text
+        record: dict[str, Any] = {"text": text}
         if task == "multiclass":
             best = int(np.argmax(scores.chosen[i]))
             record["label"] = labels[best]
@@ -168,8 +167,22 @@ def records(
             record["probability"] = round(float(prob[i, 0]), 6)
         if scores.explanations is not None:
             record.update(scores.explanations[i])
+        if extra is not None:  # the user's columns, then ours but the text (theirs has it)
+            record = {**extra[i], **{output_name(key, extra[i]): value
+                                     for key, value in record.items() if key != "text"}}
         out.append(record)
     return out
+
+
+KEPT_PREFIX = "predicted_"
+
+
+def output_name(name: str, kept: Collection[str]) -> str:
+    """The name of one of our output columns beside the user's ``kept`` columns
+    (``--keep-columns``): ``predicted_`` in front where theirs has the name already."""
+    while name in kept:
+        name = KEPT_PREFIX + name
+    return name
 
 
 def batched(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
@@ -248,6 +261,8 @@ def input_batches(config: PredictConfig, stdin: BinaryIO) -> Batches:
     if config.texts and config.texts != ("-",):
         return ((chunk, None) for chunk in batched(config.texts, config.batch_size))
     lines = read_lines(stdin, check_encoding(config.encoding, line_by_line=True))
+    if config.skip_header:
+        lines = islice(lines, 1, None)
     return ((chunk, None) for chunk in batched(lines, config.batch_size))
 
 
@@ -256,8 +271,7 @@ def _file_batches(path: Path, text_column: str | None, keep_columns: bool,
     frame = read_table(path, delimiter=delimiter, encoding=encoding)
     column = pick_column(frame, text_column, TEXT_COLUMN_NAMES, "text", "--text-column", path)
     texts = frame[column].tolist()
-    others = [c for c in frame.columns if c != column] if keep_columns else []
     for start in range(0, len(texts), batch_size):
-        extra = (frame.iloc[start : start + batch_size][others].to_dict(orient="records")
-                 if others else None)
+        extra = (frame.iloc[start : start + batch_size].to_dict(orient="records")
+                 if keep_columns else None)
         yield texts[start : start + batch_size], extra

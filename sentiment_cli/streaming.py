@@ -200,6 +200,18 @@ class _Counted:
         return sum(len(part) for parts in self.piece_y for part in parts)
 
 
+def _state(path: Path) -> tuple[int, int]:
+    """What tells that a file changed between the two readings: its size and modified time."""
+    status = path.stat()
+    return status.st_size, status.st_mtime_ns
+
+
+def _changed(path: Path, rows: int) -> DataError:
+    return DataError(f"{path} changed while --stream read it ({rows:,} rows at first); --stream "
+                     f"reads the file twice, so it must stay as it is: train on a copy "
+                     f"(cp {path} copy.csv) or wait until it is written")
+
+
 def _count_pass(config: TrainConfig, path: Path, columns: _Columns, read: dict[str, Any],
                 plan: _Plan, folder: Path, progress: TrainProgress, world: World) -> _Counted:
     """Pass 1: check every row of each chunk (every rank alike), and keep this rank's rows
@@ -218,6 +230,8 @@ def _count_pass(config: TrainConfig, path: Path, columns: _Columns, read: dict[s
         counted.dropped += int((~valid).sum()) + frame.attrs.get("malformed", 0)
         rows_in_data = np.arange(offset, offset + len(frame))
         offset += len(frame)
+        if offset > plan.total:
+            raise _changed(path, plan.total)
         valid &= world.owns(rows_in_data)
         rows_in_data = rows_in_data[valid]
         texts, y = [str(t) for t in texts[valid]], y[valid]
@@ -291,12 +305,15 @@ def stream_rows(config: TrainConfig, folder: Path, note: Callable[[str], None],
 
     started = time.perf_counter()
     with world.agreed():
+        read_first = _state(path)
         columns = _columns(config, path)
         plan = _label_pass(config, path, columns, read, progress, world)
     note(f"streaming {plan.total:,} rows of {path} in chunks of {CHUNK_ROWS:,}{world.keeping} "
          f"({time.perf_counter() - started:.1f} s to count them)")
     with world.agreed():
         counted = _count_pass(config, path, columns, read, plan, folder, progress, world)
+        if _state(path) != read_first:
+            raise _changed(path, plan.total)
     per_rank = world.everyone(counted.train_rows)
     n_train = sum(per_rank)
     n_val = int(world.sum([len(counted.val_texts)])[0])

@@ -14,6 +14,25 @@ from sentiment_cli.errors import DataError, SentimentError, damaged
 SENTIMENT_TOKEN_PATTERN = r"(?u)\w+(?:'\w+)*|'\w+|[!?]"
 SKLEARN_TOKEN_PATTERN = r"(?u)\b\w\w+\b"  # scikit-learn's default
 
+# Apostrophes typed as other characters by phones, word processors and keyboards: the right and
+# left single quotation marks, the modifier letter apostrophe, the prime, the acute and grave
+# accents and the fullwidth apostrophe. Read as ' (--fold-apostrophes), don(U+2019)t is don't.
+_APOSTROPHES = str.maketrans(dict.fromkeys("\u2019\u2018\u02bc\u2032\u00b4\u0060\uff07", "'"))
+
+
+class Preprocessor:
+    """CountVectorizer's preprocessor with apostrophes folded to ', then lowercased as asked
+    (a preprocessor replaces scikit-learn's lowercasing). A class, not a closure, so that a
+    vectorizer with it pickles into prediction workers."""
+
+    def __init__(self, lowercase: bool) -> None:
+        self.lowercase = lowercase
+
+    def __call__(self, text: str) -> str:
+        text = text.translate(_APOSTROPHES)
+        return text.lower() if self.lowercase else text
+
+
 # Linear-time patterns, tokenised by scikit-learn's own ``re`` tokenizer; any other pattern goes
 # through BoundedTokenizer.
 BUILTIN_PATTERNS = frozenset({SENTIMENT_TOKEN_PATTERN, SKLEARN_TOKEN_PATTERN})

@@ -136,12 +136,31 @@ def test_threshold_override_flips_labels(sample_model: Path) -> None:
 
 
 def test_input_file_column_with_kept_columns(sample_model: Path, tmp_path: Path) -> None:
-    path = write_csv(tmp_path / "in.csv", ["id", "comment", "stars"],
-                     [("a1", "love it", "5"), ("b2", "hate it", "1")])
+    path = write_csv(tmp_path / "in.csv", ["id", "comment", "label", "stars"],
+                     [("a1", "love it", "x", "5"), ("b2", "hate it", "y", "1")])
     result = run("bce-predict", str(sample_model), "--input", str(path), "--keep-columns")
     rows = [json.loads(line) for line in result.stdout.splitlines()]
-    assert [(r["id"], r["stars"], r["text"]) for r in rows] == [("a1", "5", "love it"),
-                                                                ("b2", "1", "hate it")]
+    assert [list(r) for r in rows] == [["id", "comment", "label", "stars", "predicted_label",
+                                        "probability"]] * 2  # theirs as they were, then ours
+    assert [(r["id"], r["comment"], r["label"]) for r in rows] == [("a1", "love it", "x"),
+                                                                   ("b2", "hate it", "y")]
+    assert [r["predicted_label"] for r in rows] == ["positive", "negative"]
+    for fmt, sep in (("csv", ","), ("tsv", "\t")):
+        table = run("bce-predict", str(sample_model), "--input", str(path), "--keep-columns",
+                    "--format", fmt, "--explain", "1").stdout.splitlines()
+        assert table[0].split(sep) == ["id", "comment", "label", "stars", "predicted_label",
+                                       "probability", "logit", "bias", "explanation"]
+        assert table[1].split(sep)[:5] == ["a1", "love it", "x", "5", "positive"]
+
+
+def test_skip_header_drops_the_column_name_from_stdin(sample_model: Path) -> None:
+    lines = "comment\nlove it\nhate it\n"
+    plain = run("bce-predict", str(sample_model), "-F", "label", input=lines).stdout.split()
+    skipped = run("bce-predict", str(sample_model), "-F", "label", "--skip-header",
+                  input=lines).stdout.split()
+    assert len(plain) == 3 and skipped == plain[1:]
+    refused = run("bce-predict", str(sample_model), "--skip-header", "love it")
+    assert_clean_error(refused, 2, "--skip-header applies to texts on stdin only")
 
 
 @pytest.mark.slow

@@ -28,6 +28,27 @@ def test_default_tokenizer_keeps_negations_exclamations_and_single_letters() -> 
     assert "a" in tokens("a 5 star hotel")
 
 
+def test_look_alike_apostrophes_read_as_one_unless_turned_off() -> None:
+    curly = "I DON\u2019T like it, it\u02bcs Bob\u00b4s"
+    assert tokens(curly) == tokens("I don't like it, it's Bob's")
+    kept = build_vectorizer(VectorizerConfig(ngram_range=(1, 1), fold_apostrophes=False,
+                                             lowercase=False)).build_analyzer()(curly)
+    assert kept[:3] == ["I", "DON", "T"]  # as scikit-learn splits them
+    cased = build_vectorizer(VectorizerConfig(ngram_range=(1, 1), lowercase=False))
+    assert cased.build_analyzer()(curly)[:2] == ["I", "DON'T"]
+
+
+def test_a_folder_written_before_apostrophe_folding_keeps_its_tokens() -> None:
+    fitted, _ = fit_vectorizer(["don't stop", "i won't"], VectorizerConfig())
+    payload = vectorizer_to_json(VectorizerConfig(), list(fitted.get_feature_names_out()))
+    assert payload["params"]["fold_apostrophes"] is True
+    older = {**payload, "params": {k: v for k, v in payload["params"].items()
+                                   if k != "fold_apostrophes"}}
+    curly = ["don\u2019t stop"]
+    assert transform(vectorizer_from_json(payload), curly)[0, 0] == 1  # "don't"
+    assert transform(vectorizer_from_json(older), curly).sum() == 1  # "stop" alone
+
+
 def test_english_stop_words_keep_negations() -> None:
     stop = set(english_stop_words())
     assert "the" in stop

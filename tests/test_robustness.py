@@ -77,7 +77,7 @@ def test_resume_refuses_a_checkpoint_of_different_options(tmp_path: Path) -> Non
         run_training(first, progress=InterruptDuring(epoch=2))
     other = TrainConfig(data=SAMPLE, output=tmp_path / "m", resume=True,
                      training=TrainingConfig(epochs=3, patience=3, seed=1, lr=0.5))
-    with pytest.raises(Exception, match=r"different run \(changed: --lr\)"):
+    with pytest.raises(Exception, match=r"different run \(changed: --lr 0.02 -> 0.5\)"):
         run_training(other)
 
 
@@ -276,3 +276,42 @@ def test_bundle_errors_do_not_execute_anything(tmp_path: Path) -> None:
     with pytest.raises(BundleError, match="not 'sentiment-cli-model'"):
         load_bundle(tmp_path)
     assert np.isfinite(1.0)
+
+
+@pytest.mark.parametrize("fails", ["checkpoint", "model"])
+def test_a_full_disk_keeps_the_old_model_and_the_last_checkpoint(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fails: str) -> None:
+    import errno
+
+    from sentiment_cli import pipeline
+    from sentiment_cli.errors import TrainingError
+    from sentiment_cli.training import checkpoint
+
+    out = tmp_path / "m"
+    options = TrainingConfig(epochs=3, patience=3, seed=1)
+    run_training(TrainConfig(data=SAMPLE, output=out, training=TrainingConfig(epochs=1)))
+    before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+    saving, writing = checkpoint.save_checkpoint, pipeline._measure_and_write
+
+    def full(*args: object, **kwargs: object) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    def save_once(folder: Path, state: object, *args: object, **kwargs: object) -> None:
+        if state.epoch > 1:  # type: ignore[attr-defined]
+            full()
+        saving(folder, state, *args, **kwargs)  # type: ignore[arg-type]
+
+    if fails == "checkpoint":
+        monkeypatch.setattr(checkpoint, "save_checkpoint", save_once)
+    else:
+        monkeypatch.setattr(pipeline, "_measure_and_write", full)
+    with pytest.raises(TrainingError, match="no space left on the disk") as error:
+        run_training(TrainConfig(data=SAMPLE, output=out, force=True, training=options))
+    kept = "epoch 1" if fails == "checkpoint" else "epoch 3"
+    assert f"{kept} is kept in {out}.checkpoint" in str(error.value)
+    assert "--resume" in str(error.value)
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before
+    monkeypatch.setattr(checkpoint, "save_checkpoint", saving)
+    monkeypatch.setattr(pipeline, "_measure_and_write", writing)
+    run_training(TrainConfig(data=SAMPLE, output=out, force=True, resume=True, training=options))
+    assert not (tmp_path / "m.checkpoint").exists()

@@ -200,3 +200,23 @@ def test_a_bad_label_is_named_as_reading_in_memory_names_it(
     frame.to_csv(data, index=False)
     with pytest.raises(DataError, match=message):
         _streamed(tmp_path, data)
+
+
+@pytest.mark.parametrize("change", ["append", "rewrite"])
+def test_a_file_that_changes_between_the_two_readings_is_refused(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, change: str) -> None:
+    data = tmp_path / "growing.csv"
+    data.write_bytes(SAMPLE.read_bytes())
+    counting = streaming._count_pass
+
+    def changed_first(*args: object, **kwargs: object) -> object:
+        lines = SAMPLE.read_text().splitlines(keepends=True)
+        if change == "append":  # a writer still at work: more rows than the first reading
+            data.write_text("".join(lines) + "".join(lines[1:200]))
+        else:  # as many rows, other texts
+            data.write_text("".join(lines[:1] + [line.lower() for line in lines[1:]]))
+        return counting(*args, **kwargs)
+
+    monkeypatch.setattr(streaming, "_count_pass", changed_first)
+    with pytest.raises(DataError, match=r"changed while --stream read it \(675 rows at first\)"):
+        _streamed(tmp_path, data, val_split=0.0)

@@ -506,7 +506,7 @@ def test_resume_refuses_data_whose_labels_changed(tmp_path: Path) -> None:
     write_csv(data, ["review", "sentiment"], relabelled)  # same path, same row count
     args = (str(data), "-o", str(out), "--resume", "--epochs", "5", "--patience", "5",
             "--batch-size", "32", "-q")
-    assert_clean_error(run("bce-train", *args), 2, "different run", "data_sha256")
+    assert_clean_error(run("bce-train", *args), 2, "different run", "the content of DATA")
     write_csv(data, ["review", "sentiment"], rows)
     assert_clean_error(run("bce-train", *args, "--positive-label", "negative"), 2,
                        "different run", "changed: --positive-label")

@@ -148,7 +148,12 @@ def _vectorizer(value: Any) -> dict[str, Any]:
     checked = {name: _option(VectorizerConfig, name, _field(params, name, "vectorizer."),
                              "vectorizer.")
                for name in ("ngram_range", "binary", "lowercase", "token_pattern")}
-    return {**checked, "ngram_range": tuple(ngrams), "stop_word_list": stop_words}
+    folded = params.get("fold_apostrophes", False)  # absent from folders written before it
+    if not isinstance(folded, bool):
+        raise ConfigProblem(f"vectorizer.fold_apostrophes must be true or false, got "
+                            f"{_show(folded)}")
+    return {**checked, "ngram_range": tuple(ngrams), "stop_word_list": stop_words,
+            "fold_apostrophes": folded}
 
 
 def parse_config(config: Any) -> ModelSpec:

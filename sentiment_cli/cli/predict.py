@@ -39,9 +39,9 @@ def predict(given: dict[str, Any], debug: DebugOption = False) -> None:
     with contextlib.closing(scored):
         if fmt == "table":
             out = Stdout()
-            for chunk, extra, scores in scored:
-                print_records_table(records(chunk, scores, labels, task, extra,
-                                                  predictor.top_k), out)
+            for chunk, _, scores in scored:  # the table shows the text, not kept columns
+                print_records_table(records(chunk, scores, labels, task, None,
+                                            predictor.top_k), out)
             return
         writer = RowWriter(sys.stdout, fmt, labels, task, predictor.top_k)
         for chunk, extra, scores in scored:

@@ -9,7 +9,7 @@ from json.encoder import encode_basestring  # type: ignore[attr-defined]
 from typing import Any, TextIO
 
 from sentiment_cli.explain import shown
-from sentiment_cli.predict import Scores, records, top_classes
+from sentiment_cli.predict import Scores, output_name, records, top_classes
 
 
 class RowWriter:
@@ -68,39 +68,41 @@ class RowWriter:
 
     def _write_table(self, texts: Sequence[str], scores: Scores,
                      extra: Sequence[dict[str, Any]] | None) -> None:
-        extra_keys = list(extra[0]) if extra else []
         explained = scores.explanations is not None
         if self.multilabel:
-            header = [*extra_keys, "text", "labels", *self.labels]
+            header = ["text", "labels", *self.labels]
         elif self.task == "multiclass":  # the class, its probability, then every class's
-            header = [*extra_keys, "text", "label", "probability", *self.labels]
+            header = ["text", "label", "probability", *self.labels]
             ranks = range(2, (self.top_k or 1) + 1)  # then the next best classes
             header += [f"{name}_{r}" for r in ranks for name in ("label", "probability")]
             best = top_classes(scores.probabilities, self.top_k or 1)
         else:
-            header = [*extra_keys, "text", "label", "probability"]
+            header = ["text", "label", "probability"]
         if explained:
             header += ["logit", "bias", "explanation"]
         prob = scores.probabilities
         rows = []
         for i, text in enumerate(texts):
-            before = [extra[i].get(k, "") for k in extra_keys] if extra else []
             if self.multilabel:
                 chosen = ";".join(n for n, c in zip(self.labels, scores.chosen[i], strict=True)
                                   if c)
-                rows.append([*before, text, chosen, *(round(float(p), 6) for p in prob[i])])
+                rows.append([text, chosen, *(round(float(p), 6) for p in prob[i])])
             elif self.task == "multiclass":
                 first = int(best[i, 0])
-                rows.append([*before, text, self.labels[first], round(float(prob[i, first]), 6),
+                rows.append([text, self.labels[first], round(float(prob[i, first]), 6),
                              *(round(float(p), 6) for p in prob[i]),
                              *(v for j in best[i, 1:] for v in (self.labels[int(j)],
                                                                  round(float(prob[i, j]), 6)))])
             else:
                 label = self.labels[int(scores.chosen[i, 0])]
-                rows.append([*before, text, label, round(float(prob[i, 0]), 6)])
+                rows.append([text, label, round(float(prob[i, 0]), 6)])
         if explained:
             for row, found in zip(rows, scores.explanations or [], strict=True):
                 row += [found["logit"], found["bias"], shown(found["explanation"])]
+        if extra:  # the user's columns as they were, then ours but the text (theirs has it)
+            kept = list(extra[0])
+            header = [*kept, *(output_name(name, kept) for name in header[1:])]
+            rows = [[*(extra[i].get(k, "") for k in kept), *row[1:]] for i, row in enumerate(rows)]
         if self.fmt == "tsv":
             self._write_tsv(header, rows)
             return

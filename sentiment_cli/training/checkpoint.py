@@ -10,6 +10,7 @@ folder is written. Tensors are safetensors and the rest JSON, as in the model fo
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -19,7 +20,7 @@ from sentiment_cli.artifacts.bundle import save_tensors, write_json
 from sentiment_cli.artifacts.folders import file_digest, owned_files, tool_folder_kind
 from sentiment_cli.artifacts.schema import ConfigProblem, integer, number
 from sentiment_cli.config import TrainConfig, TrainingConfig, flag
-from sentiment_cli.errors import DataError, Interrupted
+from sentiment_cli.errors import DataError, Interrupted, TrainingError
 from sentiment_cli.model.architecture import ModelConfig, parameter_shapes
 from sentiment_cli.training.progress import EpochStats
 from sentiment_cli.training.state import TrainState
@@ -109,15 +110,25 @@ def _contiguous(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 
 def _changed_keys(saved: Any, fingerprint: dict[str, Any]) -> list[str]:
+    """What differs, as the command line names it, with the values where they are short:
+    ``--lr 0.01 -> 0.5``; a file's digest as its content."""
     saved = saved if isinstance(saved, dict) else {}
-    return sorted(k for k in fingerprint if saved.get(k) != fingerprint[k])
+    changed = []
+    for key in sorted(k for k in fingerprint if saved.get(k) != fingerprint[k]):
+        before, now = saved.get(key, "(none)"), fingerprint[key]
+        shown = [json.dumps(v) if not isinstance(v, str) else v for v in (before, now)]
+        if key.endswith("_sha256"):
+            changed.append(f"the content of {flag(key.removesuffix('_sha256'))}")
+        else:
+            short = all(len(v) <= 40 for v in shown)
+            changed.append(f"{flag(key)} {shown[0]} -> {shown[1]}" if short else flag(key))
+    return changed
 
 
 def _different_run(folder: Path, changed: list[str]) -> DataError:
     return DataError(
         f"--resume: the checkpoint at {folder} belongs to a different run (changed: "
-        f"{', '.join(map(flag, changed))}); use the same data and options, or pass --force to "
-        f"start over"
+        f"{', '.join(changed)}); use the same data and options, or pass --force to start over"
     )
 
 
@@ -276,6 +287,16 @@ class Checkpoints:
     def save(self, state: TrainState) -> None:
         save_checkpoint(self.folder, state, self.fingerprint, self.job)
         self.last_saved = state.epoch
+
+    def out_of_space(self, output: Path,
+                     resume_with: str = "the same command plus --resume") -> TrainingError:
+        """A full disk while saving a checkpoint or writing ``output``, as the user should
+        read it: what is kept (both are written whole or not at all) and how to go on."""
+        kept = (f"epoch {self.last_saved} is kept in {self.folder}: free some space, then "
+                f"continue with {resume_with}" if self.last_saved else
+                "no epoch was saved: free some space, then run the command again")
+        return TrainingError(f"no space left on the disk while writing {output} or its "
+                             f"checkpoint; {output} is as it was before this run, {kept}")
 
     def interrupted(self, err: Interrupted,
                     resume_with: str = "the same command plus --resume") -> Interrupted:
