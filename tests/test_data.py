@@ -47,10 +47,22 @@ def test_latin1_file_fails_naming_the_encoding_and_reads_with_the_flag(tmp_path:
     path = write_csv(tmp_path / "l.csv", ["review", "sentiment"],
                      [("caf\u00e9 tr\u00e8s bon", "pos"), ("mauvais", "neg")] * 3,
                      encoding="latin-1")
-    with pytest.raises(DataError, match="not valid UTF-8.*--encoding latin-1"):
+    with pytest.raises(DataError, match=r"not valid UTF-8 text \(byte 0xe9 on line 2\).*--encoding "
+                       r"latin-1"):
         load_dataset(path)
     data = load_dataset(path, encoding="latin-1")
     assert data.texts[0] == "caf\u00e9 tr\u00e8s bon"
+
+
+def test_the_undecodable_line_is_named_deep_in_a_long_file(tmp_path: Path) -> None:
+    rows = [(f"review number {i}, " + "words " * 40, "pos" if i % 2 else "neg")
+            for i in range(30_000)]  # about 8 MB: the bad byte lies several blocks in
+    rows[25_000] = ("na\u00efve", "pos")
+    path = write_csv(tmp_path / "l.csv", ["review", "sentiment"], rows[:25_000])
+    with open(path, "ab") as handle:
+        handle.write("na\u00efve,pos\n".encode("latin-1"))
+    with pytest.raises(DataError, match=r"byte 0xef on line 25002\)"):
+        load_dataset(path)
 
 
 @pytest.mark.parametrize(

@@ -16,6 +16,7 @@ values as text by the same rules as JSON Lines.
 from __future__ import annotations
 
 import bz2
+import codecs
 import gzip
 import io
 import json
@@ -106,13 +107,36 @@ def head(path: Path, compression: str | None, size: int = 64 * 1024) -> bytes:
 
 
 def decode_error(path: Path, encoding: str, err: UnicodeDecodeError) -> DataError:
+    """The error for a file that is not in ``encoding``, naming the line and the byte."""
     bad = err.object[err.start : err.start + 1]
     shown = f"byte 0x{bad[0]:02x}" if bad else "a byte"
     name = "UTF-8" if encoding.replace("-", "").lower().startswith("utf8") else encoding
+    line = _undecodable_line(path, encoding)
+    where = f" on line {line}" if line is not None else ""
     return DataError(
-        f"{path} is not valid {name} text ({shown}); if it was saved as latin-1 or cp1252 "
-        f"(common for older review files), pass --encoding latin-1 (or --encoding cp1252)"
+        f"{path} is not valid {name} text ({shown}{where}); if it was saved as latin-1 or "
+        f"cp1252 (common for older review files), pass --encoding latin-1 (or --encoding "
+        f"cp1252)"
     )
+
+
+def _undecodable_line(path: Path, encoding: str) -> int | None:
+    """The first line (1: the first) with bytes that are not ``encoding``, read again from the
+    start, a block at a time; None if it cannot be told."""
+    try:
+        decoder = codecs.getincrementaldecoder(encoding)()
+        line = 1
+        with open_binary(path, compression_of(path)) as handle:
+            while block := handle.read(1 << 20):
+                pending = len(decoder.getstate()[0])  # a sequence cut by the last block
+                try:
+                    decoder.decode(block)
+                except UnicodeDecodeError as err:
+                    return line + block.count(b"\n", 0, max(err.start - pending, 0))
+                line += block.count(b"\n")
+    except (OSError, LookupError, EOFError, lzma.LZMAError, DataError):
+        return None
+    return None
 
 
 def is_json_lines(first_bytes: bytes) -> bool:
