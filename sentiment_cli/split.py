@@ -40,7 +40,7 @@ def related_groups(presence: sp.csr_matrix, chunk_rows: int = 50_000) -> np.ndar
 
     n_rows, n_terms = presence.shape
     row = np.arange(n_rows)
-    lengths = np.diff(presence.indptr)
+    lengths = np.diff(presence.indptr).astype(np.int64)  # int32 products would overflow
     filled = lengths > 0
     if n_rows == 0 or not filled.any():
         return row
@@ -60,11 +60,21 @@ def related_groups(presence: sp.csr_matrix, chunk_rows: int = 50_000) -> np.ndar
         np.maximum.at(holder_key, indices, lengths[rows] * (n_rows + 1) + (n_rows - rows))
     holder = n_rows - holder_key % (n_rows + 1)
     parent = np.where(filled, holder[rarest], row)
-    shared = np.empty(n_rows, dtype=np.int64)
-    for lo in range(0, n_rows, chunk_rows):
-        hi = min(lo + chunk_rows, n_rows)
-        mine, theirs = presence[lo:hi], presence[parent[lo:hi]]
-        shared[lo:hi] = np.asarray((mine != 0).multiply(theirs != 0).sum(axis=1)).ravel()
+    # How many of each row's terms its parent holds: each (parent, term) looked up among the
+    # matrix's (row, term) pairs, sorted as CSR stores them. Memory follows the matrix's size:
+    # taking the parents' rows instead would copy one long text once per row it holds.
+    if not presence.has_sorted_indices:
+        presence = presence.sorted_indices()
+    present = presence.data != 0
+    owner = np.repeat(row, lengths)
+    pairs = (owner * n_terms + presence.indices)[present]
+    shared = np.zeros(n_rows, dtype=np.int64)
+    for lo in range(0, len(owner), chunk_rows * 16):
+        hi = min(lo + chunk_rows * 16, len(owner))
+        wanted = parent[owner[lo:hi]] * n_terms + presence.indices[lo:hi]
+        at = np.minimum(np.searchsorted(pairs, wanted), max(len(pairs) - 1, 0))
+        found = present[lo:hi] & (pairs[at] == wanted) if len(pairs) else present[lo:hi]
+        shared += np.bincount(owner[lo:hi][found], minlength=n_rows)
     linked = filled & (parent != row) & (shared == lengths)
     graph = coo_matrix((np.ones(int(linked.sum())), (row[linked], parent[linked])),
                        shape=(n_rows, n_rows))

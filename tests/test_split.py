@@ -59,6 +59,27 @@ def test_chunked_grouping_equals_one_pass() -> None:
     assert related_groups(counts, chunk_rows=7).tolist() == related_groups(counts).tolist()
 
 
+def test_one_very_long_row_is_grouped_without_copying_it_per_row() -> None:
+    """A 1.2M-term row (a 10 MB text) holding the terms of 2,000 short rows: each short row
+    joins it, and those beyond it stay apart. Its length times the row count overflows int32,
+    and copying the long row once per short row would take about 20 GB."""
+    import scipy.sparse as sp
+
+    long_terms, short_rows = 1_200_000, 2_000
+    rng = np.random.default_rng(0)
+    inside = [rng.choice(long_terms, 3, replace=False) for _ in range(short_rows)]
+    outside = [long_terms + 2 * i + np.arange(2) for i in range(5)]  # terms of their own
+    rows = [np.arange(long_terms), *inside, *outside]
+    presence = sp.csr_matrix(
+        (np.ones(sum(map(len, rows)), dtype=np.float32),
+         np.concatenate([np.sort(r) for r in rows]),
+         np.concatenate([[0], np.cumsum([len(r) for r in rows])])),
+        shape=(len(rows), long_terms + 10))
+    groups = related_groups(presence, chunk_rows=500)
+    assert len(set(groups[: short_rows + 1].tolist())) == 1
+    assert len(set(groups.tolist())) == 1 + len(outside)
+
+
 def test_unrelated_texts_and_common_words_do_not_chain() -> None:
     texts = ["good film", "not a good film at all", "a good day", "good", "good",
              "the worst", "", "bad bad bad"]
