@@ -29,7 +29,8 @@ class Preprocessor:
         self.lowercase = lowercase
 
     def __call__(self, text: str) -> str:
-        text = text.translate(_APOSTROPHES)
+        if not text.isascii() or "`" in text:  # the grave accent is the one ASCII among them
+            text = text.translate(_APOSTROPHES)
         return text.lower() if self.lowercase else text
 
 

@@ -31,6 +31,7 @@ def test_default_tokenizer_keeps_negations_exclamations_and_single_letters() -> 
 def test_look_alike_apostrophes_read_as_one_unless_turned_off() -> None:
     curly = "I DON\u2019T like it, it\u02bcs Bob\u00b4s"
     assert tokens(curly) == tokens("I don't like it, it's Bob's")
+    assert tokens("isn`t it") == tokens("isn't it")  # the ASCII one
     kept = build_vectorizer(VectorizerConfig(ngram_range=(1, 1), fold_apostrophes=False,
                                              lowercase=False)).build_analyzer()(curly)
     assert kept[:3] == ["I", "DON", "T"]  # as scikit-learn splits them
