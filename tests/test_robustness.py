@@ -315,3 +315,27 @@ def test_a_full_disk_keeps_the_old_model_and_the_last_checkpoint(
     monkeypatch.setattr(pipeline, "_measure_and_write", writing)
     run_training(TrainConfig(data=SAMPLE, output=out, force=True, resume=True, training=options))
     assert not (tmp_path / "m.checkpoint").exists()
+
+
+class _Counting(TrainProgress):
+    def __init__(self) -> None:
+        self.announced: list[int] = []
+        self.done: list[int] = []
+
+    def epoch_start(self, epoch: int, epochs: int, rows: int) -> None:
+        self.announced.append(rows)
+        self.done.append(0)
+
+    def batch_end(self, rows: int) -> None:
+        self.done[-1] += rows
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_each_epoch_announces_the_rows_its_batches_add_up_to(tmp_path: Path,
+                                                              stream: bool) -> None:
+    """What makes the epoch's progress bar determinate, with an ETA (in memory and --stream)."""
+    progress = _Counting()
+    run_training(TrainConfig(data=SAMPLE, output=tmp_path / "m", stream=stream,
+                             training=TrainingConfig(epochs=2, batch_size=50)),
+                 progress=progress)
+    assert progress.announced == progress.done and progress.announced[0] > 500

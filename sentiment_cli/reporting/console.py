@@ -93,7 +93,7 @@ class TrainConsole(TrainProgress):
             self._phase = (name, self._progress.add_task(name, total=total))
         self._progress.advance(self._phase[1], done)
 
-    def epoch_start(self, epoch: int, epochs: int, batches: int) -> None:
+    def epoch_start(self, epoch: int, epochs: int, rows: int) -> None:
         if self._progress is None:
             return
         if self._phase is not None:
@@ -101,7 +101,7 @@ class TrainConsole(TrainProgress):
             self._phase = None
         if self._task is not None:
             self._progress.remove_task(self._task)
-        self._task = self._progress.add_task(f"epoch {epoch}/{epochs}", total=None)
+        self._task = self._progress.add_task(f"epoch {epoch}/{epochs}", total=rows)
 
     def batch_end(self, rows: int) -> None:
         if self._progress is not None and self._task is not None:

@@ -54,6 +54,7 @@ class Epoch:
             self.order = world.share(torch.randperm(n_rows, generator=generator).numpy())
             sizes = [len(self.order)]
         self.steps = sum(-(-n // batch_size) for n in sizes)
+        self.rows = sum(sizes)  # this rank's, in the epoch
 
     def blocks(self) -> Iterator[tuple[sp.csr_matrix, np.ndarray | None, np.ndarray]]:
         """(CSR rows, their positions among all rows or None for all, this rank's order)."""

@@ -209,13 +209,12 @@ def fit(
         y_tensor = torch.from_numpy(train.y)
         w_tensor = None if w_train is None else torch.from_numpy(w_train.astype(np.float32))
         stopped_early = state.bad_epochs >= options.patience
-        batches = math.ceil(len(train.y) / options.batch_size)
         while state.epoch < options.epochs and not stopped_early:
             epoch = state.epoch + 1
             started = time.perf_counter()
-            progress.epoch_start(epoch, options.epochs, batches)
             world.reseed_epoch(options.seed, epoch, shuffle_rng if own_rows else None)
             rows = Epoch(x_train, len(train.y), options.batch_size, shuffle_rng, world)
+            progress.epoch_start(epoch, options.epochs, rows.rows)
             ranks.epoch_start(rows.steps)
             sums = np.zeros(4)
             for matrix, positions, order in rows.blocks():

@@ -21,7 +21,8 @@ class TrainProgress:
     def phase(self, name: str, done: int, total: int | None = None) -> None:
         """``done`` more of a step before the epochs (reading a large file in chunks)."""
 
-    def epoch_start(self, epoch: int, epochs: int, batches: int) -> None: ...
+    def epoch_start(self, epoch: int, epochs: int, rows: int) -> None:
+        """Epoch ``epoch`` of ``epochs`` begins; ``rows``: what its batch_end calls add up to."""
 
     def batch_end(self, rows: int) -> None: ...
 
