@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 from typing import ClassVar
 
 
@@ -57,8 +58,6 @@ class Interrupted(BaseException):
 def disk_full(err: BaseException) -> bool:
     """Whether ``err`` says the disk (or the quota) is full: an OSError, or a library's error
     that carries its message (safetensors raises its own)."""
-    import errno
-
     if isinstance(err, OSError):
         return err.errno in (errno.ENOSPC, errno.EDQUOT)
     return "No space left on device" in str(err) or "Disk quota exceeded" in str(err)

@@ -24,13 +24,7 @@ from sentiment_cli.config import TrainConfig
 from sentiment_cli.data.rows import read_rows
 from sentiment_cli.device import resolve_device
 from sentiment_cli.distributed import World
-from sentiment_cli.errors import (
-    DataError,
-    Interrupted,
-    SentimentError,
-    TrainingError,
-    disk_full,
-)
+from sentiment_cli.errors import DataError, Interrupted, SentimentError, TrainingError, disk_full
 from sentiment_cli.features import count_terms, training_matrices, warm_up
 from sentiment_cli.memory import check_training_memory
 from sentiment_cli.metrics import split_metrics

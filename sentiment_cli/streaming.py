@@ -38,7 +38,7 @@ import numpy as np
 from sentiment_cli import interruption
 from sentiment_cli.checks import stream_unsupported
 from sentiment_cli.config import TrainConfig
-from sentiment_cli.data.files import read_header, read_table_chunks
+from sentiment_cli.data.files import file_state, read_header, read_table_chunks
 from sentiment_cli.data.labels import binary_pair, format_counts, map_binary, multiclass_keys
 from sentiment_cli.data.reading import (
     TEXT_COLUMN_NAMES,
@@ -200,16 +200,9 @@ class _Counted:
         return sum(len(part) for parts in self.piece_y for part in parts)
 
 
-def _state(path: Path) -> tuple[int, int]:
-    """What tells that a file changed between the two readings: its size and modified time."""
-    status = path.stat()
-    return status.st_size, status.st_mtime_ns
-
-
 def _changed(path: Path, rows: int) -> DataError:
-    return DataError(f"{path} changed while --stream read it ({rows:,} rows at first); --stream "
-                     f"reads the file twice, so it must stay as it is: train on a copy "
-                     f"(cp {path} copy.csv) or wait until it is written")
+    return DataError(f"{path} changed while --stream read it ({rows:,} rows at first); it reads "
+                     f"the file twice: train on a copy, or once the file is written whole")
 
 
 def _count_pass(config: TrainConfig, path: Path, columns: _Columns, read: dict[str, Any],
@@ -298,33 +291,31 @@ def stream_rows(config: TrainConfig, folder: Path, note: Callable[[str], None],
     whole file (a CSV cannot be cut at byte offsets: a quoted field may hold line breaks)."""
     assert config.data is not None  # config.check: --stream needs one data file
     path = Path(config.data)
-    where = str(path)
     progress = progress or TrainProgress()
     read = dict(delimiter=config.delimiter, encoding=config.encoding, chunk_rows=CHUNK_ROWS,
                 skip_malformed=config.drop_invalid)
-
     started = time.perf_counter()
     with world.agreed():
-        read_first = _state(path)
+        read_first = file_state(path)
         columns = _columns(config, path)
         plan = _label_pass(config, path, columns, read, progress, world)
     note(f"streaming {plan.total:,} rows of {path} in chunks of {CHUNK_ROWS:,}{world.keeping} "
          f"({time.perf_counter() - started:.1f} s to count them)")
     with world.agreed():
         counted = _count_pass(config, path, columns, read, plan, folder, progress, world)
-        if _state(path) != read_first:
+        if file_state(path) != read_first:
             raise _changed(path, plan.total)
     per_rank = world.everyone(counted.train_rows)
     n_train = sum(per_rank)
     n_val = int(world.sum([len(counted.val_texts)])[0])
     with world.agreed():
         if n_train == 0:
-            raise DataError(f"{where}: no usable training rows remain")
+            raise DataError(f"{path}: no usable training rows remain")
         if min(per_rank) == 0:
-            raise DataError(f"{where}: {n_train} training rows are too few for "
+            raise DataError(f"{path}: {n_train} training rows are too few for "
                             f"{world.size} processes (a rank would have none); start fewer")
         if plan.share and n_val < 2:
-            raise DataError(f"{where}: {plan.total} rows are too few for --val-split "
+            raise DataError(f"{path}: {plan.total} rows are too few for --val-split "
                             f"{config.val_split}; add rows, change --val-split, or pass "
                             f"--val-split 0")
     parts = world.gather((counted.terms, counted.df, counted.tf))
@@ -332,8 +323,7 @@ def stream_rows(config: TrainConfig, folder: Path, note: Callable[[str], None],
     vocabulary, n_terms = world.from_main(partial(_merged_vocabulary, parts or [], n_train,
                                                   config))
     del parts  # rank 0: every rank's terms
-    skipped = f", {counted.dropped:,} invalid rows skipped (--drop-invalid)" if counted.dropped \
-        else ""
+    skipped = f", {counted.dropped:,} invalid rows skipped" if counted.dropped else ""
     note(f"pass 1/2: {n_train:,} training rows, {n_terms:,} terms counted, "
          f"{len(vocabulary):,} kept{skipped} ({time.perf_counter() - started:.1f} s)")
     return _assembled(config, path, columns, plan, counted, vocabulary, n_train, folder, note,

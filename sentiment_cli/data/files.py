@@ -18,7 +18,6 @@ from sentiment_cli.data.formats import (
     decode_error,
     head,
     is_json_lines,
-    is_parquet,
     json_line_frames,
     parquet_frames,
 )
@@ -85,14 +84,14 @@ def _check_path(path: Path) -> None:
         raise DataError(f"{path} is empty; it needs a header row and at least one data row")
 
 
-def sniff_delimiter(path: Path, encoding: str = DEFAULT_ENCODING,
-                    compression: str | None = None) -> str:
-    """Guess the delimiter from the header line: tab, comma, semicolon or pipe."""
-    first_line = head(path, compression).split(b"\n", 1)[0].decode(encoding, errors="replace")
+def sniff_delimiter(first_bytes: bytes, suffix: str, encoding: str = DEFAULT_ENCODING) -> str:
+    """Guess the delimiter from the header line: tab, comma, semicolon or pipe (without any
+    of them, from the file name's ``suffix``)."""
+    first_line = first_bytes.split(b"\n", 1)[0].decode(encoding, errors="replace")
     counts = {sep: first_line.count(sep) for sep in ("\t", ",", ";", "|")}
     best = max(counts, key=lambda sep: counts[sep])
     if counts[best] == 0:
-        return "\t" if path.suffix.lower() in (".tsv", ".tab") else ","
+        return "\t" if suffix.lower() in (".tsv", ".tab") else ","
     return best
 
 
@@ -120,10 +119,13 @@ def read_table_chunks(path: str | os.PathLike[str], delimiter: str | None = None
     given. Every column is parsed all the same: pandas' ``usecols`` would let a row with a
     field too many through, shifted, where reading the whole file refuses it."""
     for frame in _frames(Path(path), delimiter, encoding, chunk_rows, skip_malformed):
-        if columns is not None:
-            frame, malformed = frame[list(columns)], frame.attrs["malformed"]
-            frame.attrs["malformed"] = malformed
-        yield frame
+        yield frame if columns is None else frame[list(columns)]  # attrs go along
+
+
+def file_state(path: Path) -> tuple[int, int]:
+    """Its size and modification time: what tells that a file changed between two readings."""
+    status = path.stat()
+    return status.st_size, status.st_mtime_ns
 
 
 def read_header(path: str | os.PathLike[str], delimiter: str | None = None,
@@ -182,11 +184,12 @@ def _csv_arguments(path: Path, delimiter: str | None, encoding: str | None) -> d
     check_path(path)
     encoding = check_encoding(encoding)
     try:
-        parquet = is_parquet(path)
-        compression = None if parquet else compression_of(path)
-        json_lines = not parquet and is_json_lines(head(path, compression, 4096))
+        compression = compression_of(path)
+        parquet = compression == "parquet"
+        first_bytes = b"" if parquet else head(path, compression)  # decompressed
+        json_lines = is_json_lines(first_bytes)
         sep = check_delimiter(delimiter) or (
-            "," if json_lines or parquet else sniff_delimiter(path, encoding, compression))
+            "," if json_lines or parquet else sniff_delimiter(first_bytes, path.suffix, encoding))
     except OSError as err:
         raise DataError(f"{path}: cannot read ({err.strerror})") from None
     except UnicodeError as err:

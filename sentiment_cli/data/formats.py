@@ -31,12 +31,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
 _MAGIC = ((b"\x1f\x8b", "gzip"), (b"BZh", "bz2"), (b"\xfd7zXZ\x00", "xz"),
-          (b"\x28\xb5\x2f\xfd", "zstd"))
-
-
-def is_parquet(path: Path) -> bool:
-    with open(path, "rb") as handle:
-        return handle.read(4) == b"PAR1"
+          (b"\x28\xb5\x2f\xfd", "zstd"), (b"PAR1", "parquet"))
 
 
 def parquet_frames(path: Path, chunk_rows: int | None = None,
@@ -75,7 +70,8 @@ def parquet_frames(path: Path, chunk_rows: int | None = None,
 
 
 def compression_of(path: Path) -> str | None:
-    """The compression of the file by its first bytes, or None for a plain file."""
+    """The compression of the file by its first bytes ("parquet": a Parquet file, compressed
+    inside), or None for a plain file."""
     with open(path, "rb") as handle:
         head = handle.read(6)
     return next((method for magic, method in _MAGIC if head.startswith(magic)), None)
@@ -126,7 +122,7 @@ def _undecodable_line(path: Path, encoding: str) -> int | None:
     try:
         decoder = codecs.getincrementaldecoder(encoding)()
         line = 1
-        with open_binary(path, compression_of(path)) as handle:
+        with open_binary(path, compression_of(path)) as handle:  # not Parquet: text failed
             while block := handle.read(1 << 20):
                 pending = len(decoder.getstate()[0])  # a sequence cut by the last block
                 try:
