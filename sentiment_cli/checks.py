@@ -9,7 +9,14 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sentiment_cli.config import EvalConfig, PredictConfig, TrainConfig, VectorizerConfig, df_value
+from sentiment_cli.config import (
+    STDIN,
+    EvalConfig,
+    PredictConfig,
+    TrainConfig,
+    VectorizerConfig,
+    df_value,
+)
 from sentiment_cli.data.files import check_delimiter, check_encoding, check_path
 from sentiment_cli.errors import DataError
 from sentiment_cli.options import check_fields
@@ -33,14 +40,14 @@ def check(config: TrainConfig | PredictConfig | EvalConfig) -> None:
                         "are a multi-label file (leave --positive-label out)")
     check_encoding(config.encoding)
     check_delimiter(config.delimiter)
-    paths = ([config.data, config.val_data, *(config.line_files or ())]
+    paths = ([config.data_path, config.val_data, *(config.line_files or ())]
              if isinstance(config, TrainConfig) else
-             [config.input_file] if isinstance(config, PredictConfig) else [config.data])
+             [config.input_file] if isinstance(config, PredictConfig) else [config.data_path])
     for path in paths:
-        if path is not None:
+        if path is not None and path != STDIN:  # stdin is read (cli/spool.py) after these checks
             check_path(Path(path))
-    if isinstance(config, TrainConfig) and config.data is not None and \
-            config.val_data is not None and os.path.samefile(config.data, config.val_data):
+    if isinstance(config, TrainConfig) and config.data_path not in (None, STDIN) and \
+            config.val_data is not None and os.path.samefile(config.data_path, config.val_data):
         raise DataError("--val-data is the training file itself; validation needs other rows "
                         "(leave --val-data out to split some off)")
 
@@ -58,6 +65,9 @@ def _check_train(config: TrainConfig) -> None:
     if config.autotune is not None and config.resume:
         raise DataError("--resume cannot go on with an --autotune search; start again without "
                         "--resume, or resume with the options it chose instead of --autotune")
+    if STDIN in (config.val_data, *(config.line_files or ())):
+        raise DataError("only DATA can be - (stdin); give --val-data, --positive-lines and "
+                        "--negative-lines as files")
     if config.stream:
         _check_stream(config)
     _check_vectorizer(config.vectorizer)

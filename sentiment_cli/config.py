@@ -71,7 +71,13 @@ ENCODING = dict(help="Text encoding of the input (default UTF-8, BOM allowed); e
 OVERRIDE_THRESHOLD = dict(help="Override the model's stored threshold.",
                           accepts=optional(THRESHOLD))
 MODEL_FOLDER = dict(help="Model folder written by bce-train.", metavar="MODEL")
-DATA_HELP = "Labeled CSV/TSV, JSON Lines or Parquet file (gzip, bz2, xz or zstd too)."
+DATA_HELP = ("Labeled CSV/TSV, JSON Lines or Parquet file (gzip, bz2, xz or zstd too); - reads "
+             "it from stdin.")
+STDIN = Path("-")  # DATA given as -: its rows come from stdin, copied into a temporary file
+STDIN_NAME = "stdin"  # what messages, config.json and the default model folder call it
+# DATA's copy, when DATA is - (cli/spool.py): what is read; DATA stays "-" in the --resume
+# fingerprint, so that a resume from the same rows on stdin matches (their digest is compared)
+DATA_FILE = dict(cli=False, resumable=True)
 
 
 # --- the options ------------------------------------------------------------------------------
@@ -167,6 +173,7 @@ class TrainConfig:
     features, the training, the decision rule, and the model folder."""
 
     data: Path | None = option(None, DATA_HELP, metavar="DATA")
+    data_file: Path | None = option(None, **DATA_FILE)
     output: Path | None = option(
         None, "Model folder to write.", flags=("--output", "-o"), resumable=True,
         default_help="models/<data stem>")
@@ -244,8 +251,14 @@ class TrainConfig:
     def __post_init__(self) -> None:
         object.__setattr__(self, "label_columns", tuple(self.label_columns))
         if self.output is None and (self.data or self.line_files):
-            stem = (self.data or self.line_files[0]).stem  # type: ignore[index]
+            stem = STDIN_NAME if self.data == STDIN else \
+                (self.data or self.line_files[0]).stem  # type: ignore[index]
             object.__setattr__(self, "output", Path("models") / stem)
+
+    @property
+    def data_path(self) -> Path | None:
+        """The file DATA's rows are read from: DATA, or its copy when DATA is - (stdin)."""
+        return self.data_file or self.data
 
     @property
     def model_folder(self) -> Path:
@@ -301,6 +314,7 @@ class EvalConfig:
 
     model: Path = option(**MODEL_FOLDER)
     data: Path = option(help=DATA_HELP, metavar="DATA")
+    data_file: Path | None = option(None, **DATA_FILE)
     text_column: str | None = option(None, **TEXT_COLUMN)
     label_columns: tuple[str, ...] = option((), "Label column(s).",
                                             flags=("--label-column", "-l"))
@@ -319,6 +333,11 @@ class EvalConfig:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "label_columns", tuple(self.label_columns))
+
+    @property
+    def data_path(self) -> Path:
+        """The file DATA's rows are read from: DATA, or its copy when DATA is - (stdin)."""
+        return self.data_file or self.data
 
 
 @dataclass(frozen=True)

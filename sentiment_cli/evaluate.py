@@ -14,7 +14,7 @@ from sentiment_cli.artifacts.atomic import publish
 from sentiment_cli.artifacts.bundle import Bundle, load_bundle, write_json
 from sentiment_cli.artifacts.folders import check_target
 from sentiment_cli.artifacts.locking import FolderLock
-from sentiment_cli.config import EvalConfig
+from sentiment_cli.config import STDIN, STDIN_NAME, EvalConfig
 from sentiment_cli.data.reading import load_dataset
 from sentiment_cli.errors import DataError
 from sentiment_cli.metrics import (
@@ -44,7 +44,8 @@ def evaluate(config: EvalConfig) -> dict[str, Any]:
 def _evaluate(config: EvalConfig, report: Path | None) -> dict[str, Any]:
     """The metrics (and the report, written whole into ``report``, the --report folder's real
     path, when given)."""
-    model_dir, data_path, force = config.model, config.data, config.force
+    model_dir, data_path, force = config.model, config.data_path, config.force
+    named = STDIN_NAME if config.data == STDIN else str(data_path)  # as output and report show it
     label_columns = list(config.label_columns) or None
     bundle = load_bundle(model_dir)
     predictor = Predictor(bundle, threshold=config.threshold)
@@ -81,7 +82,7 @@ def _evaluate(config: EvalConfig, report: Path | None) -> dict[str, Any]:
         metrics["calibration"] = calibration_bins(data.y, prob[:, 0])
     metrics.update({
         "model": str(model_dir),
-        "data": str(data_path),
+        "data": named,
         "labels": bundle.labels,
         "data_labels": data.label_names,
         "temperature": bundle.temperature,
@@ -91,7 +92,7 @@ def _evaluate(config: EvalConfig, report: Path | None) -> dict[str, Any]:
         interruption.check()
 
         def fill(folder: Path) -> None:
-            _write_eval_report(folder, bundle, data_path, data.y, prob, metrics)
+            _write_eval_report(folder, bundle, named, data.y, prob, metrics)
 
         publish(report, fill, "report", replace=force)
         metrics["report"] = str(Path(config.report) / "report.md")

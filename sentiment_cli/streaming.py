@@ -74,10 +74,10 @@ def wanted(config: TrainConfig, processes: int = 1) -> bool:
     (never with --no-stream, nor with what --stream cannot do yet: checks.stream_unsupported)."""
     if config.stream is not None:
         return config.stream
-    if config.data is None or stream_unsupported(config):
+    if config.data_path is None or stream_unsupported(config):
         return False
     available = available_bytes()
-    size = Path(config.data).stat().st_size
+    size = config.data_path.stat().st_size
     return available is not None and IN_MEMORY_EXPANSION * size * processes > available / 2
 
 
@@ -289,8 +289,8 @@ def stream_rows(config: TrainConfig, folder: Path, note: Callable[[str], None],
     own training rows, the term counts of all ranks are added up on rank 0 into the one
     vocabulary, and the validation rows are gathered on every rank. Every rank reads the
     whole file (a CSV cannot be cut at byte offsets: a quoted field may hold line breaks)."""
-    assert config.data is not None  # config.check: --stream needs one data file
-    path = Path(config.data)
+    assert config.data_path is not None  # config.check: --stream needs one data file
+    path = config.data_path
     progress = progress or TrainProgress()
     read = dict(delimiter=config.delimiter, encoding=config.encoding, chunk_rows=CHUNK_ROWS,
                 skip_malformed=config.drop_invalid)

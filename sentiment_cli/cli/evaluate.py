@@ -9,6 +9,7 @@ import typer
 from sentiment_cli.checks import check
 from sentiment_cli.cli import DebugOption, new_app, run, show
 from sentiment_cli.cli.commands import config_command
+from sentiment_cli.cli.spool import stdin_copied
 from sentiment_cli.config import EvalConfig
 from sentiment_cli.options import build
 
@@ -27,7 +28,8 @@ def evaluate(
 
     config = build(EvalConfig, given)
     check(config)
-    show(evaluate_model(config), as_json, print_eval)
+    with stdin_copied(config, "bce-eval MODEL -") as config:
+        show(evaluate_model(config), as_json, print_eval)
 
 
 def main() -> None:

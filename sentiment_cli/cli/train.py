@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -11,6 +12,7 @@ from sentiment_cli import interruption
 from sentiment_cli.checks import check
 from sentiment_cli.cli import DebugOption, new_app, run, show
 from sentiment_cli.cli.commands import config_command
+from sentiment_cli.cli.spool import named, stdin_copied
 from sentiment_cli.config import TrainConfig
 from sentiment_cli.distributed import environment_rank, job_identity
 from sentiment_cli.errors import DataError
@@ -68,10 +70,16 @@ def train(
     from sentiment_cli.pipeline import run_training
     from sentiment_cli.reporting.console import TrainConsole, print_train_summary
 
-    interruption.ending_at_once()  # until there is something to clean up
     main_rank = environment_rank() == 0  # under torchrun, rank 0 speaks for the job
-    with TrainConsole(quiet=quiet or not main_rank) as console:
-        record = run_training(config, progress=console, note=console.note)
+    with ExitStack() as held:
+        config = held.enter_context(stdin_copied(config, "bce-train -"))
+        if config.data_file is None:
+            interruption.ending_at_once()  # until there is something to clean up
+        else:  # the copy of stdin: a signal ends the run at its next check, and removes it
+            held.enter_context(interruption.deferred())
+        console = held.enter_context(TrainConsole(quiet=quiet or not main_rank))
+        record = run_training(config, progress=console,
+                              note=lambda text: console.note(named(config, text)))
     if record is not None:
         show(record.summary(), as_json, print_train_summary)
 

@@ -29,10 +29,11 @@ def read_rows(config: TrainConfig,
         if data.dropped_rows:
             note(f"skipped {data.dropped_rows} blank lines")
     else:
-        assert config.data is not None  # config.check made sure
-        data = load_dataset(config.data, positive_label=config.positive_label, **read)
+        assert config.data_path is not None  # config.check made sure
+        data = load_dataset(config.data_path, positive_label=config.positive_label, **read)
         if data.dropped_rows:
-            note(f"skipped {data.dropped_rows} invalid rows of {config.data} (--drop-invalid)")
+            note(f"skipped {data.dropped_rows} invalid rows of {config.data_path} "
+                 f"(--drop-invalid)")
     val: Dataset | None = None
     if config.val_data is not None:
         if data.multiclass:  # onto the training file's classes

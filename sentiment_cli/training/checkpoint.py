@@ -266,7 +266,7 @@ def run_inputs(config: TrainConfig) -> dict[str, Path | None]:
     """The files a run reads, by the option that names them."""
     if config.line_files is not None:
         return {"positive_lines": config.line_files[0], "negative_lines": config.line_files[1]}
-    return {"data": config.data, "val_data": config.val_data}
+    return {"data": config.data_path, "val_data": config.val_data}
 
 
 class Checkpoints:
