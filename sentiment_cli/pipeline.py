@@ -285,9 +285,11 @@ def _features(config: TrainConfig, note: Callable[[str], None], world: World,
     started = time.perf_counter()
     with parallel.pool(_workers(config, world)) as executor:
         executor.submit(warm_up)  # the worker imports scikit-learn while pandas reads here
-        data, val = read_rows(config, note)
+        data, val = read_rows(config, note, progress and progress.phase)
         interruption.check()
         read_seconds = time.perf_counter() - started
+        if progress is not None:  # one call counts them, so no total: the bar shows the time
+            progress.phase("counting terms", 0)
         texts = data.texts if val is None else [*data.texts, *val.texts]
         counted = executor.submit(count_terms, texts, config.vectorizer)
         _import_trainer(config.report)  # while the worker counts

@@ -352,7 +352,7 @@ def _assembled(config: TrainConfig, path: Path, columns: _Columns, plan: _Plan,
                 sizes.append(sum(len(part) for part in counted.piece_y[bucket]))
                 y_parts += counted.piece_y[bucket]
                 source += counted.piece_rows[bucket]
-            progress.phase("pass 2/2: shards", 1, plan.buckets)
+            progress.phase("pass 2/2: shards", 1, plan.buckets, "shards")
             interruption.check()
     note(f"pass 2/2: {len(paths)} shards of random rows{world.keeping and ' per rank'}"
          f", on the vocabulary ({time.perf_counter() - started:.1f} s)")

@@ -362,3 +362,16 @@ def test_worker_processes_keep_input_order(sample_model: Path) -> None:
     assert one.returncode == two.returncode == 0
     assert one.stdout == two.stdout
     assert [json.loads(r)["text"] for r in two.stdout.splitlines()] == lines.splitlines()
+
+
+def test_progress_bars_show_amounts_in_their_units() -> None:
+    from rich.progress import Progress
+
+    from sentiment_cli.reporting.console import _amount_column
+
+    column, bars = _amount_column(), Progress(disable=True)
+    for total, done, unit in [(15_100_000, 7_550_000, "bytes"), (65_343, 29_184, "rows"),
+                              (90_000, 45_000, "ms"), (None, 0, "rows")]:
+        bars.update(bars.add_task("x", total=total, unit=unit), completed=done)
+    assert [column.render(task).plain for task in bars.tasks] == [
+        "7.5 MB/15.1 MB", "29184/65343 rows", "45/90 s", ""]

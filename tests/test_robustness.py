@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import random
@@ -321,6 +322,11 @@ class _Counting(TrainProgress):
     def __init__(self) -> None:
         self.announced: list[int] = []
         self.done: list[int] = []
+        self.phases: dict[str, tuple[int, int | None, str]] = {}
+
+    def phase(self, name: str, done: int, total: int | None = None, unit: str = "rows") -> None:
+        before = self.phases.get(name, (0, total, unit))[0]
+        self.phases[name] = (before + done, total, unit)
 
     def epoch_start(self, epoch: int, epochs: int, rows: int) -> None:
         self.announced.append(rows)
@@ -339,3 +345,18 @@ def test_each_epoch_announces_the_rows_its_batches_add_up_to(tmp_path: Path,
                              training=TrainingConfig(epochs=2, batch_size=50)),
                  progress=progress)
     assert progress.announced == progress.done and progress.announced[0] > 500
+
+
+@pytest.mark.parametrize("compressed", [False, True])
+def test_reading_in_memory_reports_every_byte_of_the_file(tmp_path: Path,
+                                                          compressed: bool) -> None:
+    """The reading bar's total is DATA's size on disk, and what it is told adds up to it (the
+    compressed bytes, for a compressed file); counting terms follows as a step of its own."""
+    data = tmp_path / "reviews.csv"
+    data.write_bytes(gzip.compress(SAMPLE.read_bytes()) if compressed else SAMPLE.read_bytes())
+    progress = _Counting()
+    run_training(TrainConfig(data=data, output=tmp_path / "m",
+                             training=TrainingConfig(epochs=1)), progress=progress)
+    size = data.stat().st_size
+    assert progress.phases["reading"] == (size, size, "bytes")
+    assert progress.phases["counting terms"] == (0, None, "rows")

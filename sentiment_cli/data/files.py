@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import codecs
 import csv
+import io
 import os
 import warnings
 from collections.abc import Callable, Iterator, Sequence
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
 DEFAULT_ENCODING = "utf-8-sig"  # UTF-8, with or without a byte-order mark
+READ_BYTES = 1 << 20  # read from a file at a time, when read whole
 
 
 def check_encoding(encoding: str | None, line_by_line: bool = False) -> str:
@@ -96,15 +98,17 @@ def sniff_delimiter(first_bytes: bytes, suffix: str, encoding: str = DEFAULT_ENC
 
 
 def read_table(path: str | os.PathLike[str], delimiter: str | None = None,
-               encoding: str | None = None, skip_malformed: bool = False) -> pd.DataFrame:
+               encoding: str | None = None, skip_malformed: bool = False,
+               read_bytes: Callable[[int], None] | None = None) -> pd.DataFrame:
     """Read a CSV/TSV or JSON Lines file (compressed or not) as strings, with no value turned
     into NaN. ``skip_malformed``: rows with a field too many (JSON Lines: lines that are no
-    object) are skipped, and counted in ``frame.attrs['malformed']``.
+    object) are skipped, and counted in ``frame.attrs['malformed']``. ``read_bytes`` is told
+    the bytes taken from the file as CSV/TSV reading goes on (a progress bar's).
 
     Tab-separated files are read without quote handling (the TSV convention, and what GLUE-style
     corpora need: a review that starts with a quote must not swallow the following lines).
     """
-    (frame,) = _frames(Path(path), delimiter, encoding, None, skip_malformed)
+    (frame,) = _frames(Path(path), delimiter, encoding, None, skip_malformed, read_bytes)
     if len(frame) == 0:
         raise DataError(f"{path} has a header ({', '.join(frame.columns)}) but no data rows")
     return frame
@@ -137,7 +141,8 @@ def read_header(path: str | os.PathLike[str], delimiter: str | None = None,
 
 
 def _frames(path: Path, delimiter: str | None, encoding: str | None, chunk_rows: int | None,
-            skip_malformed: bool) -> Iterator[pd.DataFrame]:
+            skip_malformed: bool, read_bytes: Callable[[int], None] | None = None
+            ) -> Iterator[pd.DataFrame]:
     """The file's rows as frames of strings: all at once (``chunk_rows`` None), in chunks, or
     the header alone (0)."""
     import pandas as pd
@@ -157,11 +162,26 @@ def _frames(path: Path, delimiter: str | None, encoding: str | None, chunk_rows:
     arguments["on_bad_lines"] = "warn" if skip_malformed else "error"
     with _reading_errors(path, arguments):
         if not chunk_rows:
-            yield _counted(lambda: pd.read_csv(path, **arguments))
+            with io.BufferedReader(_Reporting(path, read_bytes), READ_BYTES) as source:
+                yield _counted(lambda: pd.read_csv(source, **arguments))
             return
         with pd.read_csv(path, **arguments) as chunks:
             while (frame := _counted(lambda: next(chunks, None))) is not None:
                 yield frame
+
+
+class _Reporting(io.FileIO):
+    """A file opened for reading that tells ``report`` the bytes each read takes from it."""
+
+    def __init__(self, path: Path, report: Callable[[int], None] | None) -> None:
+        super().__init__(path, "rb")
+        self._report = report
+
+    def readinto(self, buffer: Any) -> int | None:
+        count = super().readinto(buffer)
+        if count and self._report is not None:
+            self._report(count)
+        return count
 
 
 def _counted(read: Callable[[], pd.DataFrame | None]) -> pd.DataFrame | None:

@@ -189,6 +189,7 @@ def load_dataset(
     drop_invalid: bool = False,
     classes: Sequence[str] | None = None,
     class_names: Sequence[str] | None = None,
+    read_bytes: Callable[[int], None] | None = None,
 ) -> Dataset:
     """Read a labeled file into a :class:`Dataset`.
 
@@ -199,10 +200,11 @@ def load_dataset(
     (:func:`~sentiment_cli.data.labels.pair_for_model`), as evaluation does; ``class_names``,
     a multi-class model's (or training file's) classes, maps them onto those.
     Rows with a blank text or an unusable label are an error naming the rows, or, with
-    ``drop_invalid``, skipped and counted.
+    ``drop_invalid``, skipped and counted. ``read_bytes``: as :func:`read_table`'s.
     """
     path = Path(path)
-    frame = read_table(path, delimiter=delimiter, encoding=encoding, skip_malformed=drop_invalid)
+    frame = read_table(path, delimiter=delimiter, encoding=encoding, skip_malformed=drop_invalid,
+                       read_bytes=read_bytes)
     where = str(path)
     text_col = pick_column(frame, text_column, TEXT_COLUMN_NAMES, "text", "--text-column", path)
     weight_col = (pick_column(frame, weight_column, (), "weight", "--weight-column", path)

@@ -13,9 +13,11 @@ from sentiment_cli.data.reading import Dataset, load_dataset
 from sentiment_cli.errors import DataError
 
 
-def read_rows(config: TrainConfig,
-              note: Callable[[str], None]) -> tuple[Dataset, Dataset | None]:
-    """The training rows, and the validation file's rows when ``--val-data`` names one."""
+def read_rows(config: TrainConfig, note: Callable[[str], None],
+              phase: Callable[[str, int, int, str], None] | None = None
+              ) -> tuple[Dataset, Dataset | None]:
+    """The training rows, and the validation file's rows when ``--val-data`` names one;
+    ``phase`` (a progress bar's) is told the bytes read from DATA as they are."""
     read = dict(
         text_column=config.text_column,
         label_columns=list(config.label_columns) or None,
@@ -30,7 +32,10 @@ def read_rows(config: TrainConfig,
             note(f"skipped {data.dropped_rows} blank lines")
     else:
         assert config.data_path is not None  # config.check made sure
-        data = load_dataset(config.data_path, positive_label=config.positive_label, **read)
+        size = config.data_path.stat().st_size
+        reading = phase and (lambda done: phase("reading", done, size, "bytes"))
+        data = load_dataset(config.data_path, positive_label=config.positive_label,
+                            read_bytes=reading, **read)
         if data.dropped_rows:
             note(f"skipped {data.dropped_rows} invalid rows of {config.data_path} "
                  f"(--drop-invalid)")

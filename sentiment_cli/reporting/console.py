@@ -55,7 +55,6 @@ class TrainConsole(TrainProgress):
         if self.interactive:
             from rich.progress import (
                 BarColumn,
-                MofNCompleteColumn,
                 Progress,
                 TextColumn,
                 TimeElapsedColumn,
@@ -65,8 +64,7 @@ class TrainConsole(TrainProgress):
             self._progress = Progress(
                 TextColumn("{task.description}"),
                 BarColumn(),
-                MofNCompleteColumn(),
-                TextColumn("rows"),
+                _amount_column(),
                 TimeElapsedColumn(),
                 TextColumn("eta"),
                 TimeRemainingColumn(),
@@ -84,13 +82,13 @@ class TrainConsole(TrainProgress):
         if not self.quiet:
             self.console.print(printable(message))
 
-    def phase(self, name: str, done: int, total: int | None = None) -> None:
+    def phase(self, name: str, done: int, total: int | None = None, unit: str = "rows") -> None:
         if self._progress is None:
             return
         if self._phase is None or self._phase[0] != name:
             if self._phase is not None:
                 self._progress.remove_task(self._phase[1])
-            self._phase = (name, self._progress.add_task(name, total=total))
+            self._phase = (name, self._progress.add_task(name, total=total, unit=unit))
         self._progress.advance(self._phase[1], done)
 
     def epoch_start(self, epoch: int, epochs: int, rows: int) -> None:
@@ -101,7 +99,7 @@ class TrainConsole(TrainProgress):
             self._phase = None
         if self._task is not None:
             self._progress.remove_task(self._task)
-        self._task = self._progress.add_task(f"epoch {epoch}/{epochs}", total=rows)
+        self._task = self._progress.add_task(f"epoch {epoch}/{epochs}", total=rows, unit="rows")
 
     def batch_end(self, rows: int) -> None:
         if self._progress is not None and self._task is not None:
@@ -121,6 +119,27 @@ class TrainConsole(TrainProgress):
             f"{stats.epoch:>5} {_fmt(stats.train_loss):>10} {_fmt(stats.val_loss):>10} "
             f"{_fmt(stats.train_acc):>9} {_fmt(stats.val_acc):>8} {stats.seconds:>8.2f}{mark}"
         )
+
+
+def _amount_column() -> Any:
+    """A progress column: how much of a task is done of how much, in the task's unit (rows,
+    bytes shown as kB/MB/GB, ms shown as seconds, or none for a step without parts)."""
+    from rich import filesize
+    from rich.progress import ProgressColumn, Task
+
+    def amount(value: float, unit: str) -> str:
+        return filesize.decimal(int(value)) if unit == "bytes" else \
+            f"{value / 1000:.0f}" if unit == "ms" else f"{int(value)}"
+
+    class Amount(ProgressColumn):
+        def render(self, task: Task) -> Text:
+            unit = task.fields.get("unit", "rows")
+            if task.total is None:
+                return Text("" if task.completed == 0 else f"{amount(task.completed, unit)}")
+            shown = {"ms": " s", "bytes": ""}.get(unit, f" {unit}")
+            return Text(f"{amount(task.completed, unit)}/{amount(task.total, unit)}{shown}")
+
+    return Amount()
 
 
 def _kept(summary: dict[str, Any]) -> str:

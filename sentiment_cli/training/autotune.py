@@ -192,7 +192,7 @@ def search(x_train: Any, y_train: np.ndarray, x_val: sp.csr_matrix, y_val: np.nd
 
     def tick() -> None:
         now = min(time.perf_counter(), deadline)
-        progress.phase("autotune", int(1000 * (now - shown[0])), int(1000 * budget))
+        progress.phase("autotune", int(1000 * (now - shown[0])), int(1000 * budget), "ms")
         shown[0] = now
 
     trials: list[Trial] = []

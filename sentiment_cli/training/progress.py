@@ -18,8 +18,9 @@ class EpochStats:
 class TrainProgress:
     """Receives progress events; the default does nothing (library code never prints)."""
 
-    def phase(self, name: str, done: int, total: int | None = None) -> None:
-        """``done`` more of a step before the epochs (reading a large file in chunks)."""
+    def phase(self, name: str, done: int, total: int | None = None, unit: str = "rows") -> None:
+        """``done`` more ``unit`` (rows, bytes, ms) of a step before the epochs (reading the
+        data, counting its terms, an --autotune search); ``total`` as known, else None."""
 
     def epoch_start(self, epoch: int, epochs: int, rows: int) -> None:
         """Epoch ``epoch`` of ``epochs`` begins; ``rows``: what its batch_end calls add up to."""
