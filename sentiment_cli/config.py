@@ -273,8 +273,9 @@ class PredictConfig:
     model: Path = option(**MODEL_FOLDER)
     texts: tuple[str, ...] = option(
         (), "Texts to score; none or '-' reads one text per line from stdin.", metavar="TEXT")
-    input_file: Path | None = option(None, "CSV/TSV or JSON Lines file to score a column of.",
-                                     flags=("--input", "-i"))
+    input_file: Path | None = option(
+        None, "CSV/TSV, JSON Lines or Parquet file to score a column of (compressed too; - "
+        "reads it from stdin).", flags=("--input", "-i"))
     text_column: str | None = option(None, **TEXT_COLUMN)
     keep_columns: bool = option(False, "Put the --input file's columns, as they are, before the "
                                 "prediction's (ours prefixed predicted_ on a clash).",

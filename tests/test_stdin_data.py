@@ -103,3 +103,22 @@ def test_a_terminal_on_stdin_is_refused(tmp_path: Path) -> None:
         os.close(leader)
         os.close(follower)
     assert_clean_error(proc, 2, "stdin is a terminal", "zcat reviews.csv.gz | bce-train -")
+
+
+def test_predicting_a_file_on_stdin(sample_model: Path, temporary: Path) -> None:
+    """bce-predict --input -: a CSV (here gzip-compressed) on stdin, as --input FILE reads it."""
+    from_file = run("bce-predict", str(sample_model), "--input", str(SAMPLE), "--keep-columns",
+                    "--format", "csv")
+    piped = run("bce-predict", str(sample_model), "--input", "-", "--keep-columns",
+                "--format", "csv", input=gzip.compress(SAMPLE.read_bytes()))
+    assert piped.returncode == 0, piped.stderr
+    assert piped.stdout == from_file.stdout
+    refused = run("bce-predict", str(sample_model), "--input", "-", input=b"a,b\n1,2\n")
+    assert_clean_error(refused, 2, "stdin: no text column found")
+    assert list(temporary.iterdir()) == []
+
+
+def test_stdin_is_refused_under_torchrun(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TORCHELASTIC_RUN_ID", "test")  # as torchrun starts each process
+    result = run("bce-train", "-", "-o", str(tmp_path / "m"), input=SAMPLE.read_bytes())
+    assert_clean_error(result, 2, "cannot be read under torchrun")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from contextlib import ExitStack
+from dataclasses import replace
 from typing import Annotated, Any
 
 import typer
@@ -9,8 +11,8 @@ import typer
 from sentiment_cli.checks import check
 from sentiment_cli.cli import DebugOption, new_app, run, show
 from sentiment_cli.cli.commands import config_command
-from sentiment_cli.cli.spool import stdin_copied
-from sentiment_cli.config import EvalConfig
+from sentiment_cli.cli.spool import copied_stdin
+from sentiment_cli.config import STDIN, EvalConfig
 from sentiment_cli.options import build
 
 app = new_app()
@@ -28,7 +30,10 @@ def evaluate(
 
     config = build(EvalConfig, given)
     check(config)
-    with stdin_copied(config, "bce-eval MODEL -") as config:
+    with ExitStack() as held:
+        if config.data == STDIN:
+            copy = held.enter_context(copied_stdin("bce-eval MODEL -"))
+            config = replace(config, data_file=copy)
         show(evaluate_model(config), as_json, print_eval)
 
 

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import contextlib
 import sys
+from dataclasses import replace
 from typing import Any
 
 from sentiment_cli.checks import check
 from sentiment_cli.cli import DebugOption, new_app, run
 from sentiment_cli.cli.commands import config_command
-from sentiment_cli.config import PredictConfig
+from sentiment_cli.cli.spool import copied_stdin
+from sentiment_cli.config import STDIN, PredictConfig
 from sentiment_cli.options import build
 
 app = new_app()
@@ -20,6 +22,14 @@ app = new_app()
 def predict(given: dict[str, Any], debug: DebugOption = False) -> None:
     config = build(PredictConfig, given)
     check(config)
+    with contextlib.ExitStack() as held:
+        if config.input_file == STDIN:  # a CSV/TSV, JSON Lines or Parquet file on stdin
+            copy = held.enter_context(copied_stdin("bce-predict MODEL --input -"))
+            config = replace(config, input_file=copy)
+        _predict(config)
+
+
+def _predict(config: PredictConfig) -> None:
     from sentiment_cli.artifacts.bundle import load_bundle
     from sentiment_cli.parallel import available_cores
     from sentiment_cli.predict import Predictor, input_batches, records, score_stream

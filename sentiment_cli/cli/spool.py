@@ -1,4 +1,5 @@
-"""DATA given as ``-``: the rows piped in on stdin, copied once into a temporary file.
+"""DATA (or ``bce-predict --input``) given as ``-``: the rows piped in on stdin, copied once
+into a temporary file.
 
 Training and evaluation read their data more than once (the first bytes tell the format, a
 digest guards ``--resume``, ``--stream`` reads it twice), and a pipe can be read only once. So
@@ -12,38 +13,32 @@ import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import replace
 from pathlib import Path
-from typing import TypeVar
 
-from sentiment_cli.config import STDIN, STDIN_NAME, EvalConfig, TrainConfig
+from sentiment_cli.config import STDIN_NAME, TrainConfig
 from sentiment_cli.data.files import check_path
 from sentiment_cli.distributed import job_identity
 from sentiment_cli.errors import DataError, SentimentError, disk_full
 
-C = TypeVar("C", TrainConfig, EvalConfig)
 COPY_BYTES = 1 << 20
 
 
-def named(config: TrainConfig | EvalConfig, text: str) -> str:
+def named(config: TrainConfig, text: str) -> str:
     """``text`` with the copy of stdin called what the user knows it as."""
     copy = config.data_file
     return text if copy is None else text.replace(str(copy), STDIN_NAME)
 
 
 @contextmanager
-def stdin_copied(config: C, example: str) -> Iterator[C]:
-    """``config`` reading DATA's rows from a copy of stdin when DATA is ``-`` (removed when the
-    block ends); as it is otherwise. ``example``: the command line a refusal shows."""
-    if config.data != STDIN:
-        yield config
-        return
+def copied_stdin(example: str) -> Iterator[Path]:
+    """A file holding what stdin holds, removed when the block ends; an error from the block
+    names it ``stdin``. ``example``: the command line a refusal shows."""
     if job_identity() is not None:
-        raise DataError("DATA cannot be - (stdin) under torchrun: every process reads the "
+        raise DataError("- (stdin) cannot be read under torchrun: every process reads the "
                         "data; give it as a file")
     if sys.stdin is None or sys.stdin.isatty():
-        raise DataError(f"DATA is - but stdin is a terminal; pipe the rows in, as in "
-                        f"zcat reviews.csv.gz | {example}")
+        raise DataError(f"- reads the rows from stdin, but stdin is a terminal; pipe them in, "
+                        f"as in zcat reviews.csv.gz | {example}")
     with tempfile.TemporaryDirectory(prefix="sentiment-cli-") as folder:
         copy = Path(folder) / STDIN_NAME
         try:
@@ -53,11 +48,10 @@ def stdin_copied(config: C, example: str) -> Iterator[C]:
             if not disk_full(err):
                 raise
             raise DataError(f"no space left in {folder} to hold the rows from stdin; set TMPDIR "
-                            f"to a folder with room, or give DATA as a file") from None
-        with_copy = replace(config, data_file=copy)
+                            f"to a folder with room, or give a file instead of -") from None
         try:
             check_path(copy)  # "stdin is empty; ..."
-            yield with_copy
+            yield copy
         except SentimentError as err:
-            err.args = (named(with_copy, str(err)),)
+            err.args = (str(err).replace(str(copy), STDIN_NAME),)
             raise

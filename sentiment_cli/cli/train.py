@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from contextlib import ExitStack
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -12,8 +13,8 @@ from sentiment_cli import interruption
 from sentiment_cli.checks import check
 from sentiment_cli.cli import DebugOption, new_app, run, show
 from sentiment_cli.cli.commands import config_command
-from sentiment_cli.cli.spool import named, stdin_copied
-from sentiment_cli.config import TrainConfig
+from sentiment_cli.cli.spool import copied_stdin, named
+from sentiment_cli.config import STDIN, TrainConfig
 from sentiment_cli.distributed import environment_rank, job_identity
 from sentiment_cli.errors import DataError
 from sentiment_cli.options import build
@@ -72,7 +73,9 @@ def train(
 
     main_rank = environment_rank() == 0  # under torchrun, rank 0 speaks for the job
     with ExitStack() as held:
-        config = held.enter_context(stdin_copied(config, "bce-train -"))
+        if config.data == STDIN:
+            copy = held.enter_context(copied_stdin("bce-train - [OPTIONS]"))
+            config = replace(config, data_file=copy)
         if config.data_file is None:
             interruption.ending_at_once()  # until there is something to clean up
         else:  # the copy of stdin: a signal ends the run at its next check, and removes it
