@@ -8,7 +8,9 @@ import json
 import os
 import pty
 import shutil
+import signal
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -122,3 +124,24 @@ def test_stdin_is_refused_under_torchrun(tmp_path: Path, monkeypatch: pytest.Mon
     monkeypatch.setenv("TORCHELASTIC_RUN_ID", "test")  # as torchrun starts each process
     result = run("bce-train", "-", "-o", str(tmp_path / "m"), input=SAMPLE.read_bytes())
     assert_clean_error(result, 2, "cannot be read under torchrun")
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_while_stdin_is_copied_removes_the_copy(tmp_path: Path, temporary: Path,
+                                                          signum: int) -> None:
+    proc = subprocess.Popen([command("bce-train"), "-", "-o", str(tmp_path / "m")],
+                            stdin=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env={**os.environ, "TMPDIR": str(temporary)})
+    assert proc.stdin is not None and proc.stderr is not None
+    proc.stdin.write(SAMPLE.read_bytes())
+    proc.stdin.flush()
+    deadline = time.monotonic() + 60
+    while not list(temporary.glob("*/stdin")):  # the copy has begun
+        assert time.monotonic() < deadline and proc.poll() is None
+        time.sleep(0.05)
+    proc.send_signal(signum)
+    time.sleep(0.2)
+    proc.stdin.close()  # the copy's next read returns (the end of stdin) and sees the signal
+    assert proc.wait(timeout=60) == 128 + signum
+    assert proc.stderr.read().decode().strip() == "bce-train: error: interrupted"
+    assert list(temporary.iterdir()) == [] and not (tmp_path / "m").exists()

@@ -8,13 +8,13 @@ reads the copy, and removes it when it ends. Messages name it ``stdin``, not the
 
 from __future__ import annotations
 
-import shutil
 import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from sentiment_cli import interruption
 from sentiment_cli.config import STDIN_NAME, TrainConfig
 from sentiment_cli.data.files import check_path
 from sentiment_cli.distributed import job_identity
@@ -41,9 +41,14 @@ def copied_stdin(example: str) -> Iterator[Path]:
                         f"as in zcat reviews.csv.gz | {example}")
     with tempfile.TemporaryDirectory(prefix="sentiment-cli-") as folder:
         copy = Path(folder) / STDIN_NAME
-        try:
-            with copy.open("wb") as out:
-                shutil.copyfileobj(sys.stdin.buffer, out, COPY_BYTES)
+        try:  # SIGTERM too ends the copy between two reads, and the copy goes with the folder
+            with interruption.deferred(), copy.open("wb") as out:
+                while True:
+                    piece = sys.stdin.buffer.read1(COPY_BYTES)
+                    interruption.check()  # also after a read a signal held up: it ends here
+                    if not piece:
+                        break
+                    out.write(piece)
         except OSError as err:
             if not disk_full(err):
                 raise
