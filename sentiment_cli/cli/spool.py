@@ -52,8 +52,9 @@ def copied_stdin(example: str) -> Iterator[Path]:
         except OSError as err:
             if not disk_full(err):
                 raise
-            raise DataError(f"no space left in {folder} to hold the rows from stdin; set TMPDIR "
-                            f"to a folder with room, or give a file instead of -") from None
+            raise DataError(f"no space left in {Path(folder).parent} to hold the rows from stdin "
+                            f"(the copy is removed); set TMPDIR to a folder with room, or give a "
+                            f"file instead of -") from None
         try:
             check_path(copy)  # "stdin is empty; ..."
             yield copy
