@@ -167,8 +167,26 @@ class TrainingConfig:
         object.__setattr__(self, "device", parse_word(self.device))
 
 
+class ReadsData:
+    """What bce-train's and bce-eval's DATA (``data``, with ``data_file`` its copy when it is
+    - for stdin) is read from and called."""
+
+    data: Path | None
+    data_file: Path | None
+
+    @property
+    def data_path(self) -> Path | None:
+        """The file DATA's rows are read from: DATA, or its copy when DATA is - (stdin)."""
+        return self.data_file or self.data
+
+    @property
+    def data_name(self) -> str | None:
+        """DATA as output, reports and config.json name it."""
+        return STDIN_NAME if self.data == STDIN else None if self.data is None else str(self.data)
+
+
 @dataclass(frozen=True)
-class TrainConfig:
+class TrainConfig(ReadsData):
     """One ``bce-train`` run: where the rows come from, how they are read and split, the
     features, the training, the decision rule, and the model folder."""
 
@@ -256,11 +274,6 @@ class TrainConfig:
             object.__setattr__(self, "output", Path("models") / stem)
 
     @property
-    def data_path(self) -> Path | None:
-        """The file DATA's rows are read from: DATA, or its copy when DATA is - (stdin)."""
-        return self.data_file or self.data
-
-    @property
     def model_folder(self) -> Path:
         assert self.output is not None  # set from the data file's name when not given
         return self.output
@@ -310,7 +323,7 @@ class PredictConfig:
 
 
 @dataclass(frozen=True)
-class EvalConfig:
+class EvalConfig(ReadsData):
     """One ``bce-eval`` run."""
 
     model: Path = option(**MODEL_FOLDER)
@@ -334,11 +347,6 @@ class EvalConfig:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "label_columns", tuple(self.label_columns))
-
-    @property
-    def data_path(self) -> Path:
-        """The file DATA's rows are read from: DATA, or its copy when DATA is - (stdin)."""
-        return self.data_file or self.data
 
 
 @dataclass(frozen=True)

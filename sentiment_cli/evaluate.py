@@ -14,7 +14,7 @@ from sentiment_cli.artifacts.atomic import publish
 from sentiment_cli.artifacts.bundle import Bundle, load_bundle, write_json
 from sentiment_cli.artifacts.folders import check_target
 from sentiment_cli.artifacts.locking import FolderLock
-from sentiment_cli.config import STDIN, STDIN_NAME, EvalConfig
+from sentiment_cli.config import EvalConfig
 from sentiment_cli.data.reading import load_dataset
 from sentiment_cli.errors import DataError
 from sentiment_cli.metrics import (
@@ -45,7 +45,7 @@ def _evaluate(config: EvalConfig, report: Path | None) -> dict[str, Any]:
     """The metrics (and the report, written whole into ``report``, the --report folder's real
     path, when given)."""
     model_dir, data_path, force = config.model, config.data_path, config.force
-    named = STDIN_NAME if config.data == STDIN else str(data_path)  # as output and report show it
+    named = str(config.data_name)  # as the output and the report show it
     label_columns = list(config.label_columns) or None
     bundle = load_bundle(model_dir)
     predictor = Predictor(bundle, threshold=config.threshold)

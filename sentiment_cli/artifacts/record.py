@@ -21,7 +21,7 @@ from sentiment_cli.artifacts.bundle import (
     write_json,
 )
 from sentiment_cli.artifacts.schema import FORMAT_NAME, FORMAT_VERSION
-from sentiment_cli.config import STDIN, STDIN_NAME, TrainConfig
+from sentiment_cli.config import TrainConfig
 from sentiment_cli.training.progress import EpochStats
 
 if TYPE_CHECKING:
@@ -113,7 +113,7 @@ class RunRecord:
                     k: v for k, v in self.autotune.to_dict().items() if k != "trials"},
             },
             "data": {
-                "source": STDIN_NAME if c.data == STDIN else self.data.source,
+                "source": c.data_name or self.data.source,
                 "text_column": self.data.text_column,
                 "label_columns": self.data.label_columns,
                 "weight_column": c.weight_column,

@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from sentiment_cli import interruption
-from sentiment_cli.config import STDIN_NAME, TrainConfig
+from sentiment_cli.config import STDIN_NAME
 from sentiment_cli.data.files import check_path
 from sentiment_cli.distributed import job_identity
 from sentiment_cli.errors import DataError, SentimentError, disk_full
@@ -23,9 +23,8 @@ from sentiment_cli.errors import DataError, SentimentError, disk_full
 COPY_BYTES = 1 << 20
 
 
-def named(config: TrainConfig, text: str) -> str:
-    """``text`` with the copy of stdin called what the user knows it as."""
-    copy = config.data_file
+def named(copy: Path | None, text: str) -> str:
+    """``text`` with ``copy``, the copy of stdin, called what the user knows it as."""
     return text if copy is None else text.replace(str(copy), STDIN_NAME)
 
 
@@ -59,5 +58,5 @@ def copied_stdin(example: str) -> Iterator[Path]:
             check_path(copy)  # "stdin is empty; ..."
             yield copy
         except SentimentError as err:
-            err.args = (str(err).replace(str(copy), STDIN_NAME),)
+            err.args = (named(copy, str(err)),)
             raise

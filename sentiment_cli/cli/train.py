@@ -76,13 +76,13 @@ def train(
         if config.data == STDIN:
             copy = held.enter_context(copied_stdin("bce-train - [OPTIONS]"))
             config = replace(config, data_file=copy)
-        if config.data_file is None:
-            interruption.ending_at_once()  # until there is something to clean up
-        else:  # the copy of stdin: a signal ends the run at its next check, and removes it
+            # the copy is to be removed: a signal ends the run at its next check instead
             held.enter_context(interruption.deferred())
+        else:
+            interruption.ending_at_once()  # until there is something to clean up
         console = held.enter_context(TrainConsole(quiet=quiet or not main_rank))
         record = run_training(config, progress=console,
-                              note=lambda text: console.note(named(config, text)))
+                              note=lambda text: console.note(named(config.data_file, text)))
     if record is not None:
         show(record.summary(), as_json, print_train_summary)
 
