@@ -36,7 +36,9 @@ def evaluate(config: EvalConfig) -> dict[str, Any]:
     if config.report is None:
         return _evaluate(config, None)
     report = check_target(Path(config.report), "report", config.force, "--report")
-    with FolderLock(report, "--report", writer="bce-eval"), interruption.deferred():
+    # deferred first: a signal that lands while the lock file is made is noted, not fatal
+    with interruption.deferred(), FolderLock(report, "--report", writer="bce-eval"):
+        interruption.check()
         check_target(report, "report", config.force, "--report")
         return _evaluate(config, report)
 
