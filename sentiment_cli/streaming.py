@@ -39,7 +39,13 @@ from sentiment_cli import interruption
 from sentiment_cli.checks import stream_unsupported
 from sentiment_cli.config import TrainConfig
 from sentiment_cli.data.files import file_state, read_header, read_table_chunks
-from sentiment_cli.data.labels import binary_pair, format_counts, map_binary, multiclass_keys
+from sentiment_cli.data.labels import (
+    Pair,
+    binary_pair,
+    format_counts,
+    map_binary,
+    multiclass_keys,
+)
 from sentiment_cli.data.reading import (
     TEXT_COLUMN_NAMES,
     Dataset,
@@ -128,7 +134,7 @@ class _Plan:
     """What the label pass found: the rows, the classes, the validation share, the shards."""
 
     total: int
-    pair: tuple[str, str] | None
+    pair: Pair | None
     names: list[str] | None
     share: float
     buckets: int
@@ -367,7 +373,8 @@ def _assembled(config: TrainConfig, path: Path, columns: _Columns, plan: _Plan,
         with world.agreed():
             val = load_dataset(config.val_data, text_column=config.text_column,
                                label_columns=list(config.label_columns) or None,
-                               positive_label=None if columns.multilabel else label_names[1],
+                               positive_label=None if columns.multilabel else (
+                                   config.positive_label or label_names[1]),
                                delimiter=config.delimiter, encoding=config.encoding,
                                drop_invalid=config.drop_invalid)
     elif val_texts:

@@ -109,6 +109,26 @@ def test_extra_label_value_is_dropped_with_drop_invalid(tmp_path: Path) -> None:
     assert load_dataset(path, drop_invalid=True).dropped_rows == 1
 
 
+def test_several_positive_values_make_one_binary_side(tmp_path: Path) -> None:
+    """--positive-label 4,5 on a column of stars 1 to 5: 4 and 5 against 1, 2 and 3; a value
+    too rare to be a class stays invalid, and a value that does not occur is named."""
+    stars = ["1", "2", "3", "4", "5"] * 12 + ["4.0", "5", "", "?"]
+    y, names, valid = resolve_binary_labels(stars, "4, 5", "stars", "f.csv")
+    assert names == ["1/2/3", "4/5"]
+    assert valid.tolist() == [True] * 62 + [False, False]
+    assert y[:5].tolist() == [0, 0, 0, 1, 1] and y[60:62].tolist() == [1, 1]
+    assert resolve_binary_labels(stars, "5", "stars", "f.csv")[1] == ["1/2/3/4", "5"]
+    with pytest.raises(DataError, match=r"--positive-label '4,6': '6' does not occur"):
+        resolve_binary_labels(stars, "4,6", "stars", "f.csv")
+    # a value spelled with a comma is one value
+    y, names, _ = resolve_binary_labels(["good, really", "bad"] * 3, "good, really", "l", "f")
+    assert names == ["bad", "good, really"] and y.tolist() == [1, 0] * 3
+    # a model trained so scores a file of the same values without --positive-label
+    y, names, valid = resolve_binary_labels(stars, None, "stars", "f.csv", ["1/2/3", "4/5"])
+    assert names == ["1/2/3", "4/5"] and y[:5].tolist() == [0, 0, 0, 1, 1]
+    assert valid.sum() == 62
+
+
 def test_three_classes_make_a_multiclass_dataset_and_stray_values_stay_invalid(
         tmp_path: Path) -> None:
     """positive/negative/neutral: neutral is a class (10 rows and 0.1% of the rows or more),
@@ -121,8 +141,10 @@ def test_three_classes_make_a_multiclass_dataset_and_stray_values_stay_invalid(
     assert data.y.shape == (50, 3) and (data.y.sum(axis=1) == 1).all()
     assert data.class_counts == {"negative": 20, "Neutral": 10, "positive": 20}
     assert data.y[-1].tolist() == [0, 1, 0]
-    with pytest.raises(DataError, match=r"has 3 classes .*leave --positive-label out"):
-        load_dataset(path, positive_label="positive")
+    # asked for, --positive-label makes a binary task: that class against the rest
+    binary = load_dataset(path, positive_label="positive")
+    assert binary.task == "binary" and binary.label_names == ["negative/Neutral", "positive"]
+    assert binary.class_counts == {"negative/Neutral": 30, "positive": 20}
     stray = write_csv(tmp_path / "stray.csv", ["review", "sentiment"],
                       [*rows, ("hm", "meh"), ("uh", "meh")])
     with pytest.raises(DataError, match=r"labels other than 'negative'/'Neutral'/'positive' "

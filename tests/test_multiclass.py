@@ -145,10 +145,29 @@ def test_multiclass_refusals_are_one_line(tmp_path: Path) -> None:
     assert_clean_error(run("bce-train", str(data), "-o", str(tmp_path / "m"), "--stream"), 2,
                        "has 3 classes", "leave --stream out")
     assert_clean_error(run("bce-train", str(data), "-o", str(tmp_path / "m"),
-                           "--positive-label", "positive"), 2, "leave --positive-label out")
-    assert_clean_error(run("bce-train", str(data), "-o", str(tmp_path / "m"),
                            "--threshold", "auto"), 2, "leave --threshold out")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["three.csv"]
+
+
+def test_positive_label_makes_a_binary_task_of_several_classes(tmp_path: Path) -> None:
+    """--positive-label with one class or several (comma-separated) trains that side against
+    the rest; bce-eval and bce-predict take the model's two sides as they are."""
+    data = write_csv(tmp_path / "three.csv", ["review", "sentiment"], three_class_rows(90))
+    trained = run("bce-train", str(data), "-o", str(tmp_path / "m"), "--epochs", "6",
+                  "--positive-label", "neutral,positive", "--json")
+    assert trained.returncode == 0, trained.stderr
+    assert "positive class 'neutral/positive' (60 rows) against 'negative' (30 rows)" in (
+        trained.stderr)
+    config = json.loads((tmp_path / "m" / "config.json").read_text())
+    assert config["task"] == "binary" and config["labels"] == ["negative", "neutral/positive"]
+    scores = json.loads(run("bce-eval", str(tmp_path / "m"), str(data), "--json").stdout)
+    assert scores["rows"] == 90 and scores["accuracy"] > 0.9
+    out = run("bce-predict", str(tmp_path / "m"), "awful terrible", "great love").stdout
+    assert [json.loads(line)["label"] for line in out.splitlines()] == [
+        "negative", "neutral/positive"]
+    assert_clean_error(run("bce-train", str(data), "-o", str(tmp_path / "m2"),
+                           "--positive-label", "positive,great"), 2,
+                       "--positive-label 'positive,great': 'great' does not occur")
 
 
 @needs_shared

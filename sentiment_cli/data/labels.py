@@ -21,6 +21,9 @@ KNOWN_LABEL_PAIRS = (
     ("negative", "positive"),
 )
 _FLOAT_INT = re.compile(r"^[+-]?\d+\.0*$")
+# The label keys of a binary task's (negative, positive) sides: one each, or several on a side
+# ("--positive-label 4,5": stars 4 and 5 against 1, 2 and 3).
+Pair = tuple[tuple[str, ...], tuple[str, ...]]
 
 
 def canonical_label(value: str) -> str:
@@ -66,17 +69,17 @@ def resolve_binary_labels(
     pair, names = (binary_pair(seen, positive_label, column, where) if classes is None else
                    pair_for_model(seen, classes, positive_label, column, where))
     keys = [canonical_label(v) for v in distinct]
-    is_negative = np.array([k == pair[0] for k in keys], dtype=bool)[codes]
-    is_positive = np.array([k == pair[1] for k in keys], dtype=bool)[codes]
+    is_negative = np.array([k in pair[0] for k in keys], dtype=bool)[codes]
+    is_positive = np.array([k in pair[1] for k in keys], dtype=bool)[codes]
     return is_positive.astype(np.float32), names, is_negative | is_positive
 
 
-def map_binary(values: Sequence[str], pair: tuple[str, str]) -> tuple[np.ndarray, np.ndarray]:
+def map_binary(values: Sequence[str], pair: Pair) -> tuple[np.ndarray, np.ndarray]:
     """0/1 targets and the valid mask of ``values`` under a pair chosen before
     (:func:`binary_pair`): how a file read in chunks maps each chunk alike."""
     keys = {v: canonical_label(v) for v in set(values)}
-    y = np.fromiter((keys[v] == pair[1] for v in values), dtype=bool, count=len(values))
-    negative = np.fromiter((keys[v] == pair[0] for v in values), dtype=bool, count=len(values))
+    y = np.fromiter((keys[v] in pair[1] for v in values), dtype=bool, count=len(values))
+    negative = np.fromiter((keys[v] in pair[0] for v in values), dtype=bool, count=len(values))
     return y.astype(np.float32), y | negative
 
 
@@ -97,14 +100,15 @@ def _spellings(occurrences: dict[str, int]) -> tuple[
 
 def pair_for_model(occurrences: dict[str, int], classes: Sequence[str],
                    positive_label: str | None, column: str,
-                   where: str) -> tuple[tuple[str, str], list[str]]:
+                   where: str) -> tuple[Pair, list[str]]:
     """The (negative, positive) keys of a labeled file scored by a model of ``classes`` (its
     [negative, positive] names), and their names as the file spells them.
 
     The file's value named by ``positive_label`` is the model's positive class and the other
     its negative (as in training); without it, the model's own two values in any spelling
     ('Positive', '1.0'), or else two values understood without help (0/1, no/yes, neg/pos...)
-    when the model's are such a pair too: a negative/positive model scores a 0/1 file."""
+    when the model's are such a pair too: a negative/positive model scores a 0/1 file; or the
+    values a model of several values per side was trained on ('1/2/3' and '4/5')."""
     if positive_label is not None:
         return binary_pair(occurrences, positive_label, column, where, extra_classes=True)
     counts, spelled, shown = _spellings(occurrences)
@@ -112,7 +116,10 @@ def pair_for_model(occurrences: dict[str, int], classes: Sequence[str],
     if not counts:
         raise DataError(f"{where}: the label column {column!r} is empty in every row")
     if set(model) <= set(counts):
-        return model, [spelled[k].most_common(1)[0][0] for k in model]
+        return ((model[0],), (model[1],)), [spelled[k].most_common(1)[0][0] for k in model]
+    sides = tuple(tuple(canonical_label(v) for v in name.split("/")) for name in classes[:2])
+    if len(sides[0]) + len(sides[1]) > 2 and set(sides[0] + sides[1]) <= set(counts):
+        return (sides[0], sides[1]), [_joined_name(keys, spelled) for keys in sides]
     if model in KNOWN_LABEL_PAIRS and any(set(p) <= set(counts) for p in KNOWN_LABEL_PAIRS):
         return binary_pair(occurrences, None, column, where, extra_classes=True)
     raise DataError(
@@ -174,7 +181,7 @@ def is_class(rows: int, labeled_rows: int) -> bool:
 
 
 def binary_pair(occurrences: dict[str, int], positive_label: str | None, column: str,
-                where: str, extra_classes: bool = False) -> tuple[tuple[str, str], list[str]]:
+                where: str, extra_classes: bool = False) -> tuple[Pair, list[str]]:
     """The (negative, positive) keys a label column's values (raw value -> rows, in order of
     appearance) map to, and their names as the file spells them most often. For training
     (``extra_classes`` False) a third value that is a class (:func:`is_class`) is refused: its
@@ -183,7 +190,8 @@ def binary_pair(occurrences: dict[str, int], positive_label: str | None, column:
     if len(counts) > 2 and positive_label is None and not extra_classes:
         _check_label_like(counts, shown, column, where)
     pair, names = _binary_pair(occurrences, positive_label, column, where)
-    classes = [k for k, n in counts.items() if k not in pair and is_class(n, counts.total())]
+    classes = [k for k, n in counts.items()
+               if k not in pair[0] + pair[1] and is_class(n, counts.total())]
     if classes and not extra_classes:
         extra = format_counts(Counter({k: v for k, v in shown.items()
                                        if canonical_label(k) in classes}))
@@ -207,45 +215,48 @@ def _check_label_like(counts: Counter[str], shown: Counter[str], column: str,
         f"({format_counts(shown)}): is it the label column? name it with --label-column")
 
 
+def positive_keys(positive_label: str, counts: Counter[str], shown: Counter[str], column: str,
+                  where: str) -> tuple[str, ...]:
+    """The keys ``--positive-label`` names: one value of the column, or several separated by
+    commas ("4,5": stars 4 and 5) when no value is spelled so."""
+    whole = canonical_label(positive_label)
+    parts = [whole] if whole in counts else [canonical_label(p) for p in positive_label.split(",")]
+    missing = [p for p in parts if p not in counts]
+    if missing:
+        what = (repr(positive_label) if len(parts) == 1 else
+                f"{positive_label!r}: {', '.join(map(repr, missing))}")
+        raise DataError(f"{where}: --positive-label {what} does not occur in column {column!r}; "
+                        f"its values are: {format_counts(shown)}")
+    return tuple(sorted(set(parts), key=_class_order))
+
+
+def _one_class(column: str, shown: Counter[str], where: str) -> DataError:
+    return DataError(f"{where}: column {column!r} has one class only ({format_counts(shown)}); "
+                     f"a classifier needs examples of both classes")
+
+
 def _binary_pair(occurrences: dict[str, int], positive_label: str | None, column: str,
-                 where: str) -> tuple[tuple[str, str], list[str]]:
+                 where: str) -> tuple[Pair, list[str]]:
     counts, spelled, shown = _spellings(occurrences)
     if not counts:
         raise DataError(f"{where}: the label column {column!r} is empty in every row")
-
     if positive_label is not None:
-        pos_key = canonical_label(positive_label)
-        if pos_key not in counts:
-            raise DataError(
-                f"{where}: --positive-label {positive_label!r} does not occur in column "
-                f"{column!r}; its values are: {format_counts(shown)}"
-            )
-        others = [k for k in counts if k != pos_key]
+        positive = positive_keys(positive_label, counts, shown, column, where)
+        others = [k for k in counts if k not in positive]
         if not others:
-            raise DataError(
-                f"{where}: column {column!r} has one class only ({format_counts(shown)}); "
-                f"a classifier needs examples of both classes"
-            )
-        if len(others) > 1:
-            known = [n for n, p in KNOWN_LABEL_PAIRS if p == pos_key and n in others]
-            if not known:
-                raise DataError(
-                    f"{where}: column {column!r} has {len(counts)} values "
-                    f"({format_counts(shown)}); a binary model needs two: filter the file, or "
-                    f"use --label-columns for several 0/1 columns"
-                )
-            others = known[:1]
-        pair = (others[0], pos_key)
+            raise _one_class(column, shown, where)
+        # the rest of the classes is the negative one; values too rare to be a class (typos)
+        # stay invalid, unless nothing is a class (a small file): then a known partner, or all
+        classes = [k for k in others if is_class(counts[k], counts.total())]
+        known = [n for n, p in KNOWN_LABEL_PAIRS if (p,) == positive and n in others]
+        pair = (tuple(sorted(classes or known[:1] or others, key=_class_order)), positive)
     elif len(counts) == 1:
-        raise DataError(
-            f"{where}: column {column!r} has one class only ({format_counts(shown)}); "
-            f"a classifier needs examples of both classes"
-        )
+        raise _one_class(column, shown, where)
     else:
         present = set(counts)
         matches = [p for p in KNOWN_LABEL_PAIRS if set(p) <= present]
         if len(present) == 2 and matches:
-            pair = matches[0]
+            pair = ((matches[0][0],), (matches[0][1],))
         elif len(present) == 2:
             first, second = (spelled[k].most_common(1)[0][0] for k in sorted(present))
             raise DataError(
@@ -253,12 +264,17 @@ def _binary_pair(occurrences: dict[str, int], positive_label: str | None, column
                 f"({format_counts(shown)}); pass --positive-label {second!r} (or {first!r})"
             )
         elif matches:
-            pair = matches[-1]  # e.g. positive/negative/neutral: the extra value is invalid
+            # e.g. positive/negative/neutral: the extra value is invalid
+            pair = ((matches[-1][0],), (matches[-1][1],))
         else:
             raise DataError(
                 f"{where}: column {column!r} has {len(counts)} values ({format_counts(shown)}); "
                 f"a binary model needs two: filter the file, or use --label-columns for several "
                 f"0/1 columns"
             )
-    names = [spelled[pair[0]].most_common(1)[0][0], spelled[pair[1]].most_common(1)[0][0]]
-    return pair, names
+    return pair, [_joined_name(keys, spelled) for keys in pair]
+
+
+def _joined_name(keys: Sequence[str], spelled: dict[str, Counter[str]]) -> str:
+    """A side's name: its value as the file spells it most often; several joined by '/'."""
+    return "/".join(spelled[k].most_common(1)[0][0] for k in keys)

@@ -39,12 +39,17 @@ def read_rows(config: TrainConfig, note: Callable[[str], None],
         if data.dropped_rows:
             note(f"skipped {data.dropped_rows} invalid rows of {config.data_path} "
                  f"(--drop-invalid)")
+        if config.positive_label is not None and data.task == "binary":
+            (negative, n_negative), (positive, n_positive) = data.class_counts.items()
+            note(f"positive class {positive!r} ({n_positive} rows) against {negative!r} "
+                 f"({n_negative} rows)")
     val: Dataset | None = None
     if config.val_data is not None:
         if data.multiclass:  # onto the training file's classes
             val = load_dataset(config.val_data, class_names=data.label_names, **read)
         else:
-            positive = None if data.multilabel else data.positive_label
+            # the values --positive-label named (several make one side), else the positive's
+            positive = None if data.multilabel else config.positive_label or data.positive_label
             val = load_dataset(config.val_data, positive_label=positive, **read)
         if val.label_names != data.label_names and not data.multilabel:
             note(f"validation labels {val.label_names} differ in spelling from {data.label_names}")
