@@ -10,7 +10,8 @@ sub-phrase, a duplicate) joins that row's group, and whole groups go to one side
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import hashlib
+from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -24,6 +25,17 @@ from sentiment_cli.errors import DataError
 
 if TYPE_CHECKING:
     import scipy.sparse as sp
+
+
+def in_validation_by_hash(texts: Sequence[str], share: float, seed: int) -> np.ndarray:
+    """Whether each row goes to validation, as --stream splits a file read in chunks: its
+    text's hash (seeded) below ``share``, so a duplicate always lands beside its twin."""
+    key = f"{seed}\0".encode()
+    limit = int(share * 2**64)
+    return np.fromiter(
+        (int.from_bytes(hashlib.blake2b(key + t.encode("utf-8", "surrogatepass"),
+                                        digest_size=8).digest(), "big") < limit
+         for t in texts), dtype=bool, count=len(texts))
 
 
 def related_groups(presence: sp.csr_matrix, chunk_rows: int = 50_000) -> np.ndarray:

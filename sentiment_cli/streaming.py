@@ -1,7 +1,7 @@
 """Training data larger than memory: the file read in chunks into CSR shards on disk.
 
 - A first, quick pass reads the label columns only: how many rows there are, and which label
-  value is the positive class (it must be known before any row is mapped to 0/1).
+  value is the positive class, or which the classes are (known before any row is mapped).
 - Pass 1 reads text and labels a chunk at a time, checks and maps them as the in-memory reader
   does, and sends each row to validation by a hash of its text (so a duplicate always lands
   on the side of its twin). It counts each training chunk's terms with the CountVectorizer
@@ -24,10 +24,9 @@ sends it to all, and the validation rows are gathered on every rank (:func:`stre
 
 from __future__ import annotations
 
-import hashlib
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -38,21 +37,20 @@ import numpy as np
 from sentiment_cli import interruption
 from sentiment_cli.checks import stream_unsupported
 from sentiment_cli.config import TrainConfig
-from sentiment_cli.data.files import file_state, read_header, read_table_chunks
+from sentiment_cli.data.files import file_state, read_table_chunks
 from sentiment_cli.data.labels import (
     Pair,
     binary_pair,
-    format_counts,
+    class_names,
     map_binary,
     multiclass_keys,
+    resolve_classes,
 )
 from sentiment_cli.data.reading import (
-    TEXT_COLUMN_NAMES,
     Dataset,
     checked_rows,
-    label_columns_of,
+    header_columns,
     load_dataset,
-    pick_column,
 )
 from sentiment_cli.distributed import SOLO, World
 from sentiment_cli.errors import DataError
@@ -64,6 +62,7 @@ from sentiment_cli.features import (
 )
 from sentiment_cli.memory import available_bytes
 from sentiment_cli.shards import ShardedRows, Unkept, save_piece, save_shard
+from sentiment_cli.split import in_validation_by_hash
 from sentiment_cli.text import has_control
 from sentiment_cli.training.progress import TrainProgress
 
@@ -102,16 +101,6 @@ class Streamed:
     train_rows: int  # over every rank (``train`` holds this rank's)
 
 
-def _in_validation(texts: Sequence[str], share: float, seed: int) -> np.ndarray:
-    """Whether each row goes to validation: its text's hash (seeded) below ``share``."""
-    key = f"{seed}\0".encode()
-    limit = int(share * 2**64)
-    return np.fromiter(
-        (int.from_bytes(hashlib.blake2b(key + t.encode("utf-8", "surrogatepass"),
-                                        digest_size=8).digest(), "big") < limit
-         for t in texts), dtype=bool, count=len(texts))
-
-
 @dataclass
 class _Columns:
     text: str
@@ -120,12 +109,8 @@ class _Columns:
 
 
 def _columns(config: TrainConfig, path: Path) -> _Columns:
-    import pandas as pd
-
-    header = pd.DataFrame(columns=read_header(path, config.delimiter, config.encoding))
-    text = pick_column(header, config.text_column, TEXT_COLUMN_NAMES, "text", "--text-column",
-                       path)
-    labels = label_columns_of(header, list(config.label_columns) or None, text, None, path)
+    text, labels = header_columns(path, config.text_column, list(config.label_columns) or None,
+                                  config.delimiter, config.encoding)
     return _Columns(text, labels, len(labels) > 1)
 
 
@@ -134,14 +119,21 @@ class _Plan:
     """What the label pass found: the rows, the classes, the validation share, the shards."""
 
     total: int
-    pair: Pair | None
+    pair: Pair | None  # binary: the sides' keys
+    keys: list[str] | None  # multi-class: the classes' keys
     names: list[str] | None
+    column: str
     share: float
     buckets: int
 
     def binary(self, values: list[str]) -> tuple[np.ndarray, list[str], np.ndarray]:
-        """A chunk's binary labels under the pair the whole file gave (for checked_rows)."""
-        assert self.pair is not None and self.names is not None
+        """A chunk's labels under the pair or the classes the whole file gave (for
+        checked_rows)."""
+        assert self.names is not None
+        if self.keys is not None:
+            y, _, valid = resolve_classes(values, self.keys, self.column, "")
+            return y, self.names, valid
+        assert self.pair is not None
         y, valid = map_binary(values, self.pair)
         return y, self.names, valid
 
@@ -161,13 +153,12 @@ def _label_pass(config: TrainConfig, path: Path, columns: _Columns, read: dict[s
     if total == 0:
         raise DataError(f"{path} has a header but no data rows")
     pair = names = None
-    several = None if columns.multilabel or config.positive_label is not None else (
+    keys = None if columns.multilabel or config.positive_label is not None else (
         multiclass_keys(dict(occurrences)))
-    if several is not None:
-        raise DataError(f"{where}: column {columns.labels[0]!r} has {len(several)} classes "
-                        f"({format_counts(Counter(occurrences))}); multi-class training reads "
-                        f"the file in memory, not in chunks: leave --stream out (--no-stream)")
-    if not columns.multilabel:
+    if keys is not None:
+        resolve_classes([], keys, columns.labels[0], where)  # not too many
+        names = class_names(dict(occurrences), keys)
+    elif not columns.multilabel:
         pair, names = binary_pair(dict(occurrences), config.positive_label, columns.labels[0],
                                   where)
     strange = [n for n in (columns.labels if columns.multilabel else names or [])
@@ -183,7 +174,7 @@ def _label_pass(config: TrainConfig, path: Path, columns: _Columns, read: dict[s
             config.val_split, config.val_max_rows / total)
     # shards of about CHUNK_ROWS rows, each a random sample of this rank's rows
     buckets = max(1, -(-total // (CHUNK_ROWS * world.size)))
-    return _Plan(total, pair, names, share, buckets)
+    return _Plan(total, pair, keys, names, columns.labels[0], share, buckets)
 
 
 @dataclass
@@ -234,7 +225,7 @@ def _count_pass(config: TrainConfig, path: Path, columns: _Columns, read: dict[s
         valid &= world.owns(rows_in_data)
         rows_in_data = rows_in_data[valid]
         texts, y = [str(t) for t in texts[valid]], y[valid]
-        to_val = _in_validation(texts, plan.share, config.training.seed) if plan.share else \
+        to_val = in_validation_by_hash(texts, plan.share, config.training.seed) if plan.share else \
             np.zeros(len(texts), dtype=bool)
         counted.val_texts += [t for t, v in zip(texts, to_val, strict=True) if v]
         counted.val_y.append(y[to_val])
@@ -369,18 +360,20 @@ def _assembled(config: TrainConfig, path: Path, columns: _Columns, plan: _Plan,
     val, x_val = None, None
     gathered_val = world.everyone((counted.val_texts, counted.val_y))
     val_texts = [t for texts, _ in gathered_val for t in texts]
+    multiclass = plan.keys is not None
     if config.val_data is not None:
         with world.agreed():
             val = load_dataset(config.val_data, text_column=config.text_column,
                                label_columns=list(config.label_columns) or None,
-                               positive_label=None if columns.multilabel else (
+                               positive_label=None if columns.multilabel or multiclass else (
                                    config.positive_label or label_names[1]),
+                               class_names=label_names if multiclass else None,
                                delimiter=config.delimiter, encoding=config.encoding,
                                drop_invalid=config.drop_invalid)
     elif val_texts:
         val = Dataset(val_texts, np.concatenate([y for _, ys in gathered_val for y in ys]),
                       label_names, where, columns.text, columns.labels,
-                      multilabel=columns.multilabel)
+                      multilabel=columns.multilabel, multiclass=multiclass)
     if val is not None:
         x_val = vectorizer_from_json(vectorizer).transform(val.texts).tocsr()
     # every row of DATA (a --val-data file's rows are not DATA's), over every rank
@@ -395,13 +388,13 @@ def _assembled(config: TrainConfig, path: Path, columns: _Columns, plan: _Plan,
             if empty:
                 raise DataError(f"{where}: label {empty[0]!r} has no positive training row; "
                                 f"remove the column (--stream does not drop empty labels)")
-    counts = dict(zip(label_names, positives, strict=True)) if columns.multilabel else \
+    counts = dict(zip(label_names, positives, strict=True)) if y_train.ndim == 2 else \
         {label_names[0]: n_all - positives[0], label_names[1]: positives[0]}
     data = Dataset(Unkept(n_all), y_train, label_names, where, columns.text, columns.labels,
                    dropped_rows=counted.dropped, multilabel=columns.multilabel,
-                   class_counts=counts)
+                   class_counts=counts, multiclass=multiclass)
     train = Dataset(Unkept(len(y_train)), y_train, label_names, where, columns.text,
-                    columns.labels, multilabel=columns.multilabel)
+                    columns.labels, multilabel=columns.multilabel, multiclass=multiclass)
     return Streamed(data, train, val,
                     ShardedRows(paths, sizes, len(vocabulary)),
                     x_val, vectorizer, np.concatenate(source), n_train)

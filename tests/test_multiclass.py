@@ -142,11 +142,27 @@ def test_the_class_temperature_fits_the_reported_probabilities() -> None:
 
 def test_multiclass_refusals_are_one_line(tmp_path: Path) -> None:
     data = write_csv(tmp_path / "three.csv", ["review", "sentiment"], three_class_rows(60))
-    assert_clean_error(run("bce-train", str(data), "-o", str(tmp_path / "m"), "--stream"), 2,
-                       "has 3 classes", "leave --stream out")
     assert_clean_error(run("bce-train", str(data), "-o", str(tmp_path / "m"),
                            "--threshold", "auto"), 2, "leave --threshold out")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["three.csv"]
+
+
+def test_stream_trains_a_multiclass_model(tmp_path: Path) -> None:
+    """--stream reads the classes in its label pass and maps each chunk onto them, with the
+    validation rows split by hash or read from --val-data."""
+    data = write_csv(tmp_path / "three.csv", ["review", "sentiment"], three_class_rows(150))
+    val = write_csv(tmp_path / "val.csv", ["review", "sentiment"], three_class_rows(30, seed=1))
+    for name, extra in (("split", []), ("val", ["--val-data", str(val)])):
+        result = run("bce-train", str(data), "-o", str(tmp_path / name), "--stream",
+                     "--epochs", "8", *extra)
+        assert result.returncode == 0, result.stderr
+        config = json.loads((tmp_path / name / "config.json").read_text())
+        assert config["task"] == "multiclass"
+        assert config["labels"] == ["negative", "neutral", "positive"]
+        metrics = json.loads((tmp_path / name / "metrics.json").read_text())
+        assert metrics["validation"]["accuracy"] > 0.8, metrics["validation"]
+        out = run("bce-predict", str(tmp_path / name), "awful terrible boring").stdout
+        assert json.loads(out)["label"] == "negative"
 
 
 def test_positive_label_makes_a_binary_task_of_several_classes(tmp_path: Path) -> None:

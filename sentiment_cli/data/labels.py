@@ -162,15 +162,19 @@ def resolve_classes(values: Sequence[str], keys: Sequence[str], column: str, whe
                         dtype=np.int64, count=len(values))
     occurrences = dict(zip(first_seen, np.bincount(codes, minlength=len(first_seen)).tolist(),
                            strict=True))
-    _, spelled, _ = _spellings(occurrences)
     position = {key: j for j, key in enumerate(keys)}
     column_of = np.array([position.get(canonical_label(v), -1) for v in first_seen],
                          dtype=np.int64)[codes]
     valid = column_of >= 0
     y = np.zeros((len(values), len(keys)), dtype=np.float32)
     y[np.flatnonzero(valid), column_of[valid]] = 1.0
-    names = [spelled[k].most_common(1)[0][0] if k in spelled else k for k in keys]
-    return y, names, valid
+    return y, class_names(occurrences, keys), valid
+
+
+def class_names(occurrences: dict[str, int], keys: Sequence[str]) -> list[str]:
+    """The classes ``keys`` as a label column (raw value -> rows) spells them most often."""
+    _, spelled, _ = _spellings(occurrences)
+    return [spelled[k].most_common(1)[0][0] if k in spelled else k for k in keys]
 
 
 def is_class(rows: int, labeled_rows: int) -> bool:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from sentiment_cli.data.files import read_table
+from sentiment_cli.data.files import read_header, read_table
 from sentiment_cli.data.labels import (
     canonical_label,
     format_counts,
@@ -176,6 +176,17 @@ def _multilabel_targets(frame: pd.DataFrame, label_cols: list[str], drop_invalid
         y[:, j] = np.isin(keys, ["1", "true", "yes"])
         valid &= ok
     return y, list(label_cols), valid
+
+
+def header_columns(path: Path, text_column: str | None, label_columns: Sequence[str] | None,
+                   delimiter: str | None, encoding: str | None) -> tuple[str, list[str]]:
+    """The text column and the label columns of a file, from its header alone (as
+    :func:`load_dataset` picks them from the whole file)."""
+    import pandas as pd
+
+    header = pd.DataFrame(columns=read_header(path, delimiter, encoding))
+    text = pick_column(header, text_column, TEXT_COLUMN_NAMES, "text", "--text-column", path)
+    return text, label_columns_of(header, label_columns, text, None, path)
 
 
 def load_dataset(
