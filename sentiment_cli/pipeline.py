@@ -185,7 +185,7 @@ def _train(config: TrainConfig, output: Path, checkpoints: Path, progress: Train
                                  config.training, w_train=train.weights,
                                  w_val=None if val is None else val.weights, progress=progress,
                                  checkpoint=run.save if world.main else None, resume=resume,
-                                 world=world)
+                                 world=world, multiclass=data.multiclass)
             except (TrainingDiverged, distributed.PeerLost) as err:
                 if run.last_saved:
                     raise TrainingError(f"{err} (epoch {run.last_saved} is kept in "

@@ -31,7 +31,7 @@ from sentiment_cli.config import TrainingConfig
 from sentiment_cli.data.reading import Dataset
 from sentiment_cli.errors import DataError, Interrupted
 from sentiment_cli.model.module import predict_logits
-from sentiment_cli.training.batches import as_2d
+from sentiment_cli.training.batches import as_2d, right_answers
 from sentiment_cli.training.loop import TrainingDiverged, fit
 from sentiment_cli.training.progress import TrainProgress
 
@@ -164,23 +164,25 @@ def _candidates(given: dict[str, Any], seed: int,
         yield options
 
 
-def validation_loss(logits: np.ndarray, y: np.ndarray,
-                    weights: np.ndarray | None) -> tuple[float, float]:
-    """(mean log loss per label, accuracy at logit 0) of ``logits`` on the rows, weighted by
-    the rows' own weights when given."""
+def validation_loss(logits: np.ndarray, y: np.ndarray, weights: np.ndarray | None,
+                    multiclass: bool = False) -> tuple[float, float]:
+    """(mean log loss per label, accuracy (batches.right_answers)) of ``logits`` on the rows,
+    the loss weighted by the rows' own weights when given."""
     targets = as_2d(y)
     losses = F.binary_cross_entropy_with_logits(
         torch.from_numpy(logits), torch.from_numpy(targets), reduction="none").mean(dim=1)
     w = np.ones(len(targets)) if weights is None else np.asarray(weights, dtype=np.float64)
     loss = float((losses.numpy() * w).sum() / max(w.sum(), 1e-12))
-    return loss, float(((logits > 0) == (targets > 0.5)).mean())
+    right, answers = right_answers(logits, targets, multiclass)
+    return loss, float(right) / answers
 
 
 def search(x_train: Any, y_train: np.ndarray, x_val: sp.csr_matrix, y_val: np.ndarray,
            options: TrainingConfig, budget: float, w_train: np.ndarray | None = None,
            w_val: np.ndarray | None = None,
            progress: TrainProgress | None = None,
-           on_trial: Callable[[Trial, bool], None] = lambda trial, best: None) -> Search:
+           on_trial: Callable[[Trial, bool], None] = lambda trial, best: None,
+           multiclass: bool = False) -> Search:
     """Try training options for ``budget`` seconds; the options of the trial with the lowest
     validation loss (``options`` themselves when no trial finished). ``on_trial`` hears of each
     finished trial and whether it is the best so far; ``progress`` gets the elapsed time as an
@@ -208,14 +210,16 @@ def search(x_train: Any, y_train: np.ndarray, x_val: sp.csr_matrix, y_val: np.nd
         trial_started = time.perf_counter()
         try:
             result = fit(x_train, y_train, x_val, y_val, replace(options, **candidate),
-                         w_train=w_train, w_val=w_val, progress=_Clock(deadline, tick))
+                         w_train=w_train, w_val=w_val, progress=_Clock(deadline, tick),
+                         multiclass=multiclass)
         except _OutOfTime:
             stopped += 1
             break
         except TrainingDiverged:  # the loss became NaN or infinite: these options lose
             loss, accuracy, epochs = math.inf, 0.0, 0
         else:
-            loss, accuracy = validation_loss(predict_logits(result.model, x_val), y_val, w_val)
+            loss, accuracy = validation_loss(predict_logits(result.model, x_val), y_val, w_val,
+                                             multiclass)
             epochs = len(result.history)
         trial = Trial(len(trials) + 1, candidate, loss, accuracy, epochs,
                       time.perf_counter() - trial_started)
@@ -246,7 +250,7 @@ def tune(x_train: Any, train: Dataset, x_val: sp.csr_matrix | None, val: Dataset
 
     try:
         found = search(x_train, train.y, x_val, val.y, options, budget, train.weights,
-                       val.weights, progress, said)
+                       val.weights, progress, said, train.multiclass)
     except Interrupted as err:
         raise Interrupted(err.signum, "interrupted during --autotune; nothing was saved"
                           ) from None

@@ -5,6 +5,7 @@ torchrun, each rank's share."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -71,6 +72,14 @@ def as_2d(y: np.ndarray) -> np.ndarray:
     return y.reshape(len(y), -1).astype(np.float32)
 
 
+def right_answers(logits: Any, targets: Any, multiclass: bool) -> tuple[Any, int]:
+    """(right answers, answers) of 2-d logits (NumPy or torch) against 0/1 targets: a row's most
+    probable class for a multi-class model, else each output at logit 0."""
+    if multiclass:
+        return (logits.argmax(1) == targets.argmax(1)).sum(), targets.shape[0]
+    return ((logits > 0) == (targets > 0.5)).sum(), targets.shape[0] * targets.shape[1]
+
+
 def evaluate_loss(
     model: SparseMLP,
     matrix: sp.csr_matrix,
@@ -79,12 +88,14 @@ def evaluate_loss(
     pos_weight: np.ndarray | None,
     device: torch.device,
     world: World = SOLO,
+    multiclass: bool = False,
 ) -> tuple[float, float, np.ndarray]:
-    """(loss as trained, accuracy at logit 0, logits) on a whole matrix, in eval mode. With
+    """(loss as trained, accuracy (:func:`right_answers`), logits) on a whole matrix, in eval
+    mode. With
     several ranks each scores its share of the rows, and the loss and accuracy are over all of
     them (the logits are this rank's rows'). Rows in shards are scored a shard at a time."""
     if isinstance(matrix, ShardedRows):
-        return _sharded_loss(model, matrix, y, weights, pos_weight, device, world)
+        return _sharded_loss(model, matrix, y, weights, pos_weight, device, world, multiclass)
     rows = world.share(np.arange(matrix.shape[0]))
     matrix, y = matrix[rows], y[rows]
     weights = None if weights is None else weights[rows]
@@ -97,22 +108,24 @@ def evaluate_loss(
         reduction="none",
     ).mean(dim=1)
     w = torch.ones_like(loss) if weights is None else torch.from_numpy(weights)
-    right = ((logits > 0) == (targets > 0.5))
+    right, answers = right_answers(logits, targets, multiclass)
     loss_sum, weight_sum, n_right, n_cells = world.sum(
-        [float((loss * w).sum()), float(w.sum()), float(right.sum()), right.size])
+        [float((loss * w).sum()), float(w.sum()), float(right), answers])
     return loss_sum / max(weight_sum, 1e-12), n_right / max(n_cells, 1), logits
 
 
 def _sharded_loss(model: SparseMLP, matrix: ShardedRows, y: np.ndarray,
                   weights: np.ndarray | None, pos_weight: np.ndarray | None,
-                  device: torch.device, world: World) -> tuple[float, float, np.ndarray]:
+                  device: torch.device, world: World,
+                  multiclass: bool) -> tuple[float, float, np.ndarray]:
     """evaluate_loss over rows in shards: each shard's mean weighed by its rows (weights);
     over every rank's shards when each rank has its own (``world``). The logits: this rank's."""
     loss_sum = weight_sum = right = 0.0
     logits = []
     for block, rows in matrix.blocks():
         w = None if weights is None else weights[rows]
-        loss, accuracy, part = evaluate_loss(model, block, y[rows], w, pos_weight, device)
+        loss, accuracy, part = evaluate_loss(model, block, y[rows], w, pos_weight, device,
+                                             multiclass=multiclass)
         share = float(len(rows) if w is None else w.sum())
         loss_sum, weight_sum = loss_sum + loss * share, weight_sum + share
         right += accuracy * len(rows)

@@ -28,7 +28,13 @@ from sentiment_cli.model.module import ModelConfig, SparseMLP
 from sentiment_cli.model.optim import Adam
 from sentiment_cli.shards import ShardedRows
 from sentiment_cli.training.averaging import Averaging, parameter_averaging
-from sentiment_cli.training.batches import Epoch, EpochTensors, as_2d, evaluate_loss
+from sentiment_cli.training.batches import (
+    Epoch,
+    EpochTensors,
+    as_2d,
+    evaluate_loss,
+    right_answers,
+)
 from sentiment_cli.training.progress import EpochStats, TrainProgress
 from sentiment_cli.training.state import TrainResult, TrainState
 
@@ -99,15 +105,16 @@ def _train_epoch(
     device: torch.device,
     progress: TrainProgress,
     averaging: Averaging,
+    multiclass: bool,
 ) -> list[float]:
     """One pass over a block's rows in ``order``; returns this rank's sums: of the training
     loss, of the weights, of right answers at logit 0, and of answers. ``targets`` and
     ``weights`` are the block's, ``rows`` in ``order``."""
     model.train()
-    n_outputs = targets.shape[1]
     loss_sum = torch.zeros((), device=device)
     correct = torch.zeros((), device=device)
     weight_sum = 0.0
+    n_answers = 0
     for start in range(0, len(order), batch_size):
         end = min(start + batch_size, len(order))
         mine = torch.from_numpy(order[start:end])
@@ -127,9 +134,11 @@ def _train_epoch(
         loss.backward()
         optimizer.step()
         averaging.step()
-        correct += ((logits.detach() > 0) == (target > 0.5)).float().sum()
+        right, answers = right_answers(logits.detach(), target, multiclass)
+        correct += right
+        n_answers += answers
         progress.batch_end(end - start)
-    return [float(loss_sum), weight_sum, float(correct), len(order) * n_outputs]
+    return [float(loss_sum), weight_sum, float(correct), n_answers]
 
 
 @dataclass
@@ -179,6 +188,7 @@ def fit(
     checkpoint: Callable[[TrainState], None] | None = None,
     resume: TrainState | None = None,
     world: World = SOLO,
+    multiclass: bool = False,
 ) -> TrainResult:
     """Train a :class:`SparseMLP` and return it with the best validation epoch's weights, or
     with the mean of every epoch's weights when that has the lower validation loss.
@@ -222,9 +232,10 @@ def fit(
                     model, optimizer, criterion, order, EpochTensors(matrix, order),
                     y_tensor if positions is None else y_tensor[positions],
                     w_tensor if w_tensor is None or positions is None else w_tensor[positions],
-                    options.batch_size, device, progress, ranks)
+                    options.batch_size, device, progress, ranks, multiclass)
             ranks.epoch_end()
-            stats = _measure(sums, model, val, pos_weight, device, world, epoch, started)
+            stats = _measure(sums, model, val, pos_weight, device, world, epoch, started,
+                             multiclass)
             if not math.isfinite(stats.train_loss) or not math.isfinite(stats.val_loss or 0.0):
                 raise TrainingDiverged(epoch, options.lr, state.best_state, state.history)
             monitored = stats.train_loss if stats.val_loss is None else stats.val_loss
@@ -252,14 +263,14 @@ def fit(
 
 def _measure(sums: np.ndarray, model: SparseMLP, val: _Split | None,
              pos_weight: torch.Tensor | None, device: torch.device, world: World, epoch: int,
-             started: float) -> EpochStats:
+             started: float, multiclass: bool) -> EpochStats:
     """The epoch's figures: training loss and accuracy summed over the ranks' batches, and the
     validation rows' (None without them)."""
     loss_sum, weight_sum, n_right, n_answers = world.sum(sums.tolist())
     val_loss = val_acc = None
     if val is not None:
         val_loss, val_acc, _ = evaluate_loss(model, val.x, val.y, val.w, pos_weight, device,
-                                             world)
+                                             world, multiclass)
     return EpochStats(epoch, loss_sum / max(weight_sum, 1e-12), val_loss, n_right / n_answers,
                       val_acc, time.perf_counter() - started)
 
