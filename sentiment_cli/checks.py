@@ -65,6 +65,12 @@ def _check_train(config: TrainConfig) -> None:
     if config.autotune is not None and config.resume:
         raise DataError("--resume cannot go on with an --autotune search; start again without "
                         "--resume, or resume with the options it chose instead of --autotune")
+    if config.task == "multiclass" and (config.positive_label is not None
+                                        or len(config.label_columns) > 1
+                                        or config.line_files is not None):
+        raise DataError("--task multiclass reads one label column's values as the classes; "
+                        "leave out --positive-label, --positive-lines or a second "
+                        "--label-column (or leave out --task)")
     if STDIN in (config.val_data, *(config.line_files or ())):
         raise DataError("only DATA can be - (stdin); give --val-data, --positive-lines and "
                         "--negative-lines as files")

@@ -206,7 +206,13 @@ class TrainConfig(ReadsData):
                            lambda v: all(isinstance(c, str) and c for c in v)))
     positive_label: str | None = option(
         None, "Which label value is the positive class, when it is not one of "
-        "1/true/yes/pos/positive.", accepts=OPTIONAL_TEXT)
+        "1/true/yes/pos/positive; several, comma-separated (4,5), are one class against the "
+        "rest.", accepts=OPTIONAL_TEXT)
+    task: str = option(
+        "auto", "auto: binary for two classes, multi-class for three or more (a value in 10 rows "
+        "and 0.1% of them at least; rarer values are invalid rows), multi-label for several "
+        "label columns; multiclass: every value of the label column is a class.",
+        parse=parse_word, accepts=one_of("auto", "multiclass"))
     weight_column: str | None = option(None, "Column of per-row loss weights.",
                                        accepts=OPTIONAL_TEXT)
     drop_empty_labels: bool = option(

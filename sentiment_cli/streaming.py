@@ -153,14 +153,14 @@ def _label_pass(config: TrainConfig, path: Path, columns: _Columns, read: dict[s
     if total == 0:
         raise DataError(f"{path} has a header but no data rows")
     pair = names = None
+    column, seen = columns.labels[0], dict(occurrences)
     keys = None if columns.multilabel or config.positive_label is not None else (
-        multiclass_keys(dict(occurrences)))
+        multiclass_keys(seen, config.task == "multiclass", column, where))
     if keys is not None:
-        resolve_classes([], keys, columns.labels[0], where)  # not too many
-        names = class_names(dict(occurrences), keys)
+        resolve_classes([], keys, column, where)  # not too many
+        names = class_names(seen, keys)
     elif not columns.multilabel:
-        pair, names = binary_pair(dict(occurrences), config.positive_label, columns.labels[0],
-                                  where)
+        pair, names = binary_pair(seen, config.positive_label, column, where)
     strange = [n for n in (columns.labels if columns.multilabel else names or [])
                if has_control(n)]
     if strange:

@@ -223,3 +223,29 @@ def test_epoch_accuracy_of_a_multiclass_model_is_the_most_probable_class() -> No
     assert (int(right), answers) == (2, 3)
     # per output at logit 0 for binary and multi-label models
     assert right_answers(logits, targets, multiclass=False) == (6, 9)
+
+
+def test_task_multiclass_makes_every_value_a_class(tmp_path: Path) -> None:
+    """--task multiclass: a value too rare to be a class by default (2 rows of 92) is one; a
+    value of one row, fewer than three values, or --positive-label with it: one line each."""
+    rows = [*three_class_rows(90), ("so so meh", "mixed"), ("meh so so", "mixed")]
+    data = write_csv(tmp_path / "four.csv", ["review", "sentiment"], rows)
+    assert_clean_error(run("bce-train", str(data), "-o", str(tmp_path / "m0")), 2,
+                       "labels other than", "'mixed' (2)")
+    result = run("bce-train", str(data), "-o", str(tmp_path / "m"), "--task", "multiclass",
+                 "--epochs", "3", "--val-grouping", "none")
+    assert result.returncode == 0, result.stderr
+    config = json.loads((tmp_path / "m" / "config.json").read_text())
+    assert config["labels"] == ["mixed", "negative", "neutral", "positive"]
+    assert config["data"]["task_given"] == "multiclass"
+    one = write_csv(tmp_path / "one.csv", ["review", "sentiment"], [*rows, ("odd", "rare")])
+    assert_clean_error(run("bce-train", str(one), "-o", str(tmp_path / "m1"), "--task",
+                           "multiclass"), 2, "class 'rare' of column 'sentiment' has one row")
+    two_rows = [(t, "a" if i % 2 else "b") for i, (t, _) in enumerate(three_class_rows(40))]
+    two = write_csv(tmp_path / "two.csv", ["review", "sentiment"], two_rows)
+    assert_clean_error(run("bce-train", str(two), "-o", str(tmp_path / "m2"), "--task",
+                           "multiclass"), 2, "needs three classes or more")
+    assert_clean_error(run("bce-train", str(data), "-o", str(tmp_path / "m3"), "--task",
+                           "multiclass", "--positive-label", "mixed"), 2, "leave out")
+    assert_clean_error(run("bce-train", str(data), "--task", "binary"), 2,
+                       "--task must be one of auto, multiclass")

@@ -116,6 +116,9 @@ class RunRecord:
                 "source": c.data_name or self.data.source,
                 "text_column": self.data.text_column,
                 "label_columns": self.data.label_columns,
+                # as given: --task, and the values --positive-label named ("4,5")
+                "task_given": c.task,
+                "positive_label_given": c.positive_label,
                 "weight_column": c.weight_column,
                 "encoding": c.encoding,
                 "rows": self.data.rows,

@@ -140,12 +140,26 @@ def _class_order(key: str) -> tuple[int, float, str]:
         return 1, 0.0, key
 
 
-def multiclass_keys(occurrences: dict[str, int]) -> list[str] | None:
+def multiclass_keys(occurrences: dict[str, int], every_value: bool = False, column: str = "",
+                    where: str = "") -> list[str] | None:
     """The class keys of a label column (raw value -> rows) with three classes or more
-    (:func:`is_class`), in order; None for fewer."""
-    counts, _, _ = _spellings(occurrences)
-    keys = [k for k, n in counts.items() if is_class(n, counts.total())]
-    return sorted(keys, key=_class_order) if len(keys) >= 3 else None
+    (:func:`is_class`), in order; None for fewer. ``every_value`` (--task multiclass): every
+    non-blank value is a class, and fewer than three, or a class of one row, is an error."""
+    counts, _, shown = _spellings(occurrences)
+    if not every_value:
+        keys = [k for k, n in counts.items() if is_class(n, counts.total())]
+        return sorted(keys, key=_class_order) if len(keys) >= 3 else None
+    if len(counts) < 3:
+        raise DataError(f"{where}: --task multiclass needs three classes or more; column "
+                        f"{column!r} has {len(counts)} ({format_counts(shown)}): leave --task "
+                        f"out to train a binary model")
+    single = [name for name, n in shown.items() if n == 1]
+    if single:
+        raise DataError(f"{where}: class {single[0]!r} of column {column!r} has one row"
+                        f"{f' (and {len(single) - 1} more classes)' if len(single) > 1 else ''}"
+                        f"; a class needs two at least, to train on and to validate: fix its "
+                        f"label, or leave --task out to count it as an invalid row")
+    return sorted(counts, key=_class_order)
 
 
 def resolve_classes(values: Sequence[str], keys: Sequence[str], column: str, where: str,

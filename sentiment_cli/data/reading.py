@@ -201,6 +201,7 @@ def load_dataset(
     classes: Sequence[str] | None = None,
     class_names: Sequence[str] | None = None,
     read_bytes: Callable[[int], None] | None = None,
+    task: str = "auto",
 ) -> Dataset:
     """Read a labeled file into a :class:`Dataset`.
 
@@ -226,7 +227,8 @@ def load_dataset(
     if not multilabel and positive_label is None:
         keys = ([canonical_label(c) for c in class_names] if class_names is not None else
                 None if classes is not None else
-                multiclass_keys(Counter(frame[label_cols[0]].tolist())))
+                multiclass_keys(Counter(frame[label_cols[0]].tolist()), task == "multiclass",
+                                label_cols[0], where))
 
     def binary(values: list[str]) -> tuple[np.ndarray, list[str], np.ndarray]:
         if keys is not None:

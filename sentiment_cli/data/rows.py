@@ -35,7 +35,7 @@ def read_rows(config: TrainConfig, note: Callable[[str], None],
         size = config.data_path.stat().st_size
         reading = phase and (lambda done: phase("reading", done, size, "bytes"))
         data = load_dataset(config.data_path, positive_label=config.positive_label,
-                            read_bytes=reading, **read)
+                            read_bytes=reading, task=config.task, **read)
         if data.dropped_rows:
             note(f"skipped {data.dropped_rows} invalid rows of {config.data_path} "
                  f"(--drop-invalid)")
