@@ -127,6 +127,14 @@ def test_several_positive_values_make_one_binary_side(tmp_path: Path) -> None:
     y, names, valid = resolve_binary_labels(stars, None, "stars", "f.csv", ["1/2/3", "4/5"])
     assert names == ["1/2/3", "4/5"] and y[:5].tolist() == [0, 0, 0, 1, 1]
     assert valid.sum() == 62
+    # ... also when the file lacks one of a side's values (a small test file)
+    no_three = [v for v in stars if v != "3"]
+    y, names, valid = resolve_binary_labels(no_three, None, "stars", "f.csv", ["1/2/3", "4/5"])
+    assert names == ["1/2", "4/5"] and valid.sum() == 50
+    with pytest.raises(DataError, match=r"'4,,5' has an empty value"):
+        resolve_binary_labels(stars, "4,,5", "stars", "f.csv")
+    with pytest.raises(DataError, match=r"names every value of column 'stars'; leave one out"):
+        resolve_binary_labels(stars[:60], "1,2,3,4,5", "stars", "f.csv")
 
 
 def test_three_classes_make_a_multiclass_dataset_and_stray_values_stay_invalid(

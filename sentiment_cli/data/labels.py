@@ -117,9 +117,14 @@ def pair_for_model(occurrences: dict[str, int], classes: Sequence[str],
         raise DataError(f"{where}: the label column {column!r} is empty in every row")
     if set(model) <= set(counts):
         return ((model[0],), (model[1],)), [spelled[k].most_common(1)[0][0] for k in model]
+    # a model of several values per side: each side present, no class of the file on neither
     sides = tuple(tuple(canonical_label(v) for v in name.split("/")) for name in classes[:2])
-    if len(sides[0]) + len(sides[1]) > 2 and set(sides[0] + sides[1]) <= set(counts):
-        return (sides[0], sides[1]), [_joined_name(keys, spelled) for keys in sides]
+    strays = [k for k, n in counts.items()
+              if k not in sides[0] + sides[1] and is_class(n, counts.total())]
+    if len(sides[0]) + len(sides[1]) > 2 and all(set(side) & set(counts) for side in sides) and (
+            not strays):
+        present = [tuple(k for k in side if k in counts) for side in sides]
+        return (sides[0], sides[1]), [_joined_name(keys, spelled) for keys in present]
     if model in KNOWN_LABEL_PAIRS and any(set(p) <= set(counts) for p in KNOWN_LABEL_PAIRS):
         return binary_pair(occurrences, None, column, where, extra_classes=True)
     raise DataError(
@@ -239,6 +244,9 @@ def positive_keys(positive_label: str, counts: Counter[str], shown: Counter[str]
     commas ("4,5": stars 4 and 5) when no value is spelled so."""
     whole = canonical_label(positive_label)
     parts = [whole] if whole in counts else [canonical_label(p) for p in positive_label.split(",")]
+    if not all(parts):
+        raise DataError(f"{where}: --positive-label {positive_label!r} has an empty value; give "
+                        f"the values of column {column!r} separated by single commas")
     missing = [p for p in parts if p not in counts]
     if missing:
         what = (repr(positive_label) if len(parts) == 1 else
@@ -261,6 +269,9 @@ def _binary_pair(occurrences: dict[str, int], positive_label: str | None, column
     if positive_label is not None:
         positive = positive_keys(positive_label, counts, shown, column, where)
         others = [k for k in counts if k not in positive]
+        if not others and len(counts) > 1:
+            raise DataError(f"{where}: --positive-label {positive_label!r} names every value of "
+                            f"column {column!r}; leave one out for the negative class")
         if not others:
             raise _one_class(column, shown, where)
         # the rest of the classes is the negative one; values too rare to be a class (typos)
