@@ -184,11 +184,17 @@ def test_classes_are_ordered_and_mapped_onto_a_models(tmp_path: Path) -> None:
         resolve_classes(["a"], [str(i) for i in range(1001)], "label", "f.csv")
 
 
+def test_the_only_column_beside_the_text_is_the_label_column(tmp_path: Path) -> None:
+    path = write_csv(tmp_path / "stars.csv", ["text", "stars"], [*toy_rows(6)])
+    data = load_dataset(path)
+    assert data.label_columns == ["stars"] and data.label_names == ["negative", "positive"]
+
+
 @pytest.mark.parametrize(
     ("header", "match"),
     [(["words", "sentiment"], "no text column found.*'words'.*--text-column"),
      (["text", "review", "label"], "several columns could be the text.*--text-column"),
-     (["text", "stars"], "no label column found.*--label-column")],
+     (["text", "id", "stars"], "no label column found.*--label-column")],
 )
 def test_missing_or_ambiguous_columns_list_what_exists(
     tmp_path: Path, header: list[str], match: str

@@ -108,9 +108,12 @@ def _weights(frame: pd.DataFrame, column: str, where: str) -> np.ndarray:
 
 def label_columns_of(frame: pd.DataFrame, given: Sequence[str] | None, text_col: str,
                    weight_col: str | None, path: Path) -> list[str]:
-    """The label columns: given, every column but the text's (all-but-text), or detected."""
-    if given and [c.lower() for c in given] == ["all-but-text"]:
-        label_cols = [c for c in frame.columns if c not in (text_col, weight_col)]
+    """The label columns: given, every column but the text's (all-but-text), detected by name,
+    or the only column beside the text (``text,stars``)."""
+    others = [c for c in frame.columns if c not in (text_col, weight_col)]
+    all_but_text = bool(given) and [c.lower() for c in given or []] == ["all-but-text"]
+    if all_but_text or (not given and len(others) == 1):
+        label_cols = others
     else:
         label_cols = [pick_column(frame, c, LABEL_COLUMN_NAMES, "label", "--label-column", path)
                       for c in (given or [None])]
