@@ -267,7 +267,8 @@ def test_labels_map_onto_a_model_s_classes(values: list[str], classes: list[str]
 
 def test_labels_a_model_cannot_map_are_refused_with_the_way_out() -> None:
     with pytest.raises(DataError, match="not the model's classes 'ham' and 'spam'; pass "
-                                        "--positive-label with the value that means 'spam'"):
+                                        r"--positive-label with the value \(or "
+                                        r"comma-separated values\) that means 'spam'"):
         resolve_binary_labels(["0", "1"], None, "label", "f.csv", ["ham", "spam"])
     y, names, _ok = resolve_binary_labels(["0", "1"], "1", "label", "f.csv", ["ham", "spam"])
     assert y.tolist() == [0, 1] and names == ["0", "1"]

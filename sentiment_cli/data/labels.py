@@ -129,8 +129,8 @@ def pair_for_model(occurrences: dict[str, int], classes: Sequence[str],
         return binary_pair(occurrences, None, column, where, extra_classes=True)
     raise DataError(
         f"{where}: column {column!r} holds {format_counts(shown)}, not the model's classes "
-        f"{classes[0]!r} and {classes[1]!r}; pass --positive-label with the value that means "
-        f"{classes[1]!r}"
+        f"{classes[0]!r} and {classes[1]!r}; pass --positive-label with the value (or "
+        f"comma-separated values) that means {classes[1]!r}"
     )
 
 
