@@ -129,9 +129,11 @@ def test_stdin_is_refused_under_torchrun(tmp_path: Path, monkeypatch: pytest.Mon
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_a_signal_while_stdin_is_copied_removes_the_copy(tmp_path: Path, temporary: Path,
                                                           signum: int) -> None:
+    # SIGINT as a foreground job has it, whatever this test inherited (a CI started with &)
     proc = subprocess.Popen([command("bce-train"), "-", "-o", str(tmp_path / "m")],
                             stdin=subprocess.PIPE, stderr=subprocess.PIPE,
-                            env={**os.environ, "TMPDIR": str(temporary)})
+                            env={**os.environ, "TMPDIR": str(temporary)},
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     assert proc.stdin is not None and proc.stderr is not None
     proc.stdin.write(SAMPLE.read_bytes())
     proc.stdin.flush()
