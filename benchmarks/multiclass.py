@@ -8,7 +8,7 @@ neutral), the label as one column, split 90/10 (stratified, seed 0). Each system
 
 - ours: ``bce-train`` with default options (one sigmoid per class, the most probable class
   predicted), scored by ``bce-eval --json``; seconds are the wall time of ``bce-train``.
-- scikit-learn: CountVectorizer with our settings + LogisticRegression, multinomial (softmax)
+- scikit-learn: our CountVectorizer (the same features) + LogisticRegression, multinomial (softmax)
   and one-vs-rest (``OneVsRestClassifier``), max_iter 1000, in this process.
 - fastText 0.9.3 (``--fasttext``: a Python with it installed), ``-loss softmax`` and
   ``-loss ova``, wordNgrams 2, 25 epochs (its documented supervised defaults otherwise), run in
@@ -27,7 +27,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from sklearn.feature_extraction.text import CountVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score, f1_score
 from sklearn.model_selection import train_test_split
@@ -76,14 +75,11 @@ def ours(train: Path, test: Path, folder: Path) -> dict[str, float]:
 
 
 def sklearn_peer(train: pd.DataFrame, test: pd.DataFrame, one_vs_rest: bool) -> dict[str, float]:
-    from dataclasses import asdict
-
     from sentiment_cli.config import VectorizerConfig
+    from sentiment_cli.features import build_vectorizer
 
-    params = asdict(VectorizerConfig())
-    params.pop("stop_words")
     started = time.perf_counter()
-    vectorizer = CountVectorizer(**{**params, "ngram_range": tuple(params["ngram_range"])})
+    vectorizer = build_vectorizer(VectorizerConfig())  # our features, with scikit-learn's model
     x = vectorizer.fit_transform(train["text"])
     model = LogisticRegression(max_iter=1000)
     model = (OneVsRestClassifier(model) if one_vs_rest else model).fit(x, train["label"])

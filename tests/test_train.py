@@ -12,6 +12,8 @@ from sentiment_cli.device import resolve_device
 from sentiment_cli.errors import DataError
 from sentiment_cli.features import fit_vectorizer
 from sentiment_cli.model.module import predict_logits
+from sentiment_cli.model.optim import Adam
+from sentiment_cli.training import loop
 from sentiment_cli.training.loop import compute_pos_weight, fit
 
 
@@ -38,6 +40,37 @@ def test_learns_the_toy_task(toy_matrix) -> None:  # type: ignore[no-untyped-def
     result = fit(x, y, xv, yv, TrainingConfig(hidden=[], lr=0.01, epochs=20, device="cpu"))
     accuracy = ((predict_logits(result.model, xv)[:, 0] > 0) == (yv > 0.5)).mean()
     assert accuracy > 0.95
+
+
+def test_a_tiny_gradient_moves_a_weight_by_a_full_step_only_at_adams_default_epsilon() -> None:
+    """What the larger epsilon of models with several outputs is for: a (term, output) pair
+    whose gradient is noise-sized moves in proportion to it, not by the learning rate."""
+    moved = {}
+    for eps in (loop.adam_eps(1), loop.adam_eps(28)):
+        weight = torch.nn.Parameter(torch.zeros(1))
+        optimizer = Adam([weight], lr=0.02, eps=eps)
+        weight.grad = torch.full((1,), 1e-5)
+        optimizer.step()
+        moved[eps] = -float(weight)
+    assert moved[1e-8] == pytest.approx(0.02, rel=0.05)
+    assert moved[loop.MULTI_OUTPUT_EPS] < 0.001
+
+
+@pytest.mark.parametrize("n_outputs", [1, 3])
+def test_fit_gives_adam_the_epsilon_of_its_number_of_outputs(
+        toy_matrix, monkeypatch, n_outputs: int) -> None:  # type: ignore[no-untyped-def]
+    x, y, xv, yv = toy_matrix
+    given = []
+
+    def recording(*args, **kwargs):  # type: ignore[no-untyped-def]
+        given.append(kwargs.get("eps"))
+        return Adam(*args, **kwargs)
+
+    monkeypatch.setattr(loop, "Adam", recording)
+    ys = np.repeat(y[:, None], n_outputs, axis=1) if n_outputs > 1 else y
+    yvs = np.repeat(yv[:, None], n_outputs, axis=1) if n_outputs > 1 else yv
+    fit(x, ys, xv, yvs, TrainingConfig(hidden=[], epochs=1, device="cpu"))
+    assert given == [1e-8 if n_outputs == 1 else loop.MULTI_OUTPUT_EPS]
 
 
 def test_auto_pos_weight_is_negatives_over_positives() -> None:
