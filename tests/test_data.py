@@ -194,7 +194,9 @@ def test_the_only_column_beside_the_text_is_the_label_column(tmp_path: Path) -> 
     ("header", "match"),
     [(["words", "sentiment"], "no text column found.*'words'.*--text-column"),
      (["text", "review", "label"], "several columns could be the text.*--text-column"),
-     (["text", "id", "stars"], "no label column found.*--label-column")],
+     (["text", "id", "stars"], "no label column found.*--label-column COLUMN "
+                               r"\(several 0/1 label columns.*--label-columns A,B,\.\.\. or "
+                               "all-but-text")],
 )
 def test_missing_or_ambiguous_columns_list_what_exists(
     tmp_path: Path, header: list[str], match: str

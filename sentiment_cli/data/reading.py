@@ -78,8 +78,11 @@ def pick_column(
     if len(found) == 1:
         return found[0]
     if not found:
+        several = (" (several 0/1 label columns, multi-label: --label-columns A,B,... or "
+                   "all-but-text)" if flag == "--label-column" and len(columns) > 2 else "")
         raise DataError(
             f"{path}: no {role} column found among {listing}; name it with {flag} COLUMN"
+            f"{several}"
         )
     raise DataError(
         f"{path}: several columns could be the {role} ({', '.join(found)}); choose one with {flag}"
