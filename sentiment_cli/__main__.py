@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import sys
 
-from sentiment_cli.cli import evaluate, info, predict, train
+from sentiment_cli import launch
 
-COMMANDS = {"train": train.main, "predict": predict.main, "eval": evaluate.main,
-            "info": info.main}
+COMMANDS = {"train": launch.train, "predict": launch.predict, "eval": launch.evaluate,
+            "info": launch.info}
 
 
 def main() -> None:

@@ -5,9 +5,11 @@ from __future__ import annotations
 import csv
 import io
 import json
+import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import SAMPLE, assert_clean_error, command, run, toy_rows, write_csv
@@ -375,3 +377,31 @@ def test_progress_bars_show_amounts_in_their_units() -> None:
         bars.update(bars.add_task("x", total=total, unit=unit), completed=done)
     assert [column.render(task).plain for task in bars.tasks] == [
         "7.5 MB/15.1 MB", "29184/65343 rows", "45/90 s", ""]
+
+
+@pytest.mark.parametrize("started_with", [signal.default_int_handler, signal.SIG_IGN])
+def test_a_command_loads_with_sigint_at_its_default_action(started_with: Any) -> None:
+    """Ctrl-C while a command loads ends it quietly (not a KeyboardInterrupt traceback from
+    inside an import); once loaded, the command has Python's handler back. Ignored stays so."""
+    from sentiment_cli import launch
+
+    seen = []
+
+    class Loaded:
+        @staticmethod
+        def main() -> None:
+            seen.append(signal.getsignal(signal.SIGINT))
+
+    def loading(name: str) -> type[Loaded]:
+        seen.append((name, signal.getsignal(signal.SIGINT)))
+        return Loaded
+
+    previous = signal.signal(signal.SIGINT, started_with)
+    try:
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(launch.importlib, "import_module", loading)
+            launch.train()
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    loaded = signal.SIG_DFL if started_with is signal.default_int_handler else signal.SIG_IGN
+    assert seen == [("sentiment_cli.cli.train", loaded), started_with]
