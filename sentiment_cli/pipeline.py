@@ -144,11 +144,10 @@ def _train(config: TrainConfig, output: Path, checkpoints: Path, progress: Train
     streamed = {"stream": True} if shards is not None else {}  # in memory: as ever
 
     def resumable() -> bool:
-        if not _resuming(config, output):
-            return False
-        ckpt.check_resumable(checkpoints, {**fingerprint(config), **digests,
-                                           **streamed})
-        return True
+        if _resuming(config, output):
+            ckpt.check_resumable(checkpoints, {**fingerprint(config), **digests, **streamed})
+            return True
+        return False
 
     resuming = world.from_main(resumable)
     features, read_seconds = _features_everywhere(config, note, world, digests, shards,
@@ -157,19 +156,15 @@ def _train(config: TrainConfig, output: Path, checkpoints: Path, progress: Train
     # need not walk it again (about 260,000 objects on SST-2; the plots drew 0.2-0.3 s faster).
     gc.freeze()
     laps = {"read": read_seconds, "vectorize": time.perf_counter() - started - read_seconds}
-    split, x_train = features.split, features.x_train
+    x_train, split = features.x_train, features.split
     data, train, val = split.data, split.train, split.val
     check_read(config, data)
     note(f"{features.train_rows} training rows, {0 if val is None else len(val)} validation rows, "
          f"vocabulary of {x_train.shape[1]} terms")
     n_outputs = 1 if train.y.ndim == 1 else train.y.shape[1]
-
-    from sentiment_cli.training.loop import TrainingDiverged, fit
-
     config, search, resume_with = _autotuned(config, features, progress, note)
     run = ckpt.Checkpoints(checkpoints, {
-        **fingerprint(config), **digests, **streamed,
-        "text_column": data.text_column,
+        **fingerprint(config), **digests, **streamed, "text_column": data.text_column,
         "label_columns": data.label_columns, "train_rows": features.train_rows,
         "vocabulary": ckpt.vocabulary_digest(features.vectorizer["terms"])},
         job=distributed.job_identity())
@@ -179,27 +174,11 @@ def _train(config: TrainConfig, output: Path, checkpoints: Path, progress: Train
         note(f"resuming after epoch {resume.epoch} from {checkpoints}")
     try:
         with interruption.deferred():  # a signal stops the run at the next check
-            try:
-                with distributed.peers_watched(world):
-                    result = fit(x_train, train.y, features.x_val, None if val is None else val.y,
-                                 config.training, w_train=train.weights,
-                                 w_val=None if val is None else val.weights, progress=progress,
-                                 checkpoint=run.save if world.main else None, resume=resume,
-                                 world=world, multiclass=data.multiclass)
-            except (TrainingDiverged, distributed.PeerLost) as err:
-                if run.last_saved:
-                    raise TrainingError(f"{err} (epoch {run.last_saved} is kept in "
-                                        f"{checkpoints})") from None
-                raise
-            except SentimentError as err:  # every rank meets it (the same data): rank 0 says it
-                if world.main or err.every_rank_reports:
-                    raise
-                raise distributed.ReportedByMain(err.exit_code) from None
+            result = _fitted(config, features, progress, run, resume, world)
             laps["train"] = time.perf_counter() - started - laps["read"] - laps["vectorize"]
             if result.sent_bytes_per_epoch:
                 note(f"each of {world.size} ranks sent {result.sent_bytes_per_epoch / 1e6:.2f} MB "
-                     f"per epoch to the others (the model's changes, every "
-                     f"{AVERAGE_EVERY} steps)")
+                     f"per epoch to the others (the model's changes, every {AVERAGE_EVERY} steps)")
             record = _measure_and_write(config, output, features, result, world, note, search)
             if record is None:
                 return None  # rank 0 measures and writes
@@ -213,6 +192,31 @@ def _train(config: TrainConfig, output: Path, checkpoints: Path, progress: Train
     laps["finish"] = laps["total"] - laps["read"] - laps["vectorize"] - laps["train"]
     record.seconds = laps
     return record
+
+
+def _fitted(config: TrainConfig, features: _Features, progress: TrainProgress | None,
+            run: ckpt.Checkpoints, resume: Any, world: World) -> TrainResult:
+    """``fit``, its errors as the run reports them: a divergence or a lost peer names the epoch
+    kept; an error every rank meets (the same data) is said by rank 0 alone."""
+    from sentiment_cli.training.loop import TrainingDiverged, fit
+
+    train, val = features.split.train, features.split.val
+    try:
+        with distributed.peers_watched(world):
+            return fit(features.x_train, train.y, features.x_val, None if val is None else val.y,
+                       config.training, w_train=train.weights,
+                       w_val=None if val is None else val.weights, progress=progress,
+                       checkpoint=run.save if world.main else None, resume=resume,
+                       world=world, multiclass=features.split.data.multiclass)
+    except (TrainingDiverged, distributed.PeerLost) as err:
+        if run.last_saved:
+            raise TrainingError(f"{err} (epoch {run.last_saved} is kept in {run.folder})") \
+                from None
+        raise
+    except SentimentError as err:
+        if world.main or err.every_rank_reports:
+            raise
+        raise distributed.ReportedByMain(err.exit_code) from None
 
 
 def _autotuned(config: TrainConfig, features: _Features, progress: TrainProgress | None,
@@ -275,14 +279,12 @@ def _features(config: TrainConfig, note: Callable[[str], None], world: World,
     """Read the rows, count every text's terms once (in a worker while torch is imported
     here), split off the validation rows and fit the vocabulary on the training rows. Also
     returns the seconds spent reading."""
+    started = time.perf_counter()
     if shards is not None:  # too large for memory, or --stream
-        started = time.perf_counter()
         rows = streaming.stream_rows(config, shards, note, progress, world)
         split = TrainSplit(rows.data, rows.train, rows.val, None, None)
         return _Features(split, rows.x_train, rows.x_val, rows.vectorizer, rows.train_rows), \
             time.perf_counter() - started
-
-    started = time.perf_counter()
     with parallel.pool(_workers(config, world)) as executor:
         executor.submit(warm_up)  # the worker imports scikit-learn while pandas reads here
         data, val = read_rows(config, note, progress and progress.phase)
@@ -314,12 +316,9 @@ def _measure_and_write(config: TrainConfig, output: Path, features: _Features,
     record.autotune = search
     interruption.check()  # the last moment: the model folder is written whole
     terms = features.vectorizer["terms"]
-
-    def report(folder: Path) -> None:
-        write_training_report(folder, record, shown, logits, result.model, terms)
-
-    for message in write_model_folder(output, record, result.model, terms,
-                                      report if config.report else None):
+    report = (lambda folder: write_training_report(folder, record, shown, logits, result.model,
+                                                   terms)) if config.report else None
+    for message in write_model_folder(output, record, result.model, terms, report):
         note(message)
     return record
 

@@ -225,43 +225,16 @@ def check_target(given: Path, kind: str, force: bool, option: str) -> Path:
 
 
 def _check_target(given: Path, kind: str, force: bool, option: str) -> Path:
-    writer = WRITERS[kind]
     real = Path(os.path.realpath(given))
-    for part in (Path(os.path.abspath(given)), *Path(os.path.abspath(given)).parents):
-        if os.path.islink(part) and not part.exists():  # mkdir -p would not go through it
-            raise DataError(f"{option} {given}: {part} is a symbolic link to "
-                            f"{os.path.realpath(part)}, which does not exist; create it or give "
-                            f"another {option}")
-    for above in real.parents:
-        if (above / MANIFEST_FILE).is_file() or (above / "config.json").is_file():
-            inside = tool_folder_kind(above)
-            if inside is not None:
-                raise DataError(f"{option} {given} is inside {above}, a {inside} folder "
-                                f"{WRITERS[inside]} wrote (which it could then no longer "
-                                f"replace); give a folder beside it")
+    _check_links(given, option)
+    _check_not_inside_tool_folder(given, real, option)
     what = _protected(real)
     if what is not None:
         example = Path("reports" if kind == "report" else "models") / "NAME"
-        raise DataError(f"{option} {given} is {what}; {writer} writes a folder of its own, "
-                        f"e.g. {option} {example}")
+        raise DataError(f"{option} {given} is {what}; {WRITERS[kind]} writes a folder of its "
+                        f"own, e.g. {option} {example}")
     if real.exists():
-        if not real.is_dir():
-            raise DataError(f"{option} {given} is a file, not a folder; choose another {option}")
-        if os.path.ismount(real):
-            raise DataError(f"{option} {given} is a mount point, which cannot be replaced; give "
-                            f"a folder inside it")
-        if any(real.iterdir()):
-            if owned_files(real, kind) is None:
-                other = tool_folder_kind(real)
-                held = (f"a {other} folder" if other not in (None, kind) else
-                        f"files {writer} did not write, or that changed since")
-                raise DataError(
-                    f"{option} {given} holds {held} ({_listing(real, kind)}); {writer} replaces "
-                    f"only an empty folder or its own {kind} folder, even with --force: choose "
-                    f"another {option}")
-            if not force:
-                raise DataError(f"{option} {given} already exists (a {kind} folder); pass "
-                                f"--force to replace it, or choose another {option}")
+        _check_replaceable(given, real, kind, force, option)
         _check_writable(real.parent, given, option, "replace")
         return real
     ancestor = real.parent
@@ -272,6 +245,48 @@ def _check_target(given: Path, kind: str, force: bool, option: str) -> Path:
                         f"another {option}")
     _check_writable(ancestor, given, option, "create")
     return real
+
+
+def _check_links(given: Path, option: str) -> None:
+    """A dangling symbolic link on the way: ``mkdir -p`` would not go through it."""
+    for part in (Path(os.path.abspath(given)), *Path(os.path.abspath(given)).parents):
+        if os.path.islink(part) and not part.exists():
+            raise DataError(f"{option} {given}: {part} is a symbolic link to "
+                            f"{os.path.realpath(part)}, which does not exist; create it or give "
+                            f"another {option}")
+
+
+def _check_not_inside_tool_folder(given: Path, real: Path, option: str) -> None:
+    for above in real.parents:
+        if (above / MANIFEST_FILE).is_file() or (above / "config.json").is_file():
+            inside = tool_folder_kind(above)
+            if inside is not None:
+                raise DataError(f"{option} {given} is inside {above}, a {inside} folder "
+                                f"{WRITERS[inside]} wrote (which it could then no longer "
+                                f"replace); give a folder beside it")
+
+
+def _check_replaceable(given: Path, real: Path, kind: str, force: bool, option: str) -> None:
+    """An existing target: an empty folder, or this command's own folder with --force."""
+    writer = WRITERS[kind]
+    if not real.is_dir():
+        raise DataError(f"{option} {given} is a file, not a folder; choose another {option}")
+    if os.path.ismount(real):
+        raise DataError(f"{option} {given} is a mount point, which cannot be replaced; give "
+                        f"a folder inside it")
+    if not any(real.iterdir()):
+        return
+    if owned_files(real, kind) is None:
+        other = tool_folder_kind(real)
+        held = (f"a {other} folder" if other not in (None, kind) else
+                f"files {writer} did not write, or that changed since")
+        raise DataError(
+            f"{option} {given} holds {held} ({_listing(real, kind)}); {writer} replaces "
+            f"only an empty folder or its own {kind} folder, even with --force: choose "
+            f"another {option}")
+    if not force:
+        raise DataError(f"{option} {given} already exists (a {kind} folder); pass "
+                        f"--force to replace it, or choose another {option}")
 
 
 def _check_writable(folder: Path, given: Path, option: str, verb: str) -> None:

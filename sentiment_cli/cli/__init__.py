@@ -66,38 +66,44 @@ def handle_errors(func: F) -> F:
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        debug = bool(kwargs.get("debug"))
         try:
             return func(*args, **kwargs)
-        except (SentimentError, Interrupted) as err:
-            if debug and not isinstance(err, ReportedByMain):
-                raise
-            if environment_rank() == 0 or not isinstance(err, ReportedByMain | Interrupted):
-                error_line(str(err))
-            raise typer.Exit(err.exit_code) from None
-        except BrokenPipeError:
-            _quiet_broken_pipe()
-        except KeyboardInterrupt:
-            error_line("interrupted")
-            raise typer.Exit(130) from None
-        except MemoryError:
-            error_line("out of memory; try --max-features, --min-df 2 or a smaller --batch-size")
-            raise typer.Exit(1) from None
         except (typer.Exit, typer.Abort, SystemExit):
             raise
-        except OSError as err:  # the system refused: a full disk, an output that cannot be written
-            if debug:
+        except BrokenPipeError:
+            _quiet_broken_pipe()
+        except (Exception, KeyboardInterrupt, Interrupted) as err:
+            code = _one_line(err, debug=bool(kwargs.get("debug")))
+            if code is None:
                 raise
-            where = f" ({err.filename})" if err.filename else " (writing the output)"
-            error_line(f"{err.strerror or err}{where}")
-            raise typer.Exit(1) from None
-        except Exception as err:  # a bug or an unforeseen failure: still one line by default
-            if debug:
-                raise
-            error_line(f"unexpected {type(err).__name__}: {err} (run with --debug for details)")
-            raise typer.Exit(1) from None
+            raise typer.Exit(code) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def _one_line(err: BaseException, debug: bool) -> int | None:
+    """Print ``err`` as one line and return the exit status; None to let it propagate."""
+    if isinstance(err, SentimentError | Interrupted):
+        if debug and not isinstance(err, ReportedByMain):
+            return None
+        if environment_rank() == 0 or not isinstance(err, ReportedByMain | Interrupted):
+            error_line(str(err))
+        return err.exit_code
+    if isinstance(err, KeyboardInterrupt):
+        error_line("interrupted")
+        return 130
+    if isinstance(err, MemoryError):
+        error_line("out of memory; try --max-features, --min-df 2 or a smaller --batch-size")
+        return 1
+    if debug:
+        return None
+    if isinstance(err, OSError):  # the system refused: a full disk, an output not writable
+        where = f" ({err.filename})" if err.filename else " (writing the output)"
+        error_line(f"{err.strerror or err}{where}")
+        return 1
+    # a bug or an unforeseen failure: still one line by default
+    error_line(f"unexpected {type(err).__name__}: {err} (run with --debug for details)")
+    return 1
 
 
 def _quiet_broken_pipe_code() -> int:
@@ -189,11 +195,21 @@ def run(app: typer.Typer, prog: str) -> NoReturn:
         code = done.code
     except BrokenPipeError:
         code = _quiet_broken_pipe_code()
+    os._exit(_flushed(_exit_status(code)))
+
+
+def _exit_status(code: object) -> int:
+    """SystemExit's argument as a status: None is 0, a message is printed and is 1."""
     if code is None:
-        code = 0
-    elif not isinstance(code, int):
+        return 0
+    if not isinstance(code, int):
         sys.stderr.write(f"{printable(str(code))}\n")
-        code = 1
+        return 1
+    return code
+
+
+def _flushed(code: int) -> int:
+    """Flush both output streams; a reader gone or a full disk changes a status of 0."""
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()
@@ -205,4 +221,4 @@ def run(app: typer.Typer, prog: str) -> NoReturn:
                 with contextlib.suppress(OSError, ValueError):
                     error_line(f"{getattr(err, 'strerror', None) or err} (writing the output)")
                 code = 1
-    os._exit(code)
+    return code

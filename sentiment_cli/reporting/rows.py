@@ -68,36 +68,10 @@ class RowWriter:
 
     def _write_table(self, texts: Sequence[str], scores: Scores,
                      extra: Sequence[dict[str, Any]] | None) -> None:
-        explained = scores.explanations is not None
-        if self.multilabel:
-            header = ["text", "labels", *self.labels]
-        elif self.task == "multiclass":  # the class, its probability, then every class's
-            header = ["text", "label", "probability", *self.labels]
-            ranks = range(2, (self.top_k or 1) + 1)  # then the next best classes
-            header += [f"{name}_{r}" for r in ranks for name in ("label", "probability")]
-            best = top_classes(scores.probabilities, self.top_k or 1)
-        else:
-            header = ["text", "label", "probability"]
-        if explained:
+        header, rows = self._table(texts, scores)
+        if scores.explanations is not None:
             header += ["logit", "bias", "explanation"]
-        prob = scores.probabilities
-        rows = []
-        for i, text in enumerate(texts):
-            if self.multilabel:
-                chosen = ";".join(n for n, c in zip(self.labels, scores.chosen[i], strict=True)
-                                  if c)
-                rows.append([text, chosen, *(round(float(p), 6) for p in prob[i])])
-            elif self.task == "multiclass":
-                first = int(best[i, 0])
-                rows.append([text, self.labels[first], round(float(prob[i, first]), 6),
-                             *(round(float(p), 6) for p in prob[i]),
-                             *(v for j in best[i, 1:] for v in (self.labels[int(j)],
-                                                                 round(float(prob[i, j]), 6)))])
-            else:
-                label = self.labels[int(scores.chosen[i, 0])]
-                rows.append([text, label, round(float(prob[i, 0]), 6)])
-        if explained:
-            for row, found in zip(rows, scores.explanations or [], strict=True):
+            for row, found in zip(rows, scores.explanations, strict=True):
                 row += [found["logit"], found["bias"], shown(found["explanation"])]
         if extra:  # the user's columns as they were, then ours but the text (theirs has it)
             kept = list(extra[0])
@@ -110,6 +84,31 @@ class RowWriter:
             self._csv = csv.writer(self.stream, lineterminator="\n")
             self._csv.writerow(header)
         self._csv.writerows(rows)
+
+    def _table(self, texts: Sequence[str], scores: Scores) -> tuple[list[str], list[list[Any]]]:
+        """The header and rows of the task's columns: labels and probabilities."""
+        prob = scores.probabilities
+        if self.multilabel:
+            return ["text", "labels", *self.labels], [
+                [text, ";".join(n for n, c in zip(self.labels, scores.chosen[i], strict=True) if c),
+                 *(round(float(p), 6) for p in prob[i])] for i, text in enumerate(texts)]
+        if self.task != "multiclass":
+            return ["text", "label", "probability"], [
+                [text, self.labels[int(scores.chosen[i, 0])], round(float(prob[i, 0]), 6)]
+                for i, text in enumerate(texts)]
+        # the class and its probability, then every class's, then the next best classes
+        ranks = range(2, (self.top_k or 1) + 1)
+        header = ["text", "label", "probability", *self.labels,
+                  *(f"{name}_{r}" for r in ranks for name in ("label", "probability"))]
+        best = top_classes(prob, self.top_k or 1)
+        rows = []
+        for i, text in enumerate(texts):
+            first = int(best[i, 0])
+            rows.append([text, self.labels[first], round(float(prob[i, first]), 6),
+                         *(round(float(p), 6) for p in prob[i]),
+                         *(v for j in best[i, 1:] for v in (self.labels[int(j)],
+                                                             round(float(prob[i, j]), 6)))])
+        return header, rows
 
     def _write_tsv(self, header: list[str], rows: list[list[Any]]) -> None:
         """TSV as cut and awk expect it: no quoting; tabs and line breaks in a field become
