@@ -17,6 +17,8 @@ read), with a technique the package does not have, tried here before it is built
   candidate's options. The seconds include the linear model's training.
 - ``wide``: the MLP plus a linear path (wide and deep, Cheng et al. 2016): the first layer
   has one more column per output, added to the output without a nonlinearity (``WideMLP``).
+- ``lr_decay``: the learning rate falls linearly from ``lr`` to 0 over this many epochs of
+  steps (``DecayingAdam``), then stays at 0 until early stopping ends the run.
 - ``tfidf``: the matrices through scikit-learn's ``TfidfTransformer(**value)`` fitted on the
   training rows (e.g. ``{"use_idf": false, "norm": "l2"}``: rows scaled to unit length).
 Every other key is a TrainingConfig option (``input_dropout`` is ``--input-dropout``).
@@ -40,6 +42,7 @@ sys.path.insert(0, str(ROOT))
 from benchmarks.tune import scored, table, validation_splits  # noqa: E402
 from sentiment_cli.config import TrainingConfig  # noqa: E402
 from sentiment_cli.model import module  # noqa: E402
+from sentiment_cli.model.optim import Adam  # noqa: E402
 from sentiment_cli.training import loop  # noqa: E402
 from sentiment_cli.training.loop import fit  # noqa: E402
 from sentiment_cli.training.state import TrainState  # noqa: E402
@@ -98,6 +101,17 @@ class WideMLP(module.SparseMLP):
         return first[:, :outputs] + self.rest(first[:, outputs:])
 
 
+class DecayingAdam(Adam):
+    """``lr_decay``: Adam whose learning rate falls linearly to 0 over ``horizon`` steps."""
+
+    horizon = 0  # steps; set per run
+
+    def step(self) -> None:
+        self.__dict__.setdefault("initial_lr", self.lr)
+        self.lr = self.initial_lr * max(0.0, 1 - self.steps / self.horizon)
+        super().step()
+
+
 def run(shared: Path, work: Path, seeds: int, candidates: list[dict]) -> list[dict]:
     results = []
     for name, seed, (x_train, y_train, x_val, y_val) in validation_splits(shared, work, seeds):
@@ -117,6 +131,11 @@ def run(shared: Path, work: Path, seeds: int, candidates: list[dict]) -> list[di
                 xv = transform.transform(xv).astype(np.float32).tocsr()
             linear_init = training.pop("linear_init", False)
             loop.SparseMLP = WideMLP if training.pop("wide", False) else module.SparseMLP
+            decay = training.pop("lr_decay", None)
+            loop.Adam = Adam if decay is None else DecayingAdam
+            if decay is not None:
+                batch = training.get("batch_size", TrainingConfig().batch_size)
+                DecayingAdam.horizon = int(decay * -(-xt.shape[0] // batch))
             started = time.perf_counter()
             config = TrainingConfig(seed=seed, device="cpu", **training)
             resume = from_linear(xt, y_train, xv, y_val, config) if linear_init else None
