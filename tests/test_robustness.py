@@ -82,6 +82,47 @@ def test_resume_refuses_a_checkpoint_of_different_options(tmp_path: Path) -> Non
         run_training(other)
 
 
+@pytest.mark.parametrize("saved", [None, 1e-3])
+def test_a_resumed_run_goes_on_with_the_adam_epsilon_it_began_with(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, saved: float | None) -> None:
+    """The checkpoint records Adam's epsilon and --resume goes on with it. One written before
+    it was recorded (no adam_eps, ``None``) was made with Adam's default, 1e-8, even for a model
+    of several outputs, which starts today at MULTI_OUTPUT_EPS."""
+    from sentiment_cli.model.optim import Adam
+    from sentiment_cli.training import loop
+
+    rows = [(text, str(int(label == "positive")), str(int(label != "positive")))
+            for text, label in toy_rows(200)]
+    data = write_csv(tmp_path / "two.csv", ["text", "good", "bad"], rows)
+
+    def job(resume: bool = False) -> TrainConfig:
+        return TrainConfig(data=data, output=tmp_path / "m", label_columns=["good", "bad"],
+                           resume=resume,
+                           training=TrainingConfig(epochs=3, patience=3, batch_size=32))
+
+    with pytest.raises(Interrupted):
+        run_training(job(), progress=InterruptDuring(epoch=2))
+    folder = tmp_path / "m.checkpoint"
+    state = json.loads((folder / "state.json").read_text())
+    assert state["adam_eps"] == loop.MULTI_OUTPUT_EPS
+    if saved is None:
+        del state["adam_eps"]
+    else:
+        state["adam_eps"] = saved
+    (folder / "state.json").write_text(json.dumps(state))
+    resign(folder, "checkpoint")
+    used = set()
+
+    class Recording(Adam):
+        def step(self) -> None:
+            used.add(self.eps)
+            super().step()
+
+    monkeypatch.setattr(loop, "Adam", Recording)
+    run_training(job(resume=True))
+    assert used == {1e-8 if saved is None else saved}
+
+
 def _wait_for(path: Path, process: subprocess.Popen[bytes], seconds: float = 120) -> None:
     deadline = time.monotonic() + seconds
     while not path.exists():

@@ -70,12 +70,14 @@ class Adam:
     def state_dict(self) -> dict[str, Any]:
         return {
             "steps": self.steps,
+            "eps": self.eps,
             "exp_avg": [t.detach().cpu().clone() for t in self.exp_avg],
             "exp_avg_sq": [t.detach().cpu().clone() for t in self.exp_avg_sq],
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.steps = int(state["steps"])
+        self.eps = float(state.get("eps", self.eps))  # a resumed run keeps the epsilon it had
         for target, source in zip(self.exp_avg, state["exp_avg"], strict=True):
             target.copy_(source)
         for target, source in zip(self.exp_avg_sq, state["exp_avg_sq"], strict=True):

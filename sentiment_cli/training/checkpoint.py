@@ -94,6 +94,7 @@ def save_checkpoint(folder: Path, state: TrainState, fingerprint: dict[str, Any]
             "fingerprint": fingerprint,
             "epoch": state.epoch,
             "steps": optimizer["steps"],
+            "adam_eps": optimizer["eps"],
             "n_tensors": len(optimizer["exp_avg"]),
             "best_val_loss": state.best_val_loss,
             "best_epoch": state.best_epoch,
@@ -195,6 +196,8 @@ def _checked_state(meta: dict[str, Any], tensors: dict[str, dict[str, torch.Tens
     checked = {
         "epoch": epoch,
         "steps": integer(meta["steps"], "steps", 1, 2**62),
+        # Checkpoints written before it was recorded were all made with Adam's default.
+        "adam_eps": number(meta.get("adam_eps", 1e-8), "adam_eps", 1e-12, 1.0),
         "best_val_loss": number(meta["best_val_loss"], "best_val_loss", 0.0, 1e300),
         "best_epoch": integer(meta["best_epoch"], "best_epoch", 0, epoch),
         "bad_epochs": integer(meta["bad_epochs"], "bad_epochs", 0, epoch),
@@ -243,6 +246,7 @@ def load_checkpoint(folder: Path, fingerprint: dict[str, Any],
             model_state=tensors["last.safetensors"],
             optimizer_state={
                 "steps": checked["steps"],
+                "eps": checked["adam_eps"],
                 "exp_avg": [optimizer[f"exp_avg.{i}"] for i in range(n)],
                 "exp_avg_sq": [optimizer[f"exp_avg_sq.{i}"] for i in range(n)],
             },
