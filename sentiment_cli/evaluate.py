@@ -53,6 +53,8 @@ def _evaluate(config: EvalConfig, report: Path | None) -> dict[str, Any]:
     predictor = Predictor(bundle, threshold=config.threshold)
     if bundle.multilabel and not label_columns:
         label_columns = list(bundle.spec.label_columns)
+    elif bundle.multilabel:
+        _check_label_count(label_columns, bundle.labels, model_dir)
     multiclass = bundle.task == "multiclass"
     if bundle.task != "binary" and config.positive_label is not None:
         raise DataError(f"--positive-label is for a binary model; {model_dir} is "
@@ -99,6 +101,16 @@ def _evaluate(config: EvalConfig, report: Path | None) -> dict[str, Any]:
         publish(report, fill, "report", replace=force)
         metrics["report"] = str(Path(config.report) / "report.md")
     return metrics
+
+
+def _check_label_count(given: list[str], labels: list[str], model_dir: Path) -> None:
+    """A multi-label model scores a 0/1 column per label: --label-column names all or none."""
+    if [c.lower() for c in given] == ["all-but-text"] or len(given) == len(labels):
+        return
+    shown = ", ".join(labels[:4]) + (", ..." if len(labels) > 4 else "")
+    raise DataError(f"{model_dir} is a multi-label model of {len(labels)} labels ({shown}) and "
+                    f"--label-column named {len(given)}: leave it out to read the model's own "
+                    f"label columns from DATA, or name all {len(labels)}")
 
 
 def _write_eval_report(folder: Path, bundle: Bundle, data_path: str | os.PathLike[str],

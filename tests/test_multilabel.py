@@ -72,6 +72,18 @@ def test_eval_reports_per_label_and_averages(multilabel_model: Path, tmp_path: P
     assert (tmp_path / "r" / "plots" / "per_label_f1.png").exists()
 
 
+def test_eval_of_a_multi_label_model_with_one_label_column_says_to_name_all_or_none(
+        multilabel_model: Path, tmp_path: Path) -> None:
+    data = write_csv(tmp_path / "t.csv", ["text", *WORDS], multilabel_rows(50, seed=1))
+    result = run("bce-eval", str(multilabel_model), str(data), "--label-column", "joy")
+    assert_clean_error(result, 2, "multi-label model of 3 labels (joy, anger, thanks)",
+                       "--label-column named 1", "leave it out")
+    every = run("bce-eval", str(multilabel_model), str(data), "--json",
+                *(f"--label-column={name}" for name in WORDS))
+    assert every.returncode == 0, every.stderr
+    assert json.loads(every.stdout)["labels"] == list(WORDS)
+
+
 def test_the_default_threshold_is_each_labels_own_for_several_labels_only() -> None:
     rng = np.random.default_rng(0)
     y = (rng.random((400, 3)) < [0.05, 0.2, 0.5]).astype(np.float32)
