@@ -37,7 +37,7 @@ from sentiment_cli.training import checkpoint as ckpt
 from sentiment_cli.training.averaging import AVERAGE_EVERY
 from sentiment_cli.training.calibration import calibrate
 from sentiment_cli.training.progress import TrainProgress
-from sentiment_cli.training.state import TrainResult
+from sentiment_cli.training.state import TrainResult, TrainState
 
 if TYPE_CHECKING:
     from sentiment_cli.data.reading import Dataset
@@ -195,7 +195,7 @@ def _train(config: TrainConfig, output: Path, checkpoints: Path, progress: Train
 
 
 def _fitted(config: TrainConfig, features: _Features, progress: TrainProgress | None,
-            run: ckpt.Checkpoints, resume: Any, world: World) -> TrainResult:
+            run: ckpt.Checkpoints, resume: TrainState | None, world: World) -> TrainResult:
     """``fit``, its errors as the run reports them: a divergence or a lost peer names the epoch
     kept; an error every rank meets (the same data) is said by rank 0 alone."""
     from sentiment_cli.training.loop import TrainingDiverged, fit

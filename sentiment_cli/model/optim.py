@@ -77,7 +77,7 @@ class Adam:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.steps = int(state["steps"])
-        self.eps = float(state.get("eps", self.eps))  # a resumed run keeps the epsilon it had
+        self.eps = float(state["eps"])  # a resumed run keeps the epsilon it had
         for target, source in zip(self.exp_avg, state["exp_avg"], strict=True):
             target.copy_(source)
         for target, source in zip(self.exp_avg_sq, state["exp_avg_sq"], strict=True):
