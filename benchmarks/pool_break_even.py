@@ -3,7 +3,7 @@
     python benchmarks/pool_break_even.py [--rounds 3] [--out benchmarks/results/pool_break_even.md]
 
 ``bce-train`` counts every text's terms in one worker process (while it imports torch itself)
-when the input files hold at least ``pipeline.POOL_MIN_BYTES``, and in its own process below.
+when the input files hold at least ``in_memory.POOL_MIN_BYTES``, and in its own process below.
 This runs the real command on files of every size in ``../shared/data`` (and the bundled
 sample) twice per round, once with the threshold at 0 (always the pool) and once at infinity
 (never), in alternating order, and reports the wall times and their ratio per file, and the CPU
@@ -31,7 +31,7 @@ SHARED = HERE.parent.parent / "shared" / "data"
 FILES = [HERE.parent / "data" / "reviews.csv", SHARED / "uci_sentences.csv",
          SHARED / "rt_polarity_imbalanced.csv", SHARED / "rt_polarity.csv",
          SHARED / "sst2_train.csv"]
-RUN = ("import sys; from sentiment_cli import pipeline; pipeline.POOL_MIN_BYTES = {limit}; "
+RUN = ("import sys; from sentiment_cli import in_memory; in_memory.POOL_MIN_BYTES = {limit}; "
        "from sentiment_cli.cli.train import main; sys.argv[0] = 'bce-train'; main()")
 
 

@@ -83,13 +83,46 @@ class TermCounts:
 
 
 def count_terms(texts: Sequence[str], options: VectorizerConfig) -> TermCounts:
-    """Tokenise ``texts`` with the options' analyzer and count every term (no pruning yet).
-    A module-level function of picklable arguments: the training runs it in a worker
-    (:mod:`.parallel`) while it imports torch, when the input is large enough to pay."""
-    terms, counts = _count_chunk(options, texts)
-    if not terms:
-        raise DataError(_EMPTY_VOCABULARY)
-    return TermCounts(terms, counts)
+    """Tokenise ``texts`` with the options' analyzer and count every term (no pruning yet)."""
+    counter = TermCounter()
+    counter.add(raw_counts(texts, options))
+    return counter.counts()
+
+
+class TermCounter:
+    """Adds up the :func:`raw_counts` of runs of texts, in order, into the
+    :func:`count_terms` of all of them (tested equal): the training counts a large file in
+    runs, in a worker, so that its progress bar moves, and adds each run up here as it comes."""
+
+    def __init__(self) -> None:
+        self._column: dict[str, int] = {}  # every term seen -> its column, in the order seen
+        self._runs: list[sp.csr_matrix] = []
+
+    def add(self, run: tuple[list[str], sp.csr_matrix]) -> None:
+        import scipy.sparse as sp
+
+        terms, counts = run
+        column = self._column
+        ids = np.fromiter((column.setdefault(t, len(column)) for t in terms), dtype=np.intp,
+                          count=len(terms))
+        self._runs.append(sp.csr_matrix(
+            (counts.data, ids[counts.indices].astype(counts.indices.dtype), counts.indptr),
+            shape=counts.shape))
+
+    def counts(self) -> TermCounts:
+        """The counts of every run added, over all their terms in sorted order."""
+        import scipy.sparse as sp
+
+        terms = list(self._column)
+        if not terms:
+            raise DataError(_EMPTY_VOCABULARY)
+        order = sorted(range(len(terms)), key=terms.__getitem__)
+        sorted_column = np.empty(len(terms), dtype=np.intp)
+        sorted_column[order] = np.arange(len(terms))
+        runs = [sp.csr_matrix((run.data, sorted_column[run.indices].astype(run.indices.dtype),
+                               run.indptr), shape=(run.shape[0], len(terms)))
+                for run in self._runs]
+        return TermCounts([terms[i] for i in order], sp.vstack(runs, format="csr"))
 
 
 def warm_up() -> None:
@@ -146,24 +179,6 @@ def _counting_vectorizer(options: VectorizerConfig) -> CountVectorizer:
                                                  binary=False)
 
 
-def _count_chunk(options: VectorizerConfig,
-                 texts: Sequence[str]) -> tuple[list[str], sp.csr_matrix]:
-    """Raw counts of ``texts`` over their sorted terms ([] when no text has a token)."""
-    import scipy.sparse as sp
-
-    local = _counting_vectorizer(options)
-    try:
-        counts = local.fit_transform(texts).tocsr()
-    except ValueError as err:
-        if "empty vocabulary" in str(err):
-            return [], sp.csr_matrix((len(texts), 0), dtype=np.float32)
-        raise DataError(f"vectorizer options rejected: {err}") from None
-    terms = [""] * len(local.vocabulary_)
-    for term, column in local.vocabulary_.items():
-        terms[column] = term
-    return terms, counts
-
-
 def _pruning_mask(matrix: sp.csr_matrix, options: VectorizerConfig) -> np.ndarray:
     """The terms scikit-learn's fit keeps under min_df, max_df and max_features (same rules,
     same tie order); terms absent from these rows are never kept."""
@@ -216,8 +231,41 @@ def pruned_vocabulary(terms: Sequence[str], dfs: np.ndarray, tfs: np.ndarray, n_
 
 
 def raw_counts(texts: Sequence[str], options: VectorizerConfig) -> tuple[list[str], sp.csr_matrix]:
-    """Every term of ``texts`` (sorted) and their counts, before pruning ([] if none)."""
-    return _count_chunk(options, texts)
+    """Every term of ``texts`` in the order first seen, and each text's count of each: the
+    loop of scikit-learn's ``CountVectorizer.fit`` (its ``_count_vocab``) without the sorting
+    and pruning that :class:`TermCounter` and :func:`fit_counts` do once for all runs. A
+    module-level function of picklable arguments: the training runs it in a worker."""
+    from array import array
+    from collections import defaultdict
+
+    import scipy.sparse as sp
+
+    try:
+        analyze = _counting_vectorizer(options).build_analyzer()
+    except ValueError as err:
+        raise DataError(f"vectorizer options rejected: {err}") from None
+    vocabulary: defaultdict[str, int] = defaultdict()
+    vocabulary.default_factory = vocabulary.__len__
+    columns: list[int] = []
+    values = array("i")
+    indptr = [0]
+    for text in texts:
+        counted: dict[int, int] = {}
+        for term in analyze(text):
+            column = vocabulary[term]
+            if column in counted:
+                counted[column] += 1
+            else:
+                counted[column] = 1
+        columns.extend(counted)
+        values.extend(counted.values())
+        indptr.append(len(columns))
+    index_type = np.int64 if len(columns) > np.iinfo(np.int32).max else np.int32
+    counts = sp.csr_matrix((np.frombuffer(values, dtype=np.intc),
+                            np.asarray(columns, dtype=index_type),
+                            np.asarray(indptr, dtype=index_type)),
+                           shape=(len(indptr) - 1, len(vocabulary)), dtype=np.float32)
+    return list(vocabulary), counts
 
 
 def vectorizer_to_json(options: VectorizerConfig, terms: Sequence[str]) -> dict[str, Any]:

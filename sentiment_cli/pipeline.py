@@ -14,25 +14,23 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from sentiment_cli import distributed, interruption, parallel, streaming
+from sentiment_cli import distributed, in_memory, interruption, streaming
 from sentiment_cli.artifacts.bundle import versions
 from sentiment_cli.artifacts.folders import check_target, remove_owned
 from sentiment_cli.artifacts.locking import FolderLock
 from sentiment_cli.artifacts.record import DataSummary, RunRecord, write_model_folder
 from sentiment_cli.checks import check, check_read
 from sentiment_cli.config import TrainConfig
-from sentiment_cli.data.rows import read_rows
 from sentiment_cli.device import resolve_device
 from sentiment_cli.distributed import World
 from sentiment_cli.errors import DataError, Interrupted, SentimentError, TrainingError, disk_full
-from sentiment_cli.features import count_terms, training_matrices, warm_up
+from sentiment_cli.features import training_matrices
 from sentiment_cli.memory import check_training_memory
 from sentiment_cli.metrics import split_metrics
 from sentiment_cli.options import fingerprint
-from sentiment_cli.reporting import plots
 from sentiment_cli.reporting.report import write_training_report
 from sentiment_cli.shards import ShardedRows, Unkept, remove_stale_shards, shard_folder
-from sentiment_cli.split import TrainSplit, split_off_validation
+from sentiment_cli.split import TrainSplit
 from sentiment_cli.training import checkpoint as ckpt
 from sentiment_cli.training.averaging import AVERAGE_EVERY
 from sentiment_cli.training.calibration import calibrate
@@ -42,12 +40,6 @@ from sentiment_cli.training.state import TrainResult, TrainState
 if TYPE_CHECKING:
     from sentiment_cli.data.reading import Dataset
     from sentiment_cli.training.autotune import Search
-
-# From this size on, one worker counts terms while this process imports torch: on two idle
-# cores that took 0.76-0.89x the wall time of one process, from 3,000 to 67,000 rows
-# (benchmarks/results/pool_break_even.md). Smaller inputs gain from the overlapped imports too
-# (0.83x on the 675-row sample) but only by keeping the second core busy for a toy file.
-POOL_MIN_BYTES = 200_000
 
 
 def run_training(config: TrainConfig, progress: TrainProgress | None = None,
@@ -276,28 +268,16 @@ def _features_digest(features: _Features) -> str:
 
 def _features(config: TrainConfig, note: Callable[[str], None], world: World,
               shards: Path | None, progress: TrainProgress | None) -> tuple[_Features, float]:
-    """Read the rows, count every text's terms once (in a worker while torch is imported
-    here), split off the validation rows and fit the vocabulary on the training rows. Also
-    returns the seconds spent reading."""
+    """Read the rows and count every text's terms once (:mod:`.in_memory`, or in shards by
+    :mod:`.streaming`), split off the validation rows and fit the vocabulary on the training
+    rows. Also returns the seconds spent reading."""
     started = time.perf_counter()
     if shards is not None:  # too large for memory, or --stream
         rows = streaming.stream_rows(config, shards, note, progress, world)
         split = TrainSplit(rows.data, rows.train, rows.val, None, None)
         return _Features(split, rows.x_train, rows.x_val, rows.vectorizer, rows.train_rows), \
             time.perf_counter() - started
-    with parallel.pool(_workers(config, world)) as executor:
-        executor.submit(warm_up)  # the worker imports scikit-learn while pandas reads here
-        data, val = read_rows(config, note, progress and progress.phase)
-        interruption.check()
-        read_seconds = time.perf_counter() - started
-        if progress is not None:  # one call counts them, so no total: the bar shows the time
-            progress.phase("counting terms", 0)
-        texts = data.texts if val is None else [*data.texts, *val.texts]
-        counted = executor.submit(count_terms, texts, config.vectorizer)
-        _import_trainer(config.report)  # while the worker counts
-        counts = counted.result()
-        interruption.check()
-        split = split_off_validation(config, data, val, counts.counts, executor, note)
+    split, counts, read_seconds = in_memory.read_and_split(config, note, world, progress)
     x_train, x_val, vectorizer = training_matrices(counts, config.vectorizer, split.train_rows,
                                                    split.val_rows)
     return _Features(split, x_train, x_val, vectorizer, len(split.train)), read_seconds
@@ -376,24 +356,3 @@ def _measure(config: TrainConfig, features: _Features, result: TrainResult, worl
         return record, replace(train, texts=Unkept(len(train_y)), y=train_y) \
             if len(train_y) != len(train) else train, train_logits
     return record, val, val_logits
-
-
-def _workers(config: TrainConfig, world: World) -> int:
-    """One worker when this rank has a second core (the machine's cores shared among the
-    ranks torchrun started on it) and the input is large enough to pay for it."""
-    paths = [p for p in ckpt.run_inputs(config).values() if p is not None]
-    size = sum(Path(p).stat().st_size for p in paths)
-    cores = parallel.available_cores() // world.local_size
-    return 1 if cores > 1 and size >= POOL_MIN_BYTES else 0
-
-
-def _import_trainer(report: bool) -> None:
-    """Load torch and the training code (1.1-1.6 s), and matplotlib for the report (0.3 s),
-    while the worker counts terms."""
-    import scipy.sparse.csgraph  # noqa: F401  (the split's grouping, 0.07 s)
-    from safetensors import torch as _  # noqa: F401
-
-    from sentiment_cli.training import loop  # noqa: F401
-
-    if report:
-        plots.load_pyplot()

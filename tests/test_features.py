@@ -8,9 +8,12 @@ import pytest
 from sentiment_cli.config import VectorizerConfig
 from sentiment_cli.errors import DataError
 from sentiment_cli.features import (
+    TermCounter,
     build_vectorizer,
+    count_terms,
     english_stop_words,
     fit_vectorizer,
+    raw_counts,
     transform,
     vectorizer_from_json,
     vectorizer_to_json,
@@ -127,3 +130,24 @@ def test_fit_equals_scikit_learn(options: VectorizerConfig) -> None:
     for rows, expected in ((train_rows, x_train), (other_rows, x_other)):
         got = features.select(counts, rows, columns, options.binary)
         assert got.shape == expected.shape and (got != expected).nnz == 0
+
+
+def test_counting_in_runs_equals_counting_at_once() -> None:
+    """The training counts a large file in runs of rows (for its progress bar): the merged
+    counts are the counts of all the texts at once, term for term and row for row, also when a
+    run has no token at all or terms no other run has."""
+    texts = ["good film", "a bad film", "!!", "zebra crossing film", "", "not good at all",
+             "film film film", "bad"]
+    options = VectorizerConfig(ngram_range=(1, 2))
+    whole = count_terms(texts, options)
+    runs = [texts[0:3], texts[3:5], texts[5:6], texts[6:8]]
+    counter = TermCounter()
+    for run in runs:
+        counter.add(raw_counts(run, options))
+    merged = counter.counts()
+    assert merged.terms == whole.terms
+    assert merged.counts.shape == whole.counts.shape
+    assert (merged.counts != whole.counts).nnz == 0
+    assert merged.counts.dtype == whole.counts.dtype
+    with pytest.raises(DataError, match="vocabulary is empty"):
+        count_terms(["", " "], options)

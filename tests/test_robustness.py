@@ -364,10 +364,12 @@ class _Counting(TrainProgress):
         self.announced: list[int] = []
         self.done: list[int] = []
         self.phases: dict[str, tuple[int, int | None, str]] = {}
+        self.calls: dict[str, int] = {}
 
     def phase(self, name: str, done: int, total: int | None = None, unit: str = "rows") -> None:
         before = self.phases.get(name, (0, total, unit))[0]
         self.phases[name] = (before + done, total, unit)
+        self.calls[name] = self.calls.get(name, 0) + 1
 
     def epoch_start(self, epoch: int, epochs: int, rows: int) -> None:
         self.announced.append(rows)
@@ -389,10 +391,14 @@ def test_each_epoch_announces_the_rows_its_batches_add_up_to(tmp_path: Path,
 
 
 @pytest.mark.parametrize("compressed", [False, True])
-def test_reading_in_memory_reports_every_byte_of_the_file(tmp_path: Path,
-                                                          compressed: bool) -> None:
+def test_reading_in_memory_reports_every_byte_of_the_file(tmp_path: Path, compressed: bool,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     """The reading bar's total is DATA's size on disk, and what it is told adds up to it (the
-    compressed bytes, for a compressed file); counting terms follows as a step of its own."""
+    compressed bytes, for a compressed file); counting terms follows as a step of its own, one
+    run of rows at a time, adding up to every row."""
+    from sentiment_cli import in_memory
+
+    monkeypatch.setattr(in_memory, "COUNT_RUN_ROWS", 100)
     data = tmp_path / "reviews.csv"
     data.write_bytes(gzip.compress(SAMPLE.read_bytes()) if compressed else SAMPLE.read_bytes())
     progress = _Counting()
@@ -400,4 +406,5 @@ def test_reading_in_memory_reports_every_byte_of_the_file(tmp_path: Path,
                              training=TrainingConfig(epochs=1)), progress=progress)
     size = data.stat().st_size
     assert progress.phases["reading"] == (size, size, "bytes")
-    assert progress.phases["counting terms"] == (0, None, "rows")
+    assert progress.phases["counting terms"] == (675, 675, "rows")
+    assert progress.calls["counting terms"] == 7

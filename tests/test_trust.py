@@ -34,7 +34,7 @@ from hypothesis import strategies as st
 
 from sentiment_cli.artifacts.bundle import load_bundle
 from sentiment_cli.errors import BundleError
-from sentiment_cli.pipeline import POOL_MIN_BYTES
+from sentiment_cli.in_memory import POOL_MIN_BYTES
 from sentiment_cli.predict import Predictor
 
 FAST = ("--epochs", "2", "-q", "--no-report")
