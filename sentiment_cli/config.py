@@ -336,8 +336,9 @@ class EvalConfig(ReadsData):
     data: Path = option(help=DATA_HELP, metavar="DATA")
     data_file: Path | None = option(None, **DATA_FILE)
     text_column: str | None = option(None, **TEXT_COLUMN)
-    label_columns: tuple[str, ...] = option((), "Label column(s).",
-                                            flags=("--label-column", "-l"))
+    label_columns: tuple[str, ...] = option(
+        (), "Label column (default: the model's own). Repeat for a multi-label model, or use "
+        "--label-columns.", flags=("--label-column", "-l"))
     positive_label: str | None = option(
         None, "The file's label value that means the model's positive class, when the file "
         "spells its labels otherwise.", accepts=OPTIONAL_TEXT)

@@ -82,6 +82,11 @@ def test_eval_of_a_multi_label_model_with_one_label_column_says_to_name_all_or_n
                 *(f"--label-column={name}" for name in WORDS))
     assert every.returncode == 0, every.stderr
     assert json.loads(every.stdout)["labels"] == list(WORDS)
+    for spelled in (",".join(WORDS), "all-but-text"):  # as bce-train spells them
+        listed = run("bce-eval", str(multilabel_model), str(data), "--json", "--label-columns",
+                     spelled)
+        assert listed.returncode == 0, listed.stderr
+        assert json.loads(listed.stdout) == json.loads(every.stdout)
 
 
 def test_the_default_threshold_is_each_labels_own_for_several_labels_only() -> None:

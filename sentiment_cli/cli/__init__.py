@@ -150,6 +150,20 @@ DebugOption = Annotated[
     bool, typer.Option("--debug", help="Show the Python traceback of an error.", hidden=True)
 ]
 
+LabelListOption = Annotated[
+    str | None,
+    typer.Option("--label-columns", help="Several 0/1 label columns for multi-label: a,b,c or "
+                 "all-but-text."),
+]
+
+
+def label_columns(repeated: list[str] | tuple[str, ...] | None, listed: str | None
+                  ) -> tuple[str, ...]:
+    """The label columns of --label-column (repeated) and --label-columns a,b,c together."""
+    listed_columns = [c.strip() for c in (listed or "").split(",") if c.strip()]
+    return (*(repeated or ()), *listed_columns)
+
+
 # The command-line parser's own errors (a bad number, an unknown option): click's, or the copy
 # of click that newer Typer releases carry, found from a class both export.
 _PARSER_ERROR = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")

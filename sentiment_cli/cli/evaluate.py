@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from sentiment_cli.checks import check
-from sentiment_cli.cli import DebugOption, new_app, run, show
+from sentiment_cli.cli import DebugOption, LabelListOption, label_columns, new_app, run, show
 from sentiment_cli.cli.commands import config_command
 from sentiment_cli.cli.spool import copied_stdin
 from sentiment_cli.config import STDIN, EvalConfig
@@ -22,13 +22,15 @@ app = new_app()
                 help="Evaluate a model folder on a labeled CSV/TSV or JSON Lines file.")
 def evaluate(
     given: dict[str, Any],
+    label_list: LabelListOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object on stdout.")] = False,
     debug: DebugOption = False,
 ) -> None:
     from sentiment_cli.evaluate import evaluate as evaluate_model
     from sentiment_cli.reporting.console import print_eval
 
-    config = build(EvalConfig, given)
+    config = build(EvalConfig, {**given, "label_columns": label_columns(
+        given["label_columns"], label_list)})
     check(config)
     with ExitStack() as held:
         if config.data == STDIN:

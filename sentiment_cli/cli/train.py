@@ -11,7 +11,7 @@ import typer
 
 from sentiment_cli import interruption
 from sentiment_cli.checks import check
-from sentiment_cli.cli import DebugOption, new_app, run, show
+from sentiment_cli.cli import DebugOption, LabelListOption, label_columns, new_app, run, show
 from sentiment_cli.cli.commands import config_command
 from sentiment_cli.cli.spool import copied_stdin, named
 from sentiment_cli.config import STDIN, TrainConfig
@@ -43,27 +43,20 @@ def train(
                      "sentiment, target, class, polarity, y). Repeat for multi-label.",
                      metavar="COLUMN"),
     ] = None,
-    label_list: Annotated[
-        str | None,
-        typer.Option("--label-columns", help="Several 0/1 label columns for multi-label: "
-                     "a,b,c or all-but-text."),
-    ] = None,
+    label_list: LabelListOption = None,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the final metrics as one JSON object.")
     ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress or notes.")] = False,
     debug: DebugOption = False,
 ) -> None:
-    labels = list(label_column or [])
-    if label_list:
-        labels += [c.strip() for c in label_list.split(",") if c.strip()]
     if (positive_lines is None) != (negative_lines is None):
         raise DataError("--positive-lines and --negative-lines go together")
     line_files = None if positive_lines is None else (positive_lines, negative_lines)
     if given["data"] is None and line_files is None:
         raise DataError("give the labeled CSV/TSV or JSON Lines file to train on (see "
                         "bce-train --help)")
-    config = build(TrainConfig, {**given, "label_columns": tuple(labels),
+    config = build(TrainConfig, {**given, "label_columns": label_columns(label_column, label_list),
                                  "line_files": line_files})
     if job_identity() is None:  # a refusal before torch loads; under torchrun the ranks check
         check(config)           # together in run_training, so that one error stops them all
