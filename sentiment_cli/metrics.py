@@ -247,6 +247,22 @@ def best_threshold(y_true: np.ndarray, prob: np.ndarray, metric: str = "f1") -> 
     return float(thresholds[int(np.argmax(score))])
 
 
+def score_by_threshold(y_true: np.ndarray, prob: np.ndarray, thresholds: np.ndarray,
+                       metric: str = "f1") -> np.ndarray:
+    """F1 (0 where there is no positive, true or predicted) or accuracy of predicting positive
+    at ``prob >= t``, for each ``t`` of ``thresholds``."""
+    y_true = np.asarray(y_true).reshape(-1) > 0.5
+    order = np.argsort(prob, kind="mergesort")
+    first = np.searchsorted(np.asarray(prob, dtype=np.float64)[order], thresholds, side="left")
+    positives_from = np.r_[np.cumsum(y_true[order][::-1])[::-1], 0]
+    tps, predicted, positives = positives_from[first], len(y_true) - first, int(y_true.sum())
+    if metric == "f1":
+        return 2 * tps / np.maximum(predicted + positives, 1)
+    if metric == "accuracy":
+        return (tps + (len(y_true) - positives) - (predicted - tps)) / max(len(y_true), 1)
+    raise ValueError(f"unknown threshold metric {metric!r}; use f1 or accuracy")
+
+
 def split_metrics(y: np.ndarray, logits: np.ndarray, temperature: float,
                   thresholds: list[float], label_names: list[str],
                   task: str = "binary") -> dict[str, Any]:

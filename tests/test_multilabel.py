@@ -14,7 +14,8 @@ from conftest import assert_clean_error, run, write_csv
 
 from sentiment_cli.artifacts.bundle import load_bundle
 from sentiment_cli.config import TrainConfig
-from sentiment_cli.training.calibration import calibrate
+from sentiment_cli.metrics import best_threshold, score_by_threshold
+from sentiment_cli.training.calibration import SHRINK_POSITIVES, calibrate, tune_thresholds
 
 WORDS = {"joy": ["happy", "delighted", "glad"], "anger": ["furious", "angry", "mad"],
          "thanks": ["thanks", "grateful", "appreciate"]}
@@ -87,6 +88,48 @@ def test_eval_of_a_multi_label_model_with_one_label_column_says_to_name_all_or_n
                      spelled)
         assert listed.returncode == 0, listed.stderr
         assert json.loads(listed.stdout) == json.loads(every.stdout)
+
+
+@pytest.mark.parametrize("metric", ["f1", "accuracy"])
+def test_scores_by_threshold_are_scikit_learns(metric: str) -> None:
+    from sklearn.metrics import accuracy_score, f1_score
+
+    rng = np.random.default_rng(1)
+    prob = np.round(rng.random(500), 2)  # ties, and thresholds equal to a probability
+    grid = np.linspace(0.01, 0.99, 99)
+    for y in (rng.random(500) < 0.1, np.zeros(500, dtype=bool)):
+        expected = [f1_score(y, prob >= t, zero_division=0) if metric == "f1"
+                    else accuracy_score(y, prob >= t) for t in grid]
+        np.testing.assert_allclose(score_by_threshold(y, prob, grid, metric), expected)
+
+
+def test_a_rare_labels_threshold_is_drawn_toward_the_common_one() -> None:
+    """A label's own best cut found on 4 validation positives gives way to the threshold best
+    for all labels together; one found on 1,500 positives stays nearly its own."""
+    from sentiment_cli.training.calibration import COMMON_GRID
+
+    rng = np.random.default_rng(0)
+    rows = 5000
+    y = np.zeros((rows, 2), dtype=bool)
+    y[:1500, 0] = True
+    y[:4, 1] = True
+    prob = np.stack([np.where(y[:, 0], rng.uniform(0.3, 1, rows), rng.uniform(0, 0.7, rows)),
+                     rng.uniform(0, 0.5, rows)], axis=1)
+    prob[:4, 1] = [0.6, 0.7, 0.8, 0.9]
+    own = np.array([best_threshold(y[:, j], prob[:, j]) for j in range(2)])
+    together = np.mean([score_by_threshold(y[:, j], prob[:, j], COMMON_GRID) for j in range(2)],
+                       axis=0)
+    common = COMMON_GRID[int(np.argmax(together))]
+
+    def logit(p: np.ndarray | float) -> np.ndarray:
+        return np.log(np.asarray(p) / (1 - np.asarray(p)))
+
+    drawn = np.array(tune_thresholds(prob, y))
+    moved = np.abs(logit(drawn) - logit(own)) / np.abs(logit(common) - logit(own))
+    assert np.all(np.abs(logit(common) - logit(own)) > 0.1)  # each has a way to go
+    np.testing.assert_allclose(moved, [SHRINK_POSITIVES / (1500 + SHRINK_POSITIVES),
+                                       SHRINK_POSITIVES / (4 + SHRINK_POSITIVES)])
+    assert tune_thresholds(prob[:, :1], y[:, :1]) == own[:1].tolist()  # one output: its own
 
 
 def test_the_default_threshold_is_each_labels_own_for_several_labels_only() -> None:
