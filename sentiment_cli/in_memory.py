@@ -55,8 +55,8 @@ def _counted(texts: list[str], config: TrainConfig, executor: Executor,
                                  for run in runs]
     _import_trainer(config.report)
     counter = TermCounter()
-    for index, run in enumerate(runs):
-        counter.add(raw_counts(run, config.vectorizer) if serial else pending[index].result())
+    for run in runs:  # each worker's result is let go of once added up
+        counter.add(raw_counts(run, config.vectorizer) if serial else pending.pop(0).result())
         if progress is not None:
             progress.phase("counting terms", len(run), len(texts))
         interruption.check()
