@@ -376,7 +376,7 @@ def test_progress_bars_show_amounts_in_their_units() -> None:
                               (90_000, 45_000, "ms"), (None, 0, "rows")]:
         bars.update(bars.add_task("x", total=total, unit=unit), completed=done)
     assert [column.render(task).plain for task in bars.tasks] == [
-        "7.5 MB/15.1 MB", "29184/65343 rows", "45/90 s", ""]
+        "7.5 MB/15.1 MB", "29,184/65,343 rows", "45/90 s", ""]
 
 
 @pytest.mark.parametrize("started_with", [signal.default_int_handler, signal.SIG_IGN])

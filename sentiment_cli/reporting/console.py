@@ -129,7 +129,7 @@ def _amount_column() -> Any:
 
     def amount(value: float, unit: str) -> str:
         return filesize.decimal(int(value)) if unit == "bytes" else \
-            f"{value / 1000:.0f}" if unit == "ms" else f"{int(value)}"
+            f"{value / 1000:.0f}" if unit == "ms" else f"{int(value):,}"
 
     class Amount(ProgressColumn):
         def render(self, task: Task) -> Text:
