@@ -1,7 +1,9 @@
-"""Shared fixtures: small CSV files written per test, the installed commands, one trained model."""
+"""Shared fixtures: small CSV files written per test, the commands (run in this process as their
+console scripts run them, or installed in a process of their own), one trained model."""
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import os
 import shutil
@@ -61,8 +63,11 @@ def command(name: str) -> str:
     return found
 
 
-def run(name: str, *args: str, input: str | bytes | None = None,
-        cwd: Path | None = None, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+def run_installed(name: str, *args: str, input: str | bytes | None = None,
+                  cwd: Path | None = None, timeout: float = 300
+                  ) -> subprocess.CompletedProcess[str]:
+    """The installed console script in a process of its own: for what only a process shows
+    (signals, pipes, its start-up, what it imports, its exit)."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "120"}
     data = input.encode() if isinstance(input, str) else input
     proc = subprocess.run([command(name), *args], input=data, capture_output=True,
@@ -70,6 +75,81 @@ def run(name: str, *args: str, input: str | bytes | None = None,
     return subprocess.CompletedProcess(proc.args, proc.returncode,
                                        proc.stdout.decode("utf-8", "replace"),
                                        proc.stderr.decode("utf-8", "replace"))
+
+
+_COMMAND_MODULES = {"bce-train": "train", "bce-predict": "predict", "bce-eval": "evaluate",
+                    "bce-info": "info"}
+
+
+def run(name: str, *args: str, input: str | bytes | None = None,
+        cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """A command as its console script runs it (the same parser, error handling, exit status
+    and flushing: ``cli.command_status``), but in this process, so the test does not pay the
+    5 s of importing torch and scikit-learn again. Its stdin, stdout and stderr are files on
+    descriptors 0, 1 and 2, as under :func:`run_installed`; an exception that would end the
+    process with a traceback is status 1 with the traceback on stderr. There is no timeout:
+    where a hang is the question, use :func:`run_installed`."""
+    import importlib
+    import io
+    import signal
+    import tempfile
+    import traceback
+
+    from sentiment_cli.cli import command_status
+
+    app = importlib.import_module(f"sentiment_cli.cli.{_COMMAND_MODULES[name]}").app
+    data = input.encode() if isinstance(input, str) else (input or b"")
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved_fds = [os.dup(fd) for fd in (0, 1, 2)]
+    saved = (sys.stdin, sys.stdout, sys.stderr, sys.argv, os.getcwd(), os.environ.get("COLUMNS"))
+    handlers = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
+    torch = sys.modules.get("torch")
+    threads = torch.get_num_threads() if torch is not None else None
+    streams: list[io.TextIOWrapper] = []
+    with tempfile.TemporaryFile() as stdin, tempfile.TemporaryFile() as out, \
+            tempfile.TemporaryFile() as err:
+        stdin.write(data)
+        stdin.seek(0)
+        try:
+            for fd, file in ((0, stdin), (1, out), (2, err)):
+                os.dup2(file.fileno(), fd)
+            streams = [open(0, encoding="utf-8", closefd=False),  # noqa: SIM115
+                       open(1, "w", encoding="utf-8", closefd=False),  # noqa: SIM115
+                       open(2, "w", encoding="utf-8", errors="backslashreplace",  # noqa: SIM115
+                            closefd=False)]
+            sys.stdin, sys.stdout, sys.stderr = streams
+            sys.argv = [command(name), *args]
+            os.environ["COLUMNS"] = "120"
+            if cwd is not None:
+                os.chdir(cwd)
+            try:
+                code = command_status(app, name, list(args))
+            except BaseException:  # what would end the process with a traceback
+                traceback.print_exc()
+                code = 1
+        finally:
+            for stream in streams:
+                with contextlib.suppress(OSError, ValueError):
+                    stream.close()  # flushes
+            for fd, copy in zip((0, 1, 2), saved_fds, strict=True):
+                os.dup2(copy, fd)
+                os.close(copy)
+            sys.stdin, sys.stdout, sys.stderr, sys.argv = saved[:4]
+            os.chdir(saved[4])
+            if saved[5] is None:
+                os.environ.pop("COLUMNS", None)
+            else:
+                os.environ["COLUMNS"] = saved[5]
+            for signum, handler in handlers.items():
+                signal.signal(signum, handler)
+            if threads is not None and sys.modules.get("torch") is torch:
+                torch.set_num_threads(threads)
+        out.seek(0)
+        err.seek(0)
+        stdout, stderr = out.read(), err.read()
+    return subprocess.CompletedProcess([name, *args], code, stdout.decode("utf-8", "replace"),
+                                       stderr.decode("utf-8", "replace"))
 
 
 def assert_clean_error(result: subprocess.CompletedProcess[str], code: int, *needles: str) -> None:

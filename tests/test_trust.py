@@ -26,6 +26,7 @@ from conftest import (
     command,
     resign,
     run,
+    run_installed,
     toy_rows,
     write_csv,
 )
@@ -144,7 +145,8 @@ def test_a_model_folder_whose_files_changed_is_the_users(tmp_path: Path, toy: Pa
     assert "My notes" in (out / "report.md").read_text()
     (out / "metrics.json").unlink()
     os.mkfifo(out / "metrics.json")
-    assert_clean_error(run("bce-train", str(toy), "-o", str(out), "--force", *FAST, timeout=60),
+    assert_clean_error(run_installed("bce-train", str(toy), "-o", str(out), "--force", *FAST,
+                                     timeout=60),
                        2, "metrics.json")
     assert (out / "metrics.json").exists()
 
@@ -289,7 +291,8 @@ def test_a_lock_file_that_is_not_a_file_is_one_line(tmp_path: Path, toy: Path) -
     os.mkfifo(tmp_path / ".a.lock")
     (tmp_path / ".b.lock").mkdir()
     for name in ("a", "b"):
-        result = run("bce-train", str(toy), "-o", str(tmp_path / name), *FAST, timeout=30)
+        result = run_installed("bce-train", str(toy), "-o", str(tmp_path / name), *FAST,
+                               timeout=30)
         assert_clean_error(result, 2, "lock file")
 
 
@@ -349,7 +352,7 @@ def test_two_trainers_into_one_new_folder_one_wins_the_other_says_who(tmp_path: 
     deadline = time.monotonic() + 60
     while not lock.exists() and first.poll() is None and time.monotonic() < deadline:
         time.sleep(0.02)
-    second = run("bce-train", *args, timeout=60)
+    second = run_installed("bce-train", *args, timeout=60)
     _out_first, err_first = first.communicate(timeout=300)
     assert first.returncode == 0, err_first
     assert_clean_error(second, 1, "is being written by bce-train", f"pid {first.pid}")
@@ -567,7 +570,7 @@ def test_a_hostile_model_folder_is_one_damaged_line_within_seconds(
         model_copy: Path, name: str, edit, needle: str) -> None:  # type: ignore[no-untyped-def]
     _edit_config(model_copy, edit)
     started = time.monotonic()
-    result = run("bce-predict", str(model_copy), "a" * 50 + "b", "fine", timeout=60)
+    result = run_installed("bce-predict", str(model_copy), "a" * 50 + "b", "fine", timeout=60)
     assert time.monotonic() - started < 30
     assert_clean_error(result, 2, "damaged model folder", needle)
 
@@ -577,10 +580,10 @@ def test_a_custom_token_pattern_that_backtracks_on_a_text_stops_with_one_line(
         model_copy: Path) -> None:
     # Passes the probes at load, backtracks only on texts of q's: the time limit per text.
     _edit_config(model_copy, lambda c: c["vectorizer"].update(token_pattern=r"(q|qq)+$|\w+"))
-    fine = run("bce-predict", str(model_copy), "fine words", timeout=60)
+    fine = run_installed("bce-predict", str(model_copy), "fine words", timeout=60)
     assert fine.returncode == 0, fine.stderr
     started = time.monotonic()
-    result = run("bce-predict", str(model_copy), "fine", "q" * 60 + "!", timeout=60)
+    result = run_installed("bce-predict", str(model_copy), "fine", "q" * 60 + "!", timeout=60)
     assert time.monotonic() - started < 30
     assert_clean_error(result, 2, "damaged model folder", "backtracks")
 
@@ -598,7 +601,7 @@ def test_odd_files_in_a_model_folder_are_one_damaged_line(model_copy: Path, kind
             victim.symlink_to(model_copy.parent / name)
         else:
             victim.mkdir()
-        result = run("bce-predict", str(model_copy), "good", timeout=30)
+        result = run_installed("bce-predict", str(model_copy), "good", timeout=30)
         assert_clean_error(result, 2, "damaged model folder", name)
         victim.rmdir() if kind == "folder" else victim.unlink()
         victim.write_bytes(saved)
@@ -613,7 +616,7 @@ def test_many_slow_stop_words_cannot_hold_predict_up(model_copy: Path) -> None:
 
     _edit_config(model_copy, edit)
     started = time.monotonic()
-    result = run("bce-predict", str(model_copy), "good movie", timeout=120)
+    result = run_installed("bce-predict", str(model_copy), "good movie", timeout=120)
     assert time.monotonic() - started < 30
     assert_clean_error(result, 2, "damaged model folder", "backtracks")
 
@@ -943,8 +946,8 @@ def test_stdin_in_an_encoding_without_ascii_lines_is_refused(model: Path) -> Non
 def test_a_pipe_as_data_is_one_line(tmp_path: Path) -> None:
     fifo = tmp_path / "pipe.csv"
     os.mkfifo(fifo)
-    assert_clean_error(run("bce-train", str(fifo), "-o", str(tmp_path / "m"), timeout=30), 2,
-                       "not a regular file")
+    assert_clean_error(run_installed("bce-train", str(fifo), "-o", str(tmp_path / "m"),
+                                     timeout=30), 2, "not a regular file")
 
 
 # -------------------------------------------------------- no hang, no orphan, nothing after exit
@@ -959,8 +962,8 @@ def test_errors_found_while_the_pool_runs_never_hang(tmp_path: Path) -> None:
     assert data.stat().st_size >= POOL_MIN_BYTES
     for attempt in range(3):
         started = time.monotonic()
-        result = run("bce-train", str(data), "-o", str(tmp_path / f"m{attempt}"), "-q",
-                     timeout=60)
+        result = run_installed("bce-train", str(data), "-o", str(tmp_path / f"m{attempt}"),
+                               "-q", timeout=60)
         assert_clean_error(result, 2, "blank label")
         assert time.monotonic() - started < 30
     assert sorted(p.name for p in tmp_path.iterdir()) == ["d.csv"]
@@ -1018,8 +1021,8 @@ def test_a_signal_once_the_output_is_locked_leaves_not_even_the_lock(tmp_path: P
 @pytest.mark.slow
 def test_fast_usage_errors_repeated_never_hang(toy: Path, tmp_path: Path) -> None:
     for _ in range(20):
-        result = run("bce-train", str(toy), "-o", str(tmp_path / "m"), "--pos-weight", "-1",
-                     timeout=30)
+        result = run_installed("bce-train", str(toy), "-o", str(tmp_path / "m"),
+                               "--pos-weight", "-1", timeout=30)
         assert_clean_error(result, 2, "--pos-weight")
 
 

@@ -189,16 +189,22 @@ def _open_closed_standard_streams() -> None:
 def run(app: typer.Typer, prog: str) -> NoReturn:
     """Run a command, then leave at once with its status.
 
-    A usage error of the parser (a bad number, an unknown option) is one line like ours.
     Everything is written and closed by then, and unwinding the interpreter (torch's and
-    scikit-learn's module graphs) would add 0.3-0.9 s to every run, so the output streams are
-    flushed and the process ends without that teardown. An unexpected exception still
-    propagates and ends the process the usual way, with its traceback.
+    scikit-learn's module graphs) would add 0.3-0.9 s to every run, so the process ends without
+    that teardown once :func:`command_status` has flushed the output. An unexpected exception
+    still propagates and ends the process the usual way, with its traceback.
     """
+    os._exit(command_status(app, prog))
+
+
+def command_status(app: typer.Typer, prog: str, args: list[str] | None = None) -> int:
+    """Run a command on ``args`` (the process's arguments when None) and return its exit
+    status with both output streams flushed. A usage error of the parser (a bad number, an
+    unknown option) is one line like ours."""
     _open_closed_standard_streams()
     code: object
     try:
-        code = app(prog_name=prog, standalone_mode=False)
+        code = app(args=args, prog_name=prog, standalone_mode=False)
     except _PARSER_ERROR as err:
         error_line(f"{err.format_message()} (see {prog} --help)")
         code = getattr(err, "exit_code", 2)
@@ -209,7 +215,7 @@ def run(app: typer.Typer, prog: str) -> NoReturn:
         code = done.code
     except BrokenPipeError:
         code = _quiet_broken_pipe_code()
-    os._exit(_flushed(_exit_status(code)))
+    return _flushed(_exit_status(code))
 
 
 def _exit_status(code: object) -> int:
