@@ -23,7 +23,7 @@ import torch
 from sentiment_cli.distributed import SOLO, World, from_environment, rank_device
 from sentiment_cli.errors import DataError
 from sentiment_cli.training.batches import Epoch
-from tests.conftest import SAMPLE, SHARED_DATA, command
+from tests.conftest import SAMPLE, SHARED_DATA, run
 
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run"]
 
@@ -137,9 +137,8 @@ def test_two_processes_train_a_model_as_good_as_one_process_s(tmp_path: Path) ->
     """The CI check of torchrun on gloo: each rank trains on its own rows and the ranks
     exchange their changes (local SGD); the model is as accurate as one process's (not the
     same: each rank's optimiser sees its own rows)."""
-    solo = subprocess.run([command("bce-train"), str(SAMPLE), "-o", "solo", "--seed", "0",
-                           "--json", "--no-report"], cwd=tmp_path, env=_without_torchrun_env(),
-                          capture_output=True, text=True, timeout=240)
+    solo = run("bce-train", str(SAMPLE), "-o", "solo", "--seed", "0", "--json", "--no-report",
+               cwd=tmp_path)
     assert solo.returncode == 0, solo.stderr
     two = _torchrun("--standalone", "--nproc-per-node", "2", "-m", "sentiment_cli", "train",
                     str(SAMPLE), "-o", "two", "--seed", "0", "--json", "--no-report",
@@ -160,8 +159,7 @@ def test_two_processes_train_a_model_as_good_as_one_process_s(tmp_path: Path) ->
     config = json.loads((tmp_path / "two" / "config.json").read_text())
     assert (config["training"]["world_size"], config["training"]["backend"]) == (2, "gloo")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["solo", "two"]  # nothing else left
-    predicted = subprocess.run([command("bce-predict"), "two", "a wonderful phone"],
-                               cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    predicted = run("bce-predict", "two", "a wonderful phone", cwd=tmp_path)
     assert predicted.returncode == 0 and json.loads(predicted.stdout)["label"] == "positive"
 
 
@@ -186,10 +184,8 @@ def test_two_processes_stream_their_own_rows_into_the_model_of_one_vocabulary(
     """--stream under torchrun: each rank keeps every other row of the file in shards of its
     own, the term counts are merged into the vocabulary one process counts, and rank 0's
     record counts every rank's rows; no shard folder is left."""
-    solo = subprocess.run([command("bce-train"), str(SAMPLE), "-o", "solo", "--seed", "0",
-                           "--stream", "--json", "--no-report"], cwd=tmp_path,
-                          env=_without_torchrun_env(), capture_output=True, text=True,
-                          timeout=240)
+    solo = run("bce-train", str(SAMPLE), "-o", "solo", "--seed", "0", "--stream", "--json",
+               "--no-report", cwd=tmp_path)
     assert solo.returncode == 0, solo.stderr
     two = _torchrun("--standalone", "--nproc-per-node", "2", "-m", "sentiment_cli", "train",
                     str(SAMPLE), "-o", "two", "--seed", "0", "--stream", "--json",
