@@ -26,10 +26,10 @@ demo: install
 
 # The quick suite (about two minutes on two cores, one pytest worker per core); test-slow runs the long end-to-end runs (CI runs both).
 test: install
-	$(BIN)/python -m pytest -q -m "not slow" -n auto
+	$(BIN)/python -m pytest -q -m "not slow" -n auto --dist worksteal
 
 test-slow: install
-	$(BIN)/python -m pytest -q -m slow -n auto
+	$(BIN)/python -m pytest -q -m slow -n auto --dist worksteal
 
 lint: install
 	$(BIN)/ruff check .
