@@ -15,7 +15,7 @@ from sentiment_cli.artifacts.bundle import Bundle, load_bundle, write_json
 from sentiment_cli.artifacts.folders import check_target
 from sentiment_cli.artifacts.locking import FolderLock
 from sentiment_cli.config import EvalConfig
-from sentiment_cli.data.reading import load_dataset
+from sentiment_cli.data.reading import Dataset, load_dataset
 from sentiment_cli.errors import DataError
 from sentiment_cli.metrics import (
     binary_metrics,
@@ -43,6 +43,19 @@ def evaluate(config: EvalConfig) -> dict[str, Any]:
         return _evaluate(config, report)
 
 
+def _check_labels_match(bundle: Bundle, data: Dataset, data_path: Path | str,
+                        model_dir: Path) -> None:
+    """The file's label columns are the ones the model scores."""
+    if data.multilabel and not bundle.multilabel:
+        raise DataError(f"{data_path}: {model_dir} is a {bundle.task} model and scores one "
+                        f"label column; name it with one --label-column")
+    if bundle.multilabel and data.label_names != bundle.labels:
+        raise DataError(
+            f"{data_path}: label columns {data.label_names} do not match the model's "
+            f"{bundle.labels}; name them with --label-columns {','.join(bundle.labels)}"
+        )
+
+
 def _evaluate(config: EvalConfig, report: Path | None) -> dict[str, Any]:
     """The metrics (and the report, written whole into ``report``, the --report folder's real
     path, when given)."""
@@ -64,14 +77,7 @@ def _evaluate(config: EvalConfig, report: Path | None) -> dict[str, Any]:
                         encoding=config.encoding, drop_invalid=config.drop_invalid,
                         classes=None if bundle.task != "binary" else bundle.labels,
                         class_names=bundle.labels if multiclass else None)
-    if data.multilabel and not bundle.multilabel:
-        raise DataError(f"{data_path}: {model_dir} is a {bundle.task} model and scores one "
-                        f"label column; name it with one --label-column")
-    if bundle.multilabel and data.label_names != bundle.labels:
-        raise DataError(
-            f"{data_path}: label columns {data.label_names} do not match the model's "
-            f"{bundle.labels}; name them with --label-column"
-        )
+    _check_labels_match(bundle, data, data_path, model_dir)
     parts = []
     for start in range(0, len(data), config.batch_size):
         parts.append(predictor.probabilities(data.texts[start : start + config.batch_size]))
