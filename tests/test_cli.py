@@ -264,6 +264,7 @@ def test_pos_weight_balanced_is_recorded_and_keeps_the_default_threshold(
         (["{toy}", "--ngram-range", "3,1"], ["--ngram-range"]),
         (["{toy}", "--min-df", "500"], ["--min-df"]),
         (["{toy}", "--val-split", "1.5"], ["--val-split"]),
+        (["{toy}", "--label-columns", " , "], ["--label-columns", "names no column"]),
     ],
 )
 def test_train_bad_input_gets_one_line_and_status_2(

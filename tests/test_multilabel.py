@@ -88,6 +88,15 @@ def test_eval_of_a_multi_label_model_with_one_label_column_says_to_name_all_or_n
                      spelled)
         assert listed.returncode == 0, listed.stderr
         assert json.loads(listed.stdout) == json.loads(every.stdout)
+    reordered = write_csv(tmp_path / "r.csv", ["text", *reversed(WORDS)],
+                          [[row[0], *reversed(row[1:])] for row in multilabel_rows(50, seed=1)])
+    result = run("bce-eval", str(multilabel_model), str(reordered), "--label-columns",
+                 "all-but-text")
+    assert_clean_error(result, 2, "do not match", f"--label-columns {','.join(WORDS)}")
+    told = run("bce-eval", str(multilabel_model), str(reordered), "--json", "--label-columns",
+               ",".join(WORDS))
+    assert told.returncode == 0, told.stderr
+    assert json.loads(told.stdout)["labels"] == list(WORDS)
 
 
 @pytest.mark.parametrize("metric", ["f1", "accuracy"])

@@ -20,7 +20,7 @@ from typing import Annotated, Any, NoReturn, TypeVar
 import typer
 
 from sentiment_cli.distributed import ReportedByMain, environment_rank
-from sentiment_cli.errors import Interrupted, SentimentError
+from sentiment_cli.errors import DataError, Interrupted, SentimentError
 from sentiment_cli.text import printable
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -161,6 +161,9 @@ def label_columns(repeated: list[str] | tuple[str, ...] | None, listed: str | No
                   ) -> tuple[str, ...]:
     """The label columns of --label-column (repeated) and --label-columns a,b,c together."""
     listed_columns = [c.strip() for c in (listed or "").split(",") if c.strip()]
+    if listed is not None and not listed_columns:
+        raise DataError(f"--label-columns {listed!r} names no column; give them as a,b,c or "
+                        f"all-but-text, or leave the option out to detect the label column")
     return (*(repeated or ()), *listed_columns)
 
 
