@@ -102,7 +102,8 @@ def run(name: str, *args: str, input: str | bytes | None = None,
     sys.stdout.flush()
     sys.stderr.flush()
     saved_fds = [os.dup(fd) for fd in (0, 1, 2)]
-    saved = (sys.stdin, sys.stdout, sys.stderr, sys.argv, os.getcwd(), os.environ.get("COLUMNS"))
+    streams_before, argv_before = (sys.stdin, sys.stdout, sys.stderr), sys.argv
+    cwd_before, columns_before = os.getcwd(), os.environ.get("COLUMNS")
     handlers = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
     torch = sys.modules.get("torch")
     threads = torch.get_num_threads() if torch is not None else None
@@ -135,12 +136,12 @@ def run(name: str, *args: str, input: str | bytes | None = None,
             for fd, copy in zip((0, 1, 2), saved_fds, strict=True):
                 os.dup2(copy, fd)
                 os.close(copy)
-            sys.stdin, sys.stdout, sys.stderr, sys.argv = saved[:4]
-            os.chdir(saved[4])
-            if saved[5] is None:
+            (sys.stdin, sys.stdout, sys.stderr), sys.argv = streams_before, argv_before
+            os.chdir(cwd_before)
+            if columns_before is None:
                 os.environ.pop("COLUMNS", None)
             else:
-                os.environ["COLUMNS"] = saved[5]
+                os.environ["COLUMNS"] = columns_before
             for signum, handler in handlers.items():
                 signal.signal(signum, handler)
             if threads is not None and sys.modules.get("torch") is torch:
