@@ -1,9 +1,14 @@
 from __future__ import annotations
 
 import json
+import pickle
+from typing import Any
 
 import numpy as np
+import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from sentiment_cli.config import VectorizerConfig
 from sentiment_cli.errors import DataError
@@ -19,6 +24,8 @@ from sentiment_cli.features import (
     vectorizer_to_json,
 )
 from sentiment_cli.options import check_fields
+from sentiment_cli.tokens import SKLEARN_TOKEN_PATTERN
+from tests.conftest import SAMPLE, SHARED_DATA
 
 
 def tokens(text: str) -> list[str]:
@@ -151,3 +158,59 @@ def test_counting_in_runs_equals_counting_at_once() -> None:
     assert merged.counts.dtype == whole.counts.dtype
     with pytest.raises(DataError, match="vocabulary is empty"):
         count_terms(["", " "], options)
+
+
+# Option sets that change each step of the analyzer: preprocessing (lowercase, apostrophes),
+# the token pattern (both built-in ones and a custom one), stop words, n-grams, counts.
+ANALYZERS = [
+    VectorizerConfig(),
+    VectorizerConfig(lowercase=False, fold_apostrophes=False, binary=False),
+    VectorizerConfig(token_pattern=SKLEARN_TOKEN_PATTERN, ngram_range=(2, 3)),
+    VectorizerConfig(stop_words="english", ngram_range=(1, 3), fold_apostrophes=False),
+    VectorizerConfig(token_pattern=r"[a-z]+|(!)", ngram_range=(1, 1), binary=False),
+]
+
+
+def _ours_and_scikit_learns(options: VectorizerConfig, texts: list[str]) -> tuple[Any, Any]:
+    reference = build_vectorizer(options).fit(texts)
+    terms = list(reference.get_feature_names_out())
+    payload = json.loads(json.dumps(vectorizer_to_json(options, terms)))
+    return vectorizer_from_json(payload), reference
+
+
+def _real_texts() -> tuple[list[str], list[str]]:
+    """rt_polarity when ../shared is there (its latin-1 accents, contractions split as
+    "does n't"), else the bundled sample; trained on one part, scored on the other."""
+    path = SHARED_DATA / "rt_polarity.csv"
+    texts = pd.read_csv(path if path.exists() else SAMPLE)["review"].astype(str).tolist()
+    return texts[::4], texts[1::8]  # both classes (rt_polarity lists its positives first)
+
+
+@pytest.mark.parametrize("options", ANALYZERS, ids=range(len(ANALYZERS)))
+def test_the_vectorizer_transforms_real_texts_as_scikit_learn_does(
+        options: VectorizerConfig) -> None:
+    """Prediction applies the fitted vocabulary without scikit-learn (:class:`Vectorizer`):
+    the same terms from every text and the same matrix, on texts it was not fitted on."""
+    fitted_on, scored = _real_texts()
+    ours, reference = _ours_and_scikit_learns(options, fitted_on)
+    analyze = reference.build_analyzer()
+    assert all(ours.analyze(text) == analyze(text) for text in scored)
+    got, expected = ours.transform(scored), reference.transform(scored)
+    assert got.shape == expected.shape and (got != expected).nnz == 0
+    assert got.dtype == np.float32 and got.has_sorted_indices
+    assert list(ours.get_feature_names_out()) == list(reference.get_feature_names_out())
+    copy = pickle.loads(pickle.dumps(ours))  # as prediction workers get it
+    assert (copy.transform(scored[:100]) != expected[:100]).nnz == 0
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.text(st.characters(blacklist_categories=("Cs",)), max_size=30),
+                min_size=1, max_size=8))
+def test_the_vectorizer_analyzes_any_text_as_scikit_learn_does(texts: list[str]) -> None:
+    words = ["don't", "DON\u2019T", "not", "good", "the", "a", "!", "?", "\u00e9t\u00e9", "n't"]
+    fitted_on = [" ".join(words), *texts]
+    for options in ANALYZERS:
+        ours, reference = _ours_and_scikit_learns(options, fitted_on)
+        analyze = reference.build_analyzer()
+        assert [ours.analyze(t) for t in texts] == [analyze(t) for t in texts]
+        assert (ours.transform(texts) != reference.transform(texts)).nnz == 0

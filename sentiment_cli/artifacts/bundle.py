@@ -39,13 +39,11 @@ from sentiment_cli.artifacts.schema import (
     parse_config,
 )
 from sentiment_cli.errors import BundleError, damaged
-from sentiment_cli.features import vectorizer_from_json
+from sentiment_cli.features import Vectorizer, vectorizer_from_json
 from sentiment_cli.memory import JSON_EXPANSION, check_fits, human
 from sentiment_cli.model.architecture import ModelConfig, parameter_count, parameter_shapes
 
 if TYPE_CHECKING:
-    from sklearn.feature_extraction.text import CountVectorizer
-
     from sentiment_cli.model.module import SparseMLP
 
 __all__ = ["CONFIG_FILE", "FORMAT_NAME", "FORMAT_VERSION", "VOCABULARY_FILE", "WEIGHTS_FILE",
@@ -101,7 +99,7 @@ class Bundle:
 
     path: Path
     config: dict[str, Any]
-    vectorizer: CountVectorizer
+    vectorizer: Vectorizer
     model_config: ModelConfig
     weights: dict[str, np.ndarray]
     spec: ModelSpec
