@@ -105,6 +105,8 @@ def _evaluate(config: EvalConfig, report: Path | None) -> dict[str, Any]:
             _write_eval_report(folder, bundle, named, data.y, prob, metrics)
 
         publish(report, fill, "report", replace=force)
+        interruption.check(f"interrupted while writing {report}; the report folder was "
+                           f"completed")
         metrics["report"] = str(Path(config.report) / "report.md")
     return metrics
 

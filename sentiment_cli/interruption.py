@@ -71,7 +71,7 @@ def received() -> int | None:
     return _received[0] if _received else None
 
 
-def check() -> None:
-    """Stop here (:class:`Interrupted`) if a signal was noted."""
+def check(message: str = "interrupted") -> None:
+    """Stop here (:class:`Interrupted`, with ``message``) if a signal was noted."""
     if _received:
-        raise Interrupted(_received[0])
+        raise Interrupted(_received[0], message)

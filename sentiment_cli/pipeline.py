@@ -79,8 +79,12 @@ def run_training(config: TrainConfig, progress: TrainProgress | None = None,
             held.enter_context(interruption.deferred())
         shards = held.enter_context(shard_folder(output, world)) if stream else None
         record = _train(config, output, checkpoints, progress, note, world, shards)
-    if world.main and checkpoints.is_dir():
-        remove_owned(checkpoints, "checkpoint")
+        if world.main and checkpoints.is_dir():
+            remove_owned(checkpoints, "checkpoint")
+        # A signal while the model folder was written did not stop it: stop now (a shell's
+        # `bce-train ... && next` must not go on after Ctrl-C), with the folder complete.
+        interruption.check(f"interrupted while writing {output}; the model folder was "
+                           f"completed")
     return record
 
 

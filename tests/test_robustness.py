@@ -408,3 +408,38 @@ def test_reading_in_memory_reports_every_byte_of_the_file(tmp_path: Path, compre
     assert progress.phases["reading"] == (size, size, "bytes")
     assert progress.phases["counting terms"] == (675, 675, "rows")
     assert progress.calls["counting terms"] == 7
+
+
+@pytest.mark.parametrize("command", ["bce-train", "bce-eval"])
+def test_a_signal_while_the_folder_is_written_completes_it_then_stops(
+        command: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ctrl-C after the last check, while the model (or report) folder is written: the folder
+    is finished whole, and the command then stops with 130 and one line, so that a shell's
+    `bce-train ... && next` does not go on (it exited 0 and said nothing)."""
+    import sentiment_cli.artifacts.record as record
+    import sentiment_cli.evaluate as evaluate
+
+    module = record if command == "bce-train" else evaluate
+    publish = module.publish
+
+    def interrupted_publish(*args, **kwargs):  # type: ignore[no-untyped-def]
+        os.kill(os.getpid(), signal.SIGINT)  # noted by the handler, not acted on here
+        return publish(*args, **kwargs)
+
+    model = tmp_path / "m"
+    if command == "bce-eval":
+        assert run("bce-train", str(SAMPLE), "-o", str(model), "-q").returncode == 0
+    monkeypatch.setattr(module, "publish", interrupted_publish)
+    folder = tmp_path / ("m" if command == "bce-train" else "rep")
+    args = ([str(SAMPLE), "-o", str(folder), "-q"] if command == "bce-train" else
+            [str(model), str(SAMPLE), "--report", str(folder)])
+    result = run(command, *args)
+    assert result.returncode == 130, result.stderr
+    kind = "model" if command == "bce-train" else "report"
+    assert result.stderr.strip() == (f"{command}: error: interrupted while writing {folder}; the "
+                                     f"{kind} folder was completed")
+    assert result.stdout == ""
+    assert (folder / "manifest.json").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m"] + (["rep"] if kind == "report"
+                                                                   else [])
+    assert run("bce-predict", str(model), "a fine phone").returncode == 0
