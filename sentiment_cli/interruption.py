@@ -8,7 +8,8 @@ defaults). Within :func:`deferred` (bce-train from the moment it locks its outpu
 chunks, batches and phases, and stops there with :class:`~sentiment_cli.errors.Interrupted`:
 the checkpoint of the last epoch is kept, shards and staging folders are removed, the lock is
 released, and the command exits 128 + the signal with one line. A second signal ends the
-process at once (for work that does not reach a check soon).
+process at once (for work that does not reach a check soon). A signal noted after the last
+check is delivered again when the block ends, to the handlers it restores: never lost.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from sentiment_cli.errors import Interrupted
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
 _received: list[int] = []  # the signals noted, while deferred
 _depth: list[bool] = []  # the deferred blocks entered
+_acted: list[bool] = []  # a check stopped the work for the signal noted
 
 
 def _note(signum: int, frame: FrameType | None) -> None:
@@ -47,14 +49,23 @@ def deferred() -> Iterator[None]:
         for signum, handler in previous.items():
             if handler is not signal.SIG_IGN:
                 signal.signal(signum, _note)
+    finished = False
     try:
         yield
+        finished = True
     finally:
         _depth.pop()
         for signum, handler in previous.items():
             signal.signal(signum, handler)
         if not _depth:
+            # A signal noted after the last check (the block ended normally): delivered again
+            # now, to the handlers restored, so that it is never lost (one that stopped the
+            # block with an error was acted on).
+            pending = _received[0] if finished and _received and not _acted else None
             _received.clear()
+            _acted.clear()
+            if pending is not None:
+                signal.raise_signal(pending)
 
 
 def ending_at_once() -> None:
@@ -74,4 +85,5 @@ def received() -> int | None:
 def check(message: str = "interrupted") -> None:
     """Stop here (:class:`Interrupted`, with ``message``) if a signal was noted."""
     if _received:
+        _acted.append(True)
         raise Interrupted(_received[0], message)
