@@ -373,10 +373,6 @@ def vectorizer_from_json(payload: dict[str, Any], folder: Path | None = None) ->
         raise BundleError(f"the vocabulary file is malformed ({err})") from None
 
 
-def transform(vectorizer: Vectorizer, texts: Sequence[str]) -> sp.csr_matrix:
-    return vectorizer.transform(texts)
-
-
 def training_matrices(
     counts: TermCounts,
     options: VectorizerConfig,

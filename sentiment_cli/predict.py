@@ -22,7 +22,6 @@ from sentiment_cli.data.files import check_encoding, read_table
 from sentiment_cli.data.reading import TEXT_COLUMN_NAMES, pick_column
 from sentiment_cli.device import resolve_device
 from sentiment_cli.errors import DataError
-from sentiment_cli.features import transform
 from sentiment_cli.metrics import class_probabilities, sigmoid
 from sentiment_cli.model.architecture import forward_numpy
 from sentiment_cli.parallel import ordered_map, pool
@@ -83,7 +82,7 @@ class Predictor:
         return self.bundle.task
 
     def logits(self, texts: Sequence[str]) -> np.ndarray:
-        return self._logits(transform(self.bundle.vectorizer, texts))
+        return self._logits(self.bundle.vectorizer.transform(texts))
 
     def _logits(self, matrix: sp.csr_matrix) -> np.ndarray:
         if self.device is None:
@@ -97,7 +96,7 @@ class Predictor:
         return sigmoid(self.logits(texts) / self.bundle.temperature)
 
     def score(self, texts: Sequence[str]) -> Scores:
-        matrix = transform(self.bundle.vectorizer, texts)  # once, for scores and explanations
+        matrix = self.bundle.vectorizer.transform(texts)  # once, for scores and explanations
         prob = sigmoid(self._logits(matrix) / self.bundle.temperature)
         if self.task == "multiclass":  # the classes' probabilities, normalised; the most likely
             prob = class_probabilities(prob)

@@ -19,7 +19,6 @@ from sentiment_cli.features import (
     english_stop_words,
     fit_vectorizer,
     raw_counts,
-    transform,
     vectorizer_from_json,
     vectorizer_to_json,
 )
@@ -56,8 +55,8 @@ def test_a_folder_written_before_apostrophe_folding_keeps_its_tokens() -> None:
     older = {**payload, "params": {k: v for k, v in payload["params"].items()
                                    if k != "fold_apostrophes"}}
     curly = ["don\u2019t stop"]
-    assert transform(vectorizer_from_json(payload), curly)[0, 0] == 1  # "don't"
-    assert transform(vectorizer_from_json(older), curly).sum() == 1  # "stop" alone
+    assert vectorizer_from_json(payload).transform(curly)[0, 0] == 1  # "don't"
+    assert vectorizer_from_json(older).transform(curly).sum() == 1  # "stop" alone
 
 
 def test_english_stop_words_keep_negations() -> None:
@@ -73,10 +72,10 @@ def test_json_round_trip_transforms_identically() -> None:
     terms = sorted(vectorizer.vocabulary_, key=vectorizer.vocabulary_.__getitem__)
     payload = json.loads(json.dumps(vectorizer_to_json(options, terms)))
     loaded = vectorizer_from_json(payload)
-    assert (transform(build_vectorizer(options).fit(texts), texts) != matrix).nnz == 0
+    assert (build_vectorizer(options).fit(texts).transform(texts) != matrix).nnz == 0
     new = ["great not bad", "unknown words only", ""]
-    assert (transform(loaded, new) != transform(vectorizer, new)).nnz == 0
-    assert (transform(loaded, texts) != matrix).nnz == 0
+    assert (loaded.transform(new) != vectorizer.transform(new)).nnz == 0
+    assert (loaded.transform(texts) != matrix).nnz == 0
     assert matrix.dtype == np.float32
 
 
@@ -120,7 +119,7 @@ def test_fit_equals_scikit_learn(options: VectorizerConfig) -> None:
     assert fitted.vocabulary_ == reference.vocabulary_
     assert matrix.shape == x_reference.shape and (matrix != x_reference).nnz == 0
     assert matrix.dtype == np.float32 and matrix.has_sorted_indices
-    assert (transform(fitted, texts[:50]) != x_reference[:50]).nnz == 0
+    assert (fitted.transform(texts[:50]) != x_reference[:50]).nnz == 0
 
     # Tokenising every row once, then fitting on a subset of rows, is scikit-learn's fit on
     # those rows plus transform of the others (terms only in the others are not kept).
