@@ -19,6 +19,9 @@ read), with a technique the package does not have, tried here before it is built
   has one more column per output, added to the output without a nonlinearity (``WideMLP``).
 - ``lr_decay``: the learning rate falls linearly from ``lr`` to 0 over this many epochs of
   steps (``DecayingAdam``), then stays at 0 until early stopping ends the run.
+- ``with_linear``: an ensemble: the linear model, trained first with the default options on
+  the same rows, and the candidate; their validation logits are averaged (accuracy at 0, and
+  the log loss of the average). The epochs are the candidate's; the seconds include both.
 - ``tfidf``: the matrices through scikit-learn's ``TfidfTransformer(**value)`` fitted on the
   training rows (e.g. ``{"use_idf": false, "norm": "l2"}``: rows scaled to unit length).
 Every other key is a TrainingConfig option (``input_dropout`` is ``--input-dropout``).
@@ -112,6 +115,20 @@ class DecayingAdam(Adam):
         super().step()
 
 
+def averaged(name: str, seed: int, candidate: dict, results: list, x_val: sp.csr_matrix,
+             y_val: np.ndarray, seconds: float) -> dict:
+    """``scored``'s row for the mean of several models' logits (``with_linear``)."""
+    logits = np.mean([module.predict_logits(r.model, x_val)[:, 0] for r in results], axis=0)
+    positive = y_val > 0.5
+    loss = np.logaddexp(0, -logits) * positive + np.logaddexp(0, logits) * ~positive
+    row = {"dataset": name, "seed": seed, "options": candidate,
+           "val_accuracy": float(((logits > 0) == positive).mean()),
+           "val_loss": float(loss.mean()), "epochs": len(results[-1].history),
+           "seconds": seconds}
+    print(json.dumps(row), flush=True)
+    return row
+
+
 def run(shared: Path, work: Path, seeds: int, candidates: list[dict]) -> list[dict]:
     results = []
     for name, seed, (x_train, y_train, x_val, y_val) in validation_splits(shared, work, seeds):
@@ -130,6 +147,7 @@ def run(shared: Path, work: Path, seeds: int, candidates: list[dict]) -> list[di
                 xt = transform.transform(xt).astype(np.float32).tocsr()
                 xv = transform.transform(xv).astype(np.float32).tocsr()
             linear_init = training.pop("linear_init", False)
+            with_linear = training.pop("with_linear", False)
             loop.SparseMLP = WideMLP if training.pop("wide", False) else module.SparseMLP
             decay = training.pop("lr_decay", None)
             loop.Adam = Adam if decay is None else DecayingAdam
@@ -139,9 +157,15 @@ def run(shared: Path, work: Path, seeds: int, candidates: list[dict]) -> list[di
             started = time.perf_counter()
             config = TrainingConfig(seed=seed, device="cpu", **training)
             resume = from_linear(xt, y_train, xv, y_val, config) if linear_init else None
+            linear = fit(xt, y_train, xv, y_val, TrainingConfig(seed=seed, device="cpu")
+                         ) if with_linear else None
             result = fit(xt, y_train, xv, y_val, config, resume=resume)
-            results.append(scored(name, seed, candidate, result, xv, y_val,
-                                  time.perf_counter() - started))
+            seconds = time.perf_counter() - started
+            if linear is None:
+                results.append(scored(name, seed, candidate, result, xv, y_val, seconds))
+            else:
+                results.append(averaged(name, seed, candidate, [linear, result], xv, y_val,
+                                        seconds))
     return results
 
 
