@@ -71,6 +71,27 @@ def test_resume_after_interrupt_reaches_the_same_model(tmp_path: Path) -> None:
     assert not (tmp_path / "cut.checkpoint").exists()
 
 
+def test_a_forced_run_stopped_before_its_first_epoch_says_the_earlier_checkpoint_is_kept(
+        tmp_path: Path) -> None:
+    """--force replaces an interrupted run's checkpoint only once the new run saves an epoch;
+    stopped before that, it said "nothing was saved" although the earlier checkpoint, which
+    --resume would continue, was still there."""
+    options = TrainingConfig(epochs=3, patience=3, seed=1)
+    first = TrainConfig(data=SAMPLE, output=tmp_path / "m", training=options)
+    with pytest.raises(Interrupted):
+        run_training(first, progress=InterruptDuring(epoch=2))
+    forced = TrainConfig(data=SAMPLE, output=tmp_path / "m", force=True,
+                         training=TrainingConfig(epochs=3, patience=3, seed=2))
+    with pytest.raises(Interrupted, match=r"this run saved nothing, and .*m\.checkpoint still "
+                       r"holds the checkpoint of an earlier run \(epoch 1\): --resume"):
+        run_training(forced, progress=InterruptDuring(epoch=1))
+    resumed = run_training(TrainConfig(data=SAMPLE, output=tmp_path / "m", training=options,
+                                       resume=True))
+    assert resumed is not None and resumed.summary()["epochs_run"] == 3
+    with pytest.raises(Interrupted, match=r"before the first epoch ended; nothing was saved$"):
+        run_training(forced, progress=InterruptDuring(epoch=1))
+
+
 def test_resume_refuses_a_checkpoint_of_different_options(tmp_path: Path) -> None:
     first = TrainConfig(data=SAMPLE, output=tmp_path / "m",
                      training=TrainingConfig(epochs=3, patience=3, seed=1))

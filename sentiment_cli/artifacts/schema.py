@@ -148,10 +148,8 @@ def _vectorizer(value: Any) -> dict[str, Any]:
     checked = {name: _option(VectorizerConfig, name, _field(params, name, "vectorizer."),
                              "vectorizer.")
                for name in ("ngram_range", "binary", "lowercase", "token_pattern")}
-    folded = params.get("fold_apostrophes", False)  # absent from folders written before it
-    if not isinstance(folded, bool):
-        raise ConfigProblem(f"vectorizer.fold_apostrophes must be true or false, got "
-                            f"{_show(folded)}")
+    # absent from folders written before it
+    folded = _boolean(params.get("fold_apostrophes", False), "vectorizer.fold_apostrophes")
     return {**checked, "ngram_range": tuple(ngrams), "stop_word_list": stop_words,
             "fold_apostrophes": folded}
 

@@ -27,15 +27,6 @@ class ModelConfig:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
-    @classmethod
-    def from_dict(cls, payload: dict[str, Any]) -> ModelConfig:
-        return cls(
-            vocab_size=int(payload["vocab_size"]),
-            hidden=[int(h) for h in payload["hidden"]],
-            dropout=float(payload["dropout"]),
-            n_outputs=int(payload["n_outputs"]),
-        )
-
 
 def _dense_layer_names(config: ModelConfig) -> list[str]:
     sizes = [*config.hidden, config.n_outputs]

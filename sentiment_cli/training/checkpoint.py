@@ -142,24 +142,31 @@ def _read_state(reader: FolderReader, folder: Path) -> dict[str, Any]:
     return meta
 
 
-def checkpoint_job(folder: Path) -> str | None:
-    """The torchrun job that wrote the checkpoint in ``folder`` (None: none, or unreadable)."""
+def _state_field(folder: Path, key: str) -> Any:
+    """A field of the checkpoint in ``folder`` (None: no checkpoint, or an unreadable one)."""
     try:
         with FolderReader(folder) as reader:
-            job = _read_state(reader, folder).get("job") if reader.exists(STATE_FILE) else None
+            return _read_state(reader, folder).get(key) if reader.exists(STATE_FILE) else None
     except (OSError, FolderChanged, DataError):
         return None
+
+
+def checkpoint_job(folder: Path) -> str | None:
+    """The torchrun job that wrote the checkpoint in ``folder`` (None: none, or unreadable)."""
+    job = _state_field(folder, "job")
     return job if isinstance(job, str) else None
 
 
 def checkpoint_streamed(folder: Path) -> bool:
     """Whether the checkpoint in ``folder`` was made by a run with --stream."""
-    try:
-        with FolderReader(folder) as reader:
-            saved = _read_state(reader, folder).get("fingerprint")
-    except (OSError, FolderChanged, DataError):
-        return False
+    saved = _state_field(folder, "fingerprint")
     return isinstance(saved, dict) and saved.get("stream") is True
+
+
+def checkpoint_epoch(folder: Path) -> int | None:
+    """The epoch the checkpoint in ``folder`` saved last (None: none, or unreadable)."""
+    epoch = _state_field(folder, "epoch")
+    return epoch if isinstance(epoch, int) and not isinstance(epoch, bool) and epoch > 0 else None
 
 
 def check_resumable(folder: Path, partial: dict[str, Any]) -> None:
@@ -305,9 +312,16 @@ class Checkpoints:
     def interrupted(self, err: Interrupted,
                     resume_with: str = "the same command plus --resume") -> Interrupted:
         """The interruption as the user should read it: how to resume (``resume_with``), or
-        that nothing was kept."""
+        that this run kept nothing (an earlier run's checkpoint, which --force replaces only
+        once this run saves an epoch, is still there)."""
         if self.last_saved:
             return Interrupted(err.signum, f"interrupted; epoch {self.last_saved} is saved in "
                                f"{self.folder}: continue with {resume_with}")
-        return Interrupted(err.signum, "interrupted before the first epoch ended; nothing was "
-                           "saved")
+        earlier = checkpoint_epoch(self.folder)
+        if earlier is None:
+            return Interrupted(err.signum, "interrupted before the first epoch ended; nothing "
+                               "was saved")
+        return Interrupted(err.signum, f"interrupted before the first epoch ended; this run "
+                           f"saved nothing, and {self.folder} still holds the checkpoint of an "
+                           f"earlier run (epoch {earlier}): --resume with that run's options "
+                           f"continues it")
