@@ -25,8 +25,11 @@ from sentiment_cli.training.progress import TrainProgress
 # (benchmarks/results/pool_break_even.md). Smaller inputs gain from the overlapped imports too
 # (0.83x on the 675-row sample) but only by keeping the second core busy for a toy file.
 POOL_MIN_BYTES = 200_000
-# Rows counted at a time: the progress bar moves once a run is counted.
+# Rows counted at a time: the progress bar moves once a run is counted. A run is also at most
+# COUNT_RUN_CHARS characters (about half a second of counting), which bounds how long a Ctrl-C
+# waits for the worker to finish the runs it was handed (parallel.py does not kill it).
 COUNT_RUN_ROWS = 20_000
+COUNT_RUN_CHARS = 1_000_000
 
 
 def read_and_split(config: TrainConfig, note: Callable[[str], None], world: World,
@@ -49,7 +52,7 @@ def _counted(texts: list[str], config: TrainConfig, executor: Executor,
              progress: TrainProgress | None) -> TermCounts:
     """Every text's terms, counted in runs by the worker while torch is imported here (with
     no worker: after the import) and added up here as each run comes, the bar advancing."""
-    runs = [texts[i:i + COUNT_RUN_ROWS] for i in range(0, len(texts), COUNT_RUN_ROWS)]
+    runs = _runs(texts)
     serial = isinstance(executor, parallel.SerialExecutor)
     pending = [] if serial else [executor.submit(raw_counts, run, config.vectorizer)
                                  for run in runs]
@@ -61,6 +64,18 @@ def _counted(texts: list[str], config: TrainConfig, executor: Executor,
             progress.phase("counting terms", len(run), len(texts))
         interruption.check()
     return counter.counts()
+
+
+def _runs(texts: list[str]) -> list[list[str]]:
+    """Consecutive texts, COUNT_RUN_ROWS or COUNT_RUN_CHARS at most a run (one long text alone
+    may be longer)."""
+    runs, start, chars = [], 0, 0
+    for end, text in enumerate(texts, 1):
+        chars += len(text)
+        if end - start >= COUNT_RUN_ROWS or chars >= COUNT_RUN_CHARS:
+            runs.append(texts[start:end])
+            start, chars = end, 0
+    return [*runs, texts[start:]] if start < len(texts) else runs
 
 
 def _workers(config: TrainConfig, world: World) -> int:

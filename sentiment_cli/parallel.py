@@ -9,9 +9,14 @@ nothing else is started. The fork server and spawn both start multiprocessing's 
 tracker, which prints a warning on the terminal after a ``kill -9`` of this process; fork
 starts none (measured: kill -9 with a busy worker, 3 start methods, only fork stayed silent).
 
-A worker ignores Ctrl-C (the terminal sends it to every process of the command; this process
-handles it and ends the pool), and ends itself when this process ends, however it ended
-(``kill -9`` too): a thread of its own waits on multiprocessing's handle of its parent.
+A worker ignores Ctrl-C and SIGTERM (a terminal, ``timeout`` or a service manager sends them to
+every process of the command; this process handles them and ends the pool), and ends itself
+when this process ends, however it ended (``kill -9`` too): a thread of its own waits on
+multiprocessing's handle of its parent. Workers are never killed while this process runs: one
+killed while it sends a result leaves the executor reading the rest of that message for ever
+(CPython's manager thread reads it with a blocking ``recv``), which hung bce-train after a
+Ctrl-C while it counted terms. Tasks are short instead (a fraction of a second of work each),
+so an interrupted pool is done once the tasks already handed over are.
 """
 
 from __future__ import annotations
@@ -56,10 +61,10 @@ class SerialExecutor(Executor):
 
 
 def worker_started(initializer: Callable[..., object] | None, initargs: tuple[Any, ...]) -> None:
-    """First thing in every worker: leave Ctrl-C to the parent, die quietly on SIGTERM, end
-    with the parent, then the caller's ``initializer``."""
+    """First thing in every worker: leave Ctrl-C and SIGTERM to the parent, end with the
+    parent, then the caller's ``initializer``."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
     parent = mp.parent_process()
     if parent is not None:
@@ -85,18 +90,20 @@ def pool(
 ) -> Iterator[Executor]:
     """An executor of ``workers`` processes, started now, or a :class:`SerialExecutor` when
     ``workers`` < 1 or processes cannot be started. Leaving the block ends every worker: it
-    waits for their tasks when the block ended normally, and kills them on an error or Ctrl-C.
+    waits for their tasks when the block ended normally; on an error or Ctrl-C it cancels the
+    tasks not yet handed to a worker and waits for the others (one running and one queued per
+    worker at most).
 
     Signals are blocked while the workers start, so a Ctrl-C at that moment reaches this
     process alone (the workers ignore it from their first instruction on)."""
     if workers >= 1:
-        started = set(mp.active_children())
         blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
         try:
             executor = ProcessPoolExecutor(
                 max_workers=workers, mp_context=mp.get_context(start_method()),
                 initializer=worker_started, initargs=(initializer, initargs))
-            ready = [executor.submit(_ready) for _ in range(workers)]  # started now
+            for _ in range(workers):  # started now, while signals are blocked
+                executor.submit(_ready)
         except (ImportError, NotImplementedError, OSError):  # no processes here
             workers = 0
         finally:
@@ -106,14 +113,9 @@ def pool(
             initializer(*initargs)
         yield SerialExecutor()
         return
-    own = [p for p in mp.active_children() if p not in started]
     try:
         yield executor
     except BaseException:
-        for future in ready:
-            future.cancel()
-        for process in own:  # the running tasks are abandoned
-            process.kill()
         executor.shutdown(wait=True, cancel_futures=True)
         raise
     executor.shutdown(wait=True)
