@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
 import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import SAMPLE, command
+from conftest import SAMPLE, command, run
 
 from sentiment_cli.checks import check
 from sentiment_cli.config import (
@@ -79,13 +80,34 @@ def test_help_shows_the_defaults_of_the_config() -> None:
         if name and default:
             shown[name.group(1)] = default.group(1)
     training, vectorizer, train = TrainingConfig(), VectorizerConfig(), TrainConfig()
-    assert float(shown["lr"]) == training.lr
+    assert float(shown["dropout"]) == training.dropout
+    mlp = TrainingConfig(hidden=(64,))
+    assert shown["lr"] == f"{training.lr:g} for a linear model, {mlp.lr:g} with --hidden"
+    assert shown["input-dropout"] == \
+        f"{training.input_dropout:g} for a linear model, {mlp.input_dropout:g} with --hidden"
     assert int(shown["epochs"]) == training.epochs
     assert int(shown["patience"]) == training.patience
     assert float(shown["val-split"]) == train.val_split
     assert int(shown["val-max-rows"]) == train.val_max_rows
     assert shown["ngram-range"] == ",".join(map(str, vectorizer.ngram_range))
     assert shown["hidden"] == "none" and training.hidden == ()
+
+
+def test_an_mlp_has_training_defaults_of_its_own_and_the_record_holds_the_values_used(
+        tmp_path: Path) -> None:
+    linear, mlp = TrainingConfig(), TrainingConfig(hidden=(64,))
+    assert (linear.lr, linear.input_dropout) == (0.02, 0.0)
+    assert (mlp.lr, mlp.input_dropout, mlp.dropout) == (0.005, 0.3, 0.5)
+    given = TrainingConfig(hidden=(64,), lr=0.01, input_dropout=0.0)  # given values win
+    assert (given.lr, given.input_dropout) == (0.01, 0.0)
+    # the --resume fingerprint holds the values used: the same as stating them
+    assert fingerprint(TrainConfig(data=SAMPLE, training=mlp)) == fingerprint(TrainConfig(
+        data=SAMPLE, training=TrainingConfig(hidden=(64,), lr=0.005, input_dropout=0.3)))
+    trained = run("bce-train", str(SAMPLE), "-o", "m", "--hidden", "8", "--epochs", "1",
+                  "--no-report", "-q", cwd=tmp_path)
+    assert trained.returncode == 0, trained.stderr
+    training = json.loads((tmp_path / "m" / "config.json").read_text())["training"]
+    assert (training["lr"], training["input_dropout"], training["dropout"]) == (0.005, 0.3, 0.5)
 
 
 @pytest.mark.parametrize(("cls", "name"), [(TrainConfig, "bce-train"),
