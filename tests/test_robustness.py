@@ -211,6 +211,26 @@ def test_a_deferred_signal_stops_at_the_next_check_and_a_second_one_is_not_defer
     interruption.check()
 
 
+def test_a_signal_while_a_file_is_read_whole_stops_the_reading_at_its_next_read(
+        tmp_path: Path) -> None:
+    """Ctrl-C during the reading of a large file: not after pandas has parsed all of it."""
+    from sentiment_cli import interruption
+    from sentiment_cli.data.files import READ_BYTES, read_table
+
+    data = write_csv(tmp_path / "big.csv", ["review", "sentiment"],
+                     toy_rows(3) * (3 * READ_BYTES // 30))  # about 3 reads' worth
+    read: list[int] = []
+    with interruption.deferred():
+        assert len(read_table(data, read_bytes=read.append)) == 3 * (3 * READ_BYTES // 30)
+        assert sum(read) == data.stat().st_size
+        read.clear()
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(0.01)
+        with pytest.raises(Interrupted):
+            read_table(data, read_bytes=read.append)
+    assert read == []  # stopped before its first read
+
+
 def test_a_signal_after_the_last_check_is_delivered_again_when_the_block_ends() -> None:
     """Noted but never checked (it landed after the work's last check): not lost, but given to
     the handler the block restores, once the block is done (the process's own handler ends it

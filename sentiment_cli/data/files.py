@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from sentiment_cli import interruption
 from sentiment_cli.data.formats import (
     compression_of,
     decode_error,
@@ -171,13 +172,16 @@ def _frames(path: Path, delimiter: str | None, encoding: str | None, chunk_rows:
 
 
 class _Reporting(io.FileIO):
-    """A file opened for reading that tells ``report`` the bytes each read takes from it."""
+    """A file opened for reading that tells ``report`` the bytes each read takes from it, and
+    stops at a read after a signal noted (interruption.check: pandas passes the exception on),
+    so that Ctrl-C does not wait for the whole file to be parsed."""
 
     def __init__(self, path: Path, report: Callable[[int], None] | None) -> None:
         super().__init__(path, "rb")
         self._report = report
 
     def readinto(self, buffer: Any) -> int | None:
+        interruption.check()
         count = super().readinto(buffer)
         if count and self._report is not None:
             self._report(count)

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from sentiment_cli import interruption
 from sentiment_cli.data.files import read_header, read_table
 from sentiment_cli.data.labels import (
     canonical_label,
@@ -223,6 +224,7 @@ def load_dataset(
     path = Path(path)
     frame = read_table(path, delimiter=delimiter, encoding=encoding, skip_malformed=drop_invalid,
                        read_bytes=read_bytes)
+    interruption.check()  # pandas' conversion of a large file's columns took seconds
     where = str(path)
     text_col = pick_column(frame, text_column, TEXT_COLUMN_NAMES, "text", "--text-column", path)
     weight_col = (pick_column(frame, weight_column, (), "weight", "--weight-column", path)
