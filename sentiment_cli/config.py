@@ -50,8 +50,7 @@ MAX_LAYERS = 16
 MAX_SEED = 2**32 - 1  # what NumPy's and scikit-learn's seeding accept
 MAX_AUTOTUNE = 7 * 24 * 3600.0  # seconds: a week
 MAX_PREDICT_BATCH = 1_000_000  # texts held (and scored) at once
-# Training defaults that differ between a linear model and an MLP (TrainingConfig's docstring;
-# benchmarks/results/mlp_candidates.md, rounds 1-3)
+# A linear model's and an MLP's own training defaults (TrainingConfig's docstring)
 LINEAR_LR, MLP_LR = 0.02, 0.005
 LINEAR_INPUT_DROPOUT, MLP_INPUT_DROPOUT = 0.0, 0.3
 DEVICE_PATTERN = re.compile(r"auto|cpu|cuda(:\d+)?")
@@ -134,9 +133,8 @@ class TrainingConfig:
     defaults"; benchmarks/tune.py, benchmarks/mlp_candidates.py): no hidden layer matched or
     beat every MLP we tried on rt_polarity, SST-2 and UCI, and lr 0.02 with patience 2 had the
     best validation accuracy on all three, in fewer epochs than lr 0.01. An MLP overfits at that
-    rate within its first epochs: with ``--hidden`` the learning rate and word dropout default
-    to what its best round measured (lr 0.005, dropout 0.5, input dropout 0.3; resolved in
-    ``__post_init__``, so that config.json and the --resume fingerprint hold the values used)."""
+    rate: with ``--hidden``, lr and input dropout default to its best measured (mlp_candidates.md
+    rounds 2, 3, 9), resolved here so that config.json and --resume hold the values used."""
 
     hidden: tuple[int, ...] = option(
         (), "Hidden layer sizes of the MLP, e.g. 64 or 64,32; 'none' for a linear model.",
