@@ -1,5 +1,9 @@
 """Training in several processes under torchrun (gloo on CPU): the same model as one process,
-rank 0 alone writes and speaks, and a rank's error stops the whole job."""
+rank 0 alone writes and speaks, and a rank's error stops the whole job.
+
+A torchrun job of two ranks costs about 7 s of start-up on two cores (three imports of torch),
+so the quick suite runs two of them (local SGD, and one training compared with one process's);
+the other jobs (streaming, errors, kills, nodes) are ``slow``."""
 
 from __future__ import annotations
 
@@ -179,6 +183,7 @@ def test_a_long_run_of_many_small_steps_ends_cleanly(tmp_path: Path) -> None:
     assert summary["epochs_run"] == 100 and summary["validation"]["accuracy"] > 0.6
 
 
+@pytest.mark.slow
 def test_two_processes_stream_their_own_rows_into_the_model_of_one_vocabulary(
         tmp_path: Path) -> None:
     """--stream under torchrun: each rank keeps every other row of the file in shards of its
@@ -203,6 +208,7 @@ def test_two_processes_stream_their_own_rows_into_the_model_of_one_vocabulary(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["solo", "two"]  # no shard folder
 
 
+@pytest.mark.slow
 def test_a_bad_row_in_a_streamed_job_stops_every_rank_with_one_line(tmp_path: Path) -> None:
     with SAMPLE.open(encoding="utf-8", newline="") as file:
         rows = list(csv.reader(file))
@@ -220,6 +226,7 @@ def test_a_bad_row_in_a_streamed_job_stops_every_rank_with_one_line(tmp_path: Pa
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.csv"]
 
 
+@pytest.mark.slow
 def test_an_error_stops_every_rank_with_one_line_from_rank_0(tmp_path: Path) -> None:
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "notes.txt").write_text("keep me")
