@@ -1,6 +1,7 @@
 """Multi-label threshold rules (issue 30, item 2), scored on GoEmotions rows never trained on.
 
-    python benchmarks/thresholds.py [--seeds 6] [--out benchmarks/results/thresholds.md]
+    python benchmarks/thresholds.py [--seeds 6] [--first-seed 0] [--options '--patience 4'] \
+        [--out benchmarks/results/thresholds.md]
 
 GoEmotions' 10% test part (split with seed 0, as the test figures are) is never read. For each
 seed, the rest is split 90/10 into a fitting part and the choosing rows, and the fitting part
@@ -21,6 +22,7 @@ on the choosing rows:
 from __future__ import annotations
 
 import argparse
+import shlex
 import statistics
 import subprocess
 import sys
@@ -65,7 +67,8 @@ def rules(pv: np.ndarray, yv: np.ndarray) -> dict[str, np.ndarray]:
     return found
 
 
-def one_seed(frame: pd.DataFrame, labels: list[str], seed: int, work: Path) -> dict[str, float]:
+def one_seed(frame: pd.DataFrame, labels: list[str], seed: int, work: Path,
+             options: list[str]) -> dict[str, float]:
     rest, _test = train_test_split(frame, test_size=0.1, random_state=0)
     fitting, choosing = train_test_split(rest, test_size=0.1, random_state=seed)
     train, val = train_test_split(fitting, test_size=0.1, random_state=seed)
@@ -73,7 +76,8 @@ def one_seed(frame: pd.DataFrame, labels: list[str], seed: int, work: Path) -> d
     val.to_csv(work / "val.csv", index=False)
     subprocess.run([str(BIN / "bce-train"), str(work / "train.csv"), "--val-data",
                     str(work / "val.csv"), "-o", str(work / "model"), "--force", "--quiet",
-                    "--no-report", "--seed", str(seed), "--label-columns", "all-but-text"],
+                    "--no-report", "--seed", str(seed), "--label-columns", "all-but-text",
+                    *options],
                    check=True, stdout=subprocess.DEVNULL)
     predictor = Predictor(load_bundle(work / "model"))
     pv = predictor.score(val["text"].tolist()).probabilities
@@ -86,18 +90,21 @@ def one_seed(frame: pd.DataFrame, labels: list[str], seed: int, work: Path) -> d
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seeds", type=int, default=6)
+    parser.add_argument("--first-seed", type=int, default=0)
+    parser.add_argument("--options", default="", help="more bce-train options, one string")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     frame = pd.read_csv(DATA, dtype=str, keep_default_na=False)
     labels = [c for c in frame.columns if c != "text"]
     scores: dict[int, dict[str, float]] = {}
     with tempfile.TemporaryDirectory() as folder:
-        for seed in range(args.seeds):
-            scores[seed] = one_seed(frame, labels, seed, Path(folder))
+        for seed in range(args.first_seed, args.first_seed + args.seeds):
+            scores[seed] = one_seed(frame, labels, seed, Path(folder), shlex.split(args.options))
             print(seed, {k: round(v, 4) for k, v in scores[seed].items()}, flush=True)
     names = list(scores[0])
     lines = ["# Multi-label thresholds: GoEmotions, macro-F1 on the choosing rows", "",
-             f"`python benchmarks/thresholds.py --seeds {args.seeds}`: see its docstring for "
+             f"`python benchmarks/thresholds.py --seeds {args.seeds} --first-seed "
+             f"{args.first_seed} --options {shlex.quote(args.options)}`: see its docstring for "
              "the splits and rules. Each rule is fitted on the same model's validation rows.",
              "", "| seed | " + " | ".join(names) + " |", "|---:|" + "---:|" * len(names)]
     for seed, row in scores.items():
