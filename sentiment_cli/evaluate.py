@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shlex
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,7 @@ from sentiment_cli.artifacts.atomic import publish
 from sentiment_cli.artifacts.bundle import Bundle, load_bundle, write_json
 from sentiment_cli.artifacts.folders import check_target
 from sentiment_cli.artifacts.locking import FolderLock
-from sentiment_cli.config import EvalConfig
+from sentiment_cli.config import STDIN, EvalConfig
 from sentiment_cli.data.reading import Dataset, load_dataset
 from sentiment_cli.errors import DataError
 from sentiment_cli.metrics import (
@@ -78,6 +79,7 @@ def _evaluate(config: EvalConfig, report: Path | None) -> dict[str, Any]:
                         classes=None if bundle.task != "binary" else bundle.labels,
                         class_names=bundle.labels if multiclass else None)
     _check_labels_match(bundle, data, data_path, model_dir)
+    notes = _seen_rows_note(bundle, config.data, named, model_dir)
     parts = []
     for start in range(0, len(data), config.batch_size):
         parts.append(predictor.probabilities(data.texts[start : start + config.batch_size]))
@@ -98,6 +100,8 @@ def _evaluate(config: EvalConfig, report: Path | None) -> dict[str, Any]:
         "temperature": bundle.temperature,
         "dropped_rows": data.dropped_rows,
     })
+    if notes:
+        metrics["notes"] = notes
     if report is not None:
         interruption.check()
 
@@ -109,6 +113,28 @@ def _evaluate(config: EvalConfig, report: Path | None) -> dict[str, Any]:
                            f"completed")
         metrics["report"] = str(Path(config.report) / "report.md")
     return metrics
+
+
+def _seen_rows_note(bundle: Bundle, data: Path | None, named: str,
+                    model_dir: Path) -> list[str]:
+    """A note when DATA is the file the model was trained on, or the --val-data file that
+    chose its epoch and thresholds: their figures are not those of new text."""
+    if data is None or data == STDIN:
+        return []
+    recorded = bundle.config.get("data", {})
+    real = str(Path(data).resolve())
+    model = shlex.quote(str(model_dir))
+    if real == recorded.get("path"):
+        rows = recorded.get("train_rows")
+        some = f"{rows:,} of its rows were" if isinstance(rows, int) else "its rows were"
+        return [f"{named} is the file {model} was trained on ({some} training rows): these "
+                f"figures overstate how it does on new text; bce-info {model} shows its "
+                f"validation rows' figures"]
+    if real == recorded.get("val_path"):
+        return [f"{named} is the --val-data file {model} was validated on (it chose the kept "
+                f"epoch and the calibration): these figures are somewhat better than on new "
+                f"text"]
+    return []
 
 
 def _check_label_count(given: list[str], labels: list[str], model_dir: Path) -> None:

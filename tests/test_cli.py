@@ -5,6 +5,8 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -195,6 +197,30 @@ def test_eval_json_matches_predictions(sample_model: Path, tmp_path: Path) -> No
 def test_eval_table_for_people(sample_model: Path) -> None:
     result = run("bce-eval", str(sample_model), str(SAMPLE))
     assert result.returncode == 0 and "accuracy" in result.stdout and "confusion" in result.stdout
+
+
+def test_eval_says_when_the_file_is_the_one_the_model_learned_from(sample_model: Path,
+                                                                  tmp_path: Path) -> None:
+    """Figures on the rows a model was trained on overstate it: bce-eval knows the file by its
+    real path, however it is named, and says so on stderr and in --json's notes."""
+    relative = os.path.relpath(SAMPLE, tmp_path)
+    result = run("bce-eval", str(sample_model), relative, "--json", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    (note,) = json.loads(result.stdout)["notes"]
+    assert f"{relative} is the file {sample_model} was trained on" in note
+    assert f"bce-info {sample_model} shows" in note
+    assert result.stderr == f"bce-eval: note: {note}\n"
+    copy = tmp_path / "copy.csv"
+    shutil.copy(SAMPLE, copy)
+    other = run("bce-eval", str(sample_model), str(copy), "--json")
+    assert "notes" not in json.loads(other.stdout) and other.stderr == ""
+    from sentiment_cli.artifacts.bundle import load_bundle
+    from sentiment_cli.evaluate import _seen_rows_note
+
+    bundle = load_bundle(sample_model)
+    bundle.config["data"]["val_path"] = str(copy.resolve())
+    (validated,) = _seen_rows_note(bundle, copy, "copy.csv", sample_model)
+    assert "copy.csv is the --val-data file" in validated
 
 
 def _respelled(path: Path, spelling: dict[str, str]) -> Path:

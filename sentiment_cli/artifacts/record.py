@@ -21,7 +21,7 @@ from sentiment_cli.artifacts.bundle import (
     write_json,
 )
 from sentiment_cli.artifacts.schema import FORMAT_NAME, FORMAT_VERSION
-from sentiment_cli.config import TrainConfig
+from sentiment_cli.config import STDIN, TrainConfig
 from sentiment_cli.training.progress import EpochStats
 
 if TYPE_CHECKING:
@@ -29,6 +29,10 @@ if TYPE_CHECKING:
     from sentiment_cli.training.autotune import Search
 
 HISTORY_FIELDS = ("epoch", "train_loss", "val_loss", "train_acc", "val_acc", "seconds")
+
+
+def _real_path(path: Path | None) -> str | None:
+    return None if path is None or path == STDIN else str(Path(path).resolve())
 
 
 @dataclass(frozen=True)
@@ -114,6 +118,9 @@ class RunRecord:
             },
             "data": {
                 "source": c.data_name or self.data.source,
+                # the files' real paths, by which bce-eval knows them again (None: stdin)
+                "path": _real_path(c.data),
+                "val_path": _real_path(c.val_data),
                 "text_column": self.data.text_column,
                 "label_columns": self.data.label_columns,
                 # as given: --task, and the values --positive-label named ("4,5")

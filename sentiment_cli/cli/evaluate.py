@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from contextlib import ExitStack
 from dataclasses import replace
 from typing import Annotated, Any
@@ -14,6 +15,7 @@ from sentiment_cli.cli.commands import config_command
 from sentiment_cli.cli.spool import copied_stdin
 from sentiment_cli.config import STDIN, EvalConfig
 from sentiment_cli.options import build
+from sentiment_cli.text import printable
 
 app = new_app()
 
@@ -36,7 +38,10 @@ def evaluate(
         if config.data == STDIN:
             copy = held.enter_context(copied_stdin("bce-eval MODEL -"))
             config = replace(config, data_file=copy)
-        show(evaluate_model(config), as_json, print_eval)
+        metrics = evaluate_model(config)
+        show(metrics, as_json, print_eval)
+        for note in metrics.get("notes", []):
+            sys.stderr.write(f"bce-eval: note: {printable(note)}\n")
 
 
 def main() -> None:
