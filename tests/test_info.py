@@ -51,6 +51,9 @@ def test_bce_info_describes_a_model_folder(sample_model: Path) -> None:
     text = run("bce-info", str(sample_model))
     assert text.returncode == 0
     assert f"vocabulary:    {len(terms):,} terms" in text.stdout
+    options = text.stdout.split("options:")[1]  # a linear model's dropout acts on nothing
+    assert "lr 0.02" in options and "input_dropout 0.0" in options and "dropout 0." not in \
+        options.replace("input_dropout", "")
     module = subprocess.run([sys.executable, "-m", "sentiment_cli", "info", str(sample_model),
                              "--json"], capture_output=True, text=True, cwd=ROOT, timeout=60)
     assert json.loads(module.stdout) == found

@@ -61,6 +61,8 @@ def _render(found: dict[str, Any]) -> None:
     line("check", found["check"])
     shown = {**{k: (found["vectorizer"] or {}).get(k) for k in ("ngram_range", "min_df")},
              **{k: (found["training"] or {}).get(k) for k in TRAINING_SHOWN}}
+    if isinstance(hidden, str):  # a linear model: no hidden layer for dropout to act on
+        shown.pop("dropout")
     line("options", ", ".join(f"{k} {json.dumps(v)}" for k, v in shown.items() if v is not None)
          + " (--json: all)")
 
