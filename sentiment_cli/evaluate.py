@@ -126,7 +126,7 @@ def _seen_rows_note(bundle: Bundle, data: Path | None, named: str,
     model = shlex.quote(str(model_dir))
     if real == recorded.get("path"):
         rows = recorded.get("train_rows")
-        some = f"{rows:,} of its rows were" if isinstance(rows, int) else "its rows were"
+        some = f"{rows:,} of its rows were" if type(rows) is int else "its rows were"
         return [f"{named} is the file {model} was trained on ({some} training rows): these "
                 f"figures overstate how it does on new text; bce-info {model} shows its "
                 f"validation rows' figures"]
