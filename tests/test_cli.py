@@ -210,6 +210,9 @@ def test_eval_says_when_the_file_is_the_one_the_model_learned_from(sample_model:
     assert f"{relative} is the file {sample_model} was trained on" in note
     assert f"bce-info {sample_model} shows" in note
     assert result.stderr == f"bce-eval: note: {note}\n"
+    reported = run("bce-eval", str(sample_model), str(SAMPLE), "--report", "rep", cwd=tmp_path)
+    assert reported.returncode == 0, reported.stderr
+    assert "- Note: " in (tmp_path / "rep" / "report.md").read_text()
     copy = tmp_path / "copy.csv"
     shutil.copy(SAMPLE, copy)
     other = run("bce-eval", str(sample_model), str(copy), "--json")

@@ -252,6 +252,7 @@ def write_report(
                      f"{labels[1]} ({metrics['positives']} rows, the positive class)")
     else:
         lines.append(f"- Labels: {labels[0]}, {labels[1]} (the positive class)")
+    lines += [f"- Note: {note}" for note in metrics.get("notes", [])]  # bce-eval's
     lines.append("")
     if options:
         lines += ["## Options", "",
