@@ -786,7 +786,8 @@ def test_closed_standard_streams_are_quiet_and_train_still_writes(model: Path, t
     for args, close in [([command("bce-train"), str(toy), "-o", str(out), *FAST], ">&-"),
                         ([command("bce-predict"), str(model), "good"], ">&-"),
                         ([command("bce-predict"), str(model)], "<&-"),
-                        ([command("bce-eval"), str(model), str(SAMPLE)], ">&-"),
+                        # toy.csv: not the model's training file, of which bce-eval says so
+                        ([command("bce-eval"), str(model), str(toy)], ">&-"),
                         ([command("bce-predict"), "--help"], ">&-")]:
         result = _closed_fds(args, close)
         assert result.returncode == 0, (args, result.stderr)
