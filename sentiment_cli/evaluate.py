@@ -118,7 +118,7 @@ def _evaluate(config: EvalConfig, report: Path | None) -> dict[str, Any]:
 def _seen_rows_note(bundle: Bundle, data: Path | None, named: str,
                     model_dir: Path) -> list[str]:
     """A note when DATA is the file the model was trained on, or the --val-data file that
-    chose its epoch and thresholds: their figures are not those of new text."""
+    chose its kept epoch and calibration: their figures are not those of new text."""
     if data is None or data == STDIN:
         return []
     recorded = bundle.config.get("data", {})
